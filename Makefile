@@ -1,0 +1,40 @@
+# The study's two commands: `make book` and `make test` (see README.md).
+# Both create .venv when missing and install the project into it; nothing is
+# fetched from outside the package registries.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+
+.PHONY: book test install phantoms browser clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,app]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name camstudy --display-name "camstudy (.venv)" >/dev/null
+	touch $(STAMP)
+
+phantoms: install
+	$(BIN)/camstudy data phantoms --profile default
+
+book: install phantoms
+	$(BIN)/camstudy book --profile default
+
+# Headless Chromium for the browser tests; Debian packages, installed when missing.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	    (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) ; } || \
+	  echo "note: could not install chromium; the browser tests will skip"
+
+test: install browser
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf _build results .pytest_cache

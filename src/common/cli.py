@@ -1,0 +1,144 @@
+"""``camstudy``: the command line of the study (argument parsing only).
+
+Every subcommand calls into the modules of ``common``; errors the study raises
+on purpose (:class:`common.errors.StudyError`) are printed as one line and
+exit with status 2, without a traceback that hides the cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from common import registry
+from common.errors import StudyError
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser(
+        "run",
+        help="execute an experiment notebook (or all) through papermill",
+        description="Execute notebooks/<id>.ipynb with papermill into results/<id>/.",
+    )
+    run.add_argument("experiment", help=f"one of {', '.join(registry.experiment_ids())}, or 'all'")
+    run.add_argument("--profile", default="default", choices=registry.PROFILES)
+    run.add_argument("--data-dir", help="root of a real data set (default: the embedded phantoms)")
+    run.add_argument("--results-dir", help="where results/<id>/ folders go (default: results/)")
+    run.add_argument(
+        "-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="override one parameter (YAML value, e.g. -p epochs=3 -p 'models=[VGG16, ResNet50]')",
+    )
+    run.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
+    run.set_defaults(handler=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from common import runner
+
+    overrides = registry.parse_overrides(args.param)
+    if args.experiment == "all":
+        outcomes = runner.run_all(
+            args.profile, args.data_dir, overrides, args.results_dir, progress_bar=not args.no_progress
+        )
+        failed = [o for o in outcomes if not o.ok]
+        for outcome in failed:
+            print(f"failed: {outcome.experiment}: {outcome.error}", file=sys.stderr)
+        return 1 if failed else 0
+    outcome = runner.run_experiment(
+        args.experiment, args.profile, args.data_dir, overrides, args.results_dir,
+        progress_bar=not args.no_progress,
+    )
+    if not outcome.ok:
+        print(f"failed: {outcome.experiment}: {outcome.error}\n"
+              f"the failed notebook is {outcome.notebook}; earlier results are untouched",
+              file=sys.stderr)
+        return 1
+    print(f"{outcome.experiment}: {outcome.output_dir} ({outcome.wall_time_s:.0f} s)")
+    return 0
+
+
+def _add_book(sub: argparse._SubParsersAction) -> None:
+    book = sub.add_parser(
+        "book", help="build the Jupyter Book from results/ (runs missing experiments first)",
+    )
+    book.add_argument("--profile", default="default", choices=registry.PROFILES)
+    book.add_argument("--rerun", action="store_true", help="rerun every experiment before building")
+    book.add_argument("--no-run", action="store_true", help="build from the results as they are")
+    book.set_defaults(handler=_cmd_book)
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    from common import book, runner
+    from common.results import results_root
+
+    status = 0
+    if not args.no_run:
+        missing = [
+            e for e in registry.experiment_ids()
+            if args.rerun or not (results_root() / e / "metrics.json").exists()
+        ]
+        outcomes = runner.run_all(args.profile, experiments=missing) if missing else []
+        status = 1 if any(not o.ok for o in outcomes) else 0
+    index = book.build()
+    print(index)
+    return status
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="embedded phantoms and data-set manifests")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    phantoms = data_sub.add_parser("phantoms", help="generate the embedded phantom data sets")
+    phantoms.add_argument("kind", nargs="?", help="chest, multi_organ or chest_volumes (default: all)")
+    phantoms.add_argument("--profile", default="default", choices=registry.PROFILES,
+                          help="generate the sizes this profile uses")
+    phantoms.add_argument("--out", help="root folder (default: data/phantoms)")
+    phantoms.set_defaults(handler=_cmd_phantoms)
+    verify = data_sub.add_parser("verify", help="check a data folder against its manifest")
+    verify.add_argument("manifest", help="manifest name (data_manifests/<name>.yaml) or path")
+    verify.add_argument("--data-dir", required=True)
+    verify.set_defaults(handler=_cmd_verify)
+
+
+def _cmd_phantoms(args: argparse.Namespace) -> int:
+    from common import workflow
+
+    for folder in workflow.prepare_phantoms(args.profile, kind=args.kind, root=args.out):
+        print(folder)
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from common import manifest
+
+    report = manifest.verify(manifest.load_manifest(args.manifest), args.data_dir)
+    print(manifest.format_report(report))
+    return 0 if report["ok"] else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``camstudy`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="camstudy",
+        description="Reproduce five Grad-CAM tumour-detection studies (see README.md).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_run, _add_book, _add_data):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``camstudy`` and ``python -m common``."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except StudyError as exc:
+        print(f"camstudy: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
