@@ -1,0 +1,342 @@
+"""The steps every 2D experiment notebook shares, each a call with the run's parameters.
+
+A notebook reads as: load the samples (phantoms or a real folder), split them,
+build datasets, build and train a model, evaluate it, explain it. Each step
+here takes the resolved parameters (:func:`common.registry.resolve`) so the
+notebooks hold no logic of their own and no experiment repeats another's code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common import data, phantoms, registry, splits
+from common.errors import DataError
+from common.results import project_root
+
+# Which of a phantom generator's keyword arguments come from which parameter.
+PHANTOM_KWARGS = {
+    "chest": {"n_per_class": "n_per_class", "size": "phantom_size", "classes": "phantom_classes"},
+    "multi_organ": {"n_per_class": "n_per_class", "size": "phantom_size"},
+    "chest_volumes": {"n_per_class": "n_per_class", "shape": "volume_shape", "classes": "phantom_classes"},
+}
+# Phantoms are data, not training: their seed is fixed so every run sees the same images.
+PHANTOM_SEED = 0
+
+
+def phantom_root() -> Path:
+    """Folder that holds every generated phantom set (git-ignored ``data/phantoms``)."""
+    return project_root() / "data" / "phantoms"
+
+
+def phantom_folder(params: dict, root: str | Path | None = None) -> Path:
+    """Generate (once) and return the phantom set an experiment's parameters ask for."""
+    kind = params["phantom_kind"]
+    kwargs = {arg: params[name] for arg, name in PHANTOM_KWARGS[kind].items()}
+    for arg, value in kwargs.items():
+        if isinstance(value, list):
+            kwargs[arg] = tuple(value)
+    return phantoms.ensure_phantoms(kind, root or phantom_root(), seed=PHANTOM_SEED, **kwargs)
+
+
+def prepare_phantoms(profile: str, kind: str | None = None, root: str | Path | None = None) -> list[Path]:
+    """Generate the phantom sets every experiment needs in ``profile`` (or one kind)."""
+    folders: list[Path] = []
+    for experiment_id in registry.experiment_ids():
+        params = registry.resolve(experiment_id, profile)
+        if kind is None or params["phantom_kind"] == kind:
+            folder = phantom_folder(params, root)
+            if folder not in folders:
+                folders.append(folder)
+    return folders
+
+
+@dataclass
+class LoadedData:
+    """A sample table with where it came from and what was left out."""
+
+    samples: pd.DataFrame
+    skipped: list[dict] = field(default_factory=list)
+    source: str = ""
+    root: Path | None = None
+
+    @property
+    def has_masks(self) -> bool:
+        """True when every sample has a lesion-mask file (phantoms)."""
+        return bool(self.samples["mask_path"].notna().all())
+
+
+def label_map_for(params: dict) -> dict[str, str]:
+    """The folder-to-label map, defaulting to the registry's class names in their order."""
+    return params["label_map"] or {name: name for name in params["classes"]}
+
+
+def load_samples(params: dict) -> LoadedData:
+    """Load the sample table of a 2D experiment: the phantoms, or ``params['data_dir']``.
+
+    ``label_index`` follows the registry's class order, so class 0..K-1 mean the
+    same thing in every run of an experiment.
+
+    Raises:
+        DataError: a bad folder or file (see :func:`common.data.load_class_folders`),
+            or labels that are not the experiment's classes.
+    """
+    label_map = label_map_for(params)
+    if params["data_dir"]:
+        root = Path(params["data_dir"])
+        samples, skipped = data.load_class_folders(root, label_map, on_bad_file=params.get("on_bad_file", "error"))
+        source = f"{params['manifest']} ({root})"
+    else:
+        folder = phantom_folder(params)
+        root = folder / "images"
+        samples, skipped = data.load_class_folders(root, label_map, mask_root=folder / "masks")
+        source = f"phantoms/{params['phantom_kind']} ({folder.name})"
+    unknown = sorted(set(samples["label"]) - set(params["classes"]))
+    if unknown:
+        raise DataError(
+            f"Labels {unknown} are not classes of {params['experiment']} ({params['classes']}); "
+            "pass a label map that maps every folder to one of them."
+        )
+    samples["label_index"] = samples["label"].map(params["classes"].index).astype(int)
+    return LoadedData(samples=samples, skipped=skipped, source=source, root=root)
+
+
+def split(params: dict, samples: pd.DataFrame) -> pd.DataFrame:
+    """Stratified train/val/test split from the parameters (fractions or per-class counts)."""
+    return splits.split_samples(
+        samples,
+        fractions=tuple(params["split_fractions"]),
+        counts=params.get("split_counts"),
+        seed=params["seed"],
+    )
+
+
+def data_record(loaded: LoadedData, samples: pd.DataFrame) -> dict[str, Any]:
+    """The ``data`` section of ``metrics.json``: source, counts per split, skipped files."""
+    counts = data.class_counts(samples)
+    return {
+        "source": loaded.source,
+        "n_images": int(len(samples)),
+        "class_counts": {str(col): {str(k): int(v) for k, v in counts[col].items()} for col in counts.columns},
+        "skipped_files": loaded.skipped,
+    }
+
+
+def read_masks(samples: pd.DataFrame, image_size: int) -> np.ndarray:
+    """Lesion masks of ``samples`` resized (nearest) to ``image_size``, as bool (N, S, S)."""
+    from PIL import Image
+
+    masks = []
+    for path in samples["mask_path"]:
+        with Image.open(path) as mask:
+            masks.append(np.asarray(mask.convert("L").resize((image_size, image_size), Image.NEAREST)) > 127)
+    return np.stack(masks) if masks else np.zeros((0, image_size, image_size), bool)
+
+
+# ---------------------------------------------------------------- train and evaluate
+
+
+def preprocess_name(params: dict, backbone: str | None = None) -> str | None:
+    """The input preprocessing of a run: the backbone's own ``preprocess_input``.
+
+    Custom CNNs (no backbone) read images scaled to [0, 1], as in seed 003.
+    """
+    from common import models
+
+    name = backbone or params.get("backbone")
+    return models.backbone_spec(name).preprocess if name else None
+
+
+def datasets(params: dict, samples: pd.DataFrame, preprocess: str | None, image_size: int | None = None,
+             channels: int | None = None) -> dict:
+    """One ``tf.data`` pipeline per split; augmentation on the training split only."""
+    from common import pipeline
+
+    size = image_size or params["image_size"]
+    channels = channels or params["channels"]
+    return {
+        split_name: pipeline.make_dataset(
+            part,
+            size,
+            params["batch_size"],
+            preprocess=preprocess,
+            augment=params.get("augment") if split_name == "train" else None,
+            training=split_name == "train",
+            channels=channels,
+            seed=params["seed"],
+        )
+        for split_name, part in samples.groupby("split", sort=False)
+    }
+
+
+def model_inputs(dataset) -> np.ndarray:
+    """Concatenate an unshuffled dataset's images: exactly what the model saw."""
+    return np.concatenate([images.numpy() for images, _ in dataset], axis=0)
+
+
+def train(params: dict, model, data: dict, out_dir: str | Path | None = None, class_weight=None,
+          epsilon: float = 1e-7, learning_rate: float | None = None) -> pd.DataFrame:
+    """Compile with Adam and sparse categorical cross-entropy, then fit with early stopping."""
+    from common import train as training
+
+    training.compile_model(model, learning_rate or params["learning_rate"], epsilon=epsilon)
+    return training.fit(
+        model, data["train"], data["val"], params["epochs"], patience=params["patience"],
+        class_weight=class_weight, out_dir=out_dir,
+    )
+
+
+def evaluate(params: dict, model, dataset, samples: pd.DataFrame) -> tuple[np.ndarray, dict]:
+    """Predict a split and compute every metric with its 95% CI.
+
+    Whole groups are resampled for the CIs when the split has groups.
+
+    Returns:
+        ``(probabilities (N, C), metrics dict)``.
+    """
+    from common import metrics, train as training
+
+    probabilities = training.predict_proba(model, dataset)
+    groups = samples["group"] if samples["group"].notna().any() else None
+    scores = metrics.classification_metrics(
+        samples["label_index"].to_numpy(), probabilities, params["classes"],
+        positive=params.get("positive"), groups=groups, seed=params["seed"],
+        n_resamples=params["n_resamples"],
+    )
+    return probabilities, scores
+
+
+def paper_rows(params: dict, models_metrics: dict) -> tuple[dict, list[dict]]:
+    """The paper's claims (under this run's model names) and the paper-vs-run rows.
+
+    Returns:
+        ``(paper, rows)``: ``paper`` maps each paper model name to its claimed
+        metrics; ``rows`` are :func:`common.metrics.paper_vs_run` rows for the
+        paper models this run has a counterpart of (``run_model_for`` in the registry).
+    """
+    from common import metrics
+
+    claims = registry.paper_claims(params["experiment"])
+    paper = claims.get("models", {})
+    mapping = claims.get("run_model_for") or {name: name for name in paper}
+    pairs = {paper_name: run_name for paper_name, run_name in mapping.items() if run_name in models_metrics}
+    if not pairs:
+        return paper, []
+    table = metrics.paper_vs_run(
+        {run_name: paper[paper_name] for paper_name, run_name in pairs.items()},
+        {run_name: models_metrics[run_name] for run_name in pairs.values()},
+    )
+    rows = []
+    for row in table.to_dict("records"):
+        rows.append({
+            "model": row["model"], "metric": row["metric"], "paper": row["paper"],
+            "this_run": row["this_run"], "ci95": [row["ci95_low"], row["ci95_high"]],
+            "difference": row["difference"], "paper_inside_ci": bool(row["paper_inside_ci"]),
+        })
+    return paper, rows
+
+
+# ---------------------------------------------------------------- explanations
+
+
+def explained_subset(samples: pd.DataFrame, probabilities: np.ndarray, n: int, lesion_classes=None) -> np.ndarray:
+    """Positions (in ``samples``) of up to ``n`` correctly classified lesion images.
+
+    These are the images the explanation scores are computed on: a heatmap can
+    only sit on a lesion the image has, and only a right answer has a reason
+    worth locating. Lesion images are those with a non-empty mask.
+    """
+    predicted = probabilities.argmax(axis=1)
+    correct = predicted == samples["label_index"].to_numpy()
+    has_mask = samples["mask_path"].notna().to_numpy()
+    if lesion_classes is not None:
+        has_mask &= samples["label"].isin(lesion_classes).to_numpy()
+    positions = np.flatnonzero(correct & has_mask)
+    return positions[:n]
+
+
+def explain(params: dict, model, inputs: np.ndarray, samples: pd.DataFrame, probabilities: np.ndarray,
+            layer: str | None = None, lesion_classes=None) -> dict:
+    """CAMs of every method on the explained subset, scored against the lesion masks.
+
+    Args:
+        params: Run parameters (``cam_methods``, ``n_explain``, ``scorecam_max_channels``...).
+        model: Trained model.
+        inputs: Model-ready test images, in ``samples`` order.
+        samples: Test sample table.
+        probabilities: Test probabilities, in ``samples`` order.
+        layer: CAM layer; None -> the last convolutional layer.
+        lesion_classes: Classes whose masks count as lesions (default: any non-empty mask).
+
+    Returns:
+        ``{"positions", "cams": {method: array}, "scores": {method: {...}}, "masks",
+        "seconds": {method: s}, "layer"}``.
+    """
+    import time
+
+    from common import cams as cam_module, explain_metrics
+
+    positions = explained_subset(samples, probabilities, params["n_explain"], lesion_classes)
+    size = inputs.shape[1]
+    masks = read_masks(samples.iloc[positions], size) if len(positions) else np.zeros((0, size, size), bool)
+    chosen_layer = layer or cam_module.last_conv_layer(model)
+    out = {"positions": positions, "cams": {}, "scores": {}, "masks": masks, "seconds": {}, "layer": chosen_layer}
+    if len(positions) == 0:
+        return out
+    targets = samples["label_index"].to_numpy()[positions]
+    for method in params["cam_methods"]:
+        started = time.perf_counter()
+        maps = cam_module.compute_cam(
+            model, inputs[positions], targets, method=method, layer=chosen_layer,
+            max_channels=params.get("scorecam_max_channels") if method == "scorecam" else None,
+        )
+        out["seconds"][method] = round(time.perf_counter() - started, 2)
+        out["cams"][method] = maps
+        out["scores"][method] = explain_metrics.score_explanations(
+            maps, masks, seed=params["seed"], n_resamples=params["n_resamples"],
+            fraction=params.get("cam_fraction", 0.5),
+        )
+    return out
+
+
+def example_positions(samples: pd.DataFrame, probabilities: np.ndarray, per_class: int = 1) -> np.ndarray:
+    """Positions of up to ``per_class`` correct and ``per_class`` wrong predictions of every class."""
+    predicted = probabilities.argmax(axis=1)
+    truth = samples["label_index"].to_numpy()
+    chosen: list[int] = []
+    for class_index in np.unique(truth):
+        for correct in (True, False):
+            hits = np.flatnonzero((truth == class_index) & ((predicted == truth) == correct))
+            chosen.extend(hits[:per_class].tolist())
+    return np.asarray(chosen, dtype=int)
+
+
+def cam_rows(params: dict, images: np.ndarray, cams: np.ndarray, samples: pd.DataFrame,
+             probabilities: np.ndarray, masks: np.ndarray | None = None) -> list[dict]:
+    """Rows for :func:`common.figures.cam_grid`: image, CAM, overlay, labels and probability.
+
+    Args:
+        images: Display images (N, H, W) in [0, 1], one per row.
+        cams: CAMs (N, H, W) of the same images.
+        samples: Their sample table rows.
+        probabilities: Their predicted probabilities (N, C).
+        masks: Optional lesion masks to outline.
+    """
+    from common import cams as cam_module
+
+    classes = params["classes"]
+    rows = []
+    for i, (image, cam) in enumerate(zip(images, cams)):
+        predicted = int(probabilities[i].argmax())
+        true = classes[int(samples["label_index"].iloc[i])]
+        rows.append({
+            "image": image, "cam": cam, "overlay": cam_module.overlay(image, cam),
+            "title": f"true {true} / predicted {classes[predicted]} (p = {probabilities[i, predicted]:.2f})",
+            **({"mask": masks[i]} if masks is not None and masks[i].any() else {}),
+        })
+    return rows

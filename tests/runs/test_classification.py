@@ -1,0 +1,57 @@
+"""The two ResNet50 experiments (resnet50-gradcam, iqoth) run end to end in the smoke profile."""
+
+import pytest
+
+from common import registry
+from common.results import METRICS_KEYS
+
+from tests.runs.checks import assert_metric_entry, assert_png
+
+METRIC_NAMES = ("accuracy", "precision", "recall", "specificity", "f1", "auc")
+FIGURES = ("samples", "training_curves", "confusion_matrix", "roc_curves", "cam_grid")
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("experiment_id, models", [
+    ("resnet50-gradcam", ["ResNet50", "plain_cnn"]),
+    ("iqoth", ["ResNet50"]),
+])
+def test_smoke_run_writes_metrics_with_cis_and_figures(smoke_results, experiment_id, models):
+    record = smoke_results(experiment_id)
+    metrics = record["metrics"]
+    assert set(METRICS_KEYS) <= set(metrics)
+    assert metrics["experiment"] == experiment_id and metrics["profile"] == "smoke"
+    assert metrics["versions"]["tensorflow"].startswith("2.")
+    n_test = sum(metrics["data"]["class_counts"]["test"].values())
+    assert sorted(metrics["models"]) == sorted(models)
+    for name in models:
+        scores = metrics["models"][name]
+        for metric in METRIC_NAMES:
+            assert_metric_entry(scores[metric])
+        matrix = scores["confusion_matrix"]
+        assert len(matrix) == len(registry.experiment(experiment_id)["classes"])
+        assert sum(map(sum, matrix)) == n_test
+    for name in FIGURES:
+        assert_png(record["dir"] / "figures" / f"{name}.png")
+    assert (record["dir"] / "history.csv").exists() and (record["dir"] / "model.keras").exists()
+    assert (record["dir"] / f"{experiment_id}.ipynb").exists()
+
+
+@pytest.mark.notebook
+def test_explanations_are_scored_per_method(smoke_results):
+    metrics = smoke_results("resnet50-gradcam")["metrics"]
+    explanations = metrics["explanations"]["ResNet50"]
+    assert set(explanations) == {"gradcam", "gradcam++", "scorecam"}
+    for scores in explanations.values():
+        for name in ("pointing_game", "energy_share", "iou"):
+            assert_metric_entry(scores[name])
+
+
+@pytest.mark.notebook
+def test_paper_table_is_generated_from_the_registry(smoke_results):
+    metrics = smoke_results("resnet50-gradcam")["metrics"]
+    rows = {(row["model"], row["metric"]): row for row in metrics["paper_vs_run"]}
+    # ResNet-50-Grad's 98.2% accuracy stands beside this run's ResNet50.
+    assert rows[("ResNet50", "accuracy")]["paper"] == pytest.approx(0.982)
+    assert rows[("ResNet50", "accuracy")]["this_run"] == metrics["models"]["ResNet50"]["accuracy"]["value"]
+    assert ("plain_cnn", "accuracy") in rows
