@@ -1,0 +1,42 @@
+"""Tests of common.cli: subcommands parse, errors print one clear line and exit 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from common import cli
+
+
+@pytest.mark.parametrize("argv", [[], ["run"], ["data"]])
+def test_missing_arguments_exit_with_usage(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["book", "--help"], ["data", "phantoms", "--help"],
+                                  ["data", "verify", "--help"]])
+def test_every_subcommand_has_help(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 0
+    assert "usage: camstudy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "nope"], "Unknown experiment 'nope'"),
+    (["run", "iqoth", "--profile", "smoke", "-p", "epochs=abc"], "Parameter 'epochs' expects a int"),
+    (["run", "iqoth", "-p", "epochs"], "not of the form name=value"),
+    (["run", "iqoth", "--data-dir", "/no/such/folder"], "does not exist"),
+    (["data", "verify", "no-such-manifest", "--data-dir", "."], "no-such-manifest"),
+])
+def test_user_errors_print_one_line_without_traceback(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_python_dash_m_common_runs_the_same_cli():
+    done = subprocess.run([sys.executable, "-m", "common", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "camstudy" in done.stdout

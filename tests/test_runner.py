@@ -1,0 +1,77 @@
+"""Tests of common.runner: papermill runs never lose earlier results."""
+
+import json
+
+import nbformat
+import pytest
+
+from common import runner
+from common.errors import DataError, ParameterError
+
+
+def _notebook(path, body):
+    """A minimal experiment notebook: the parameters cell and one cell of ``body``."""
+    notebook = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "default"\ndata_dir = None\noverrides = {}\noutput_dir = None')
+    params.metadata["tags"] = ["parameters"]
+    notebook.cells = [params, nbformat.v4.new_code_cell(body)]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+    return path
+
+
+WRITES_METRICS = (
+    "import json, pathlib\n"
+    "pathlib.Path(output_dir, 'metrics.json').write_text(json.dumps({'profile': profile, 'epochs': overrides.get('epochs')}))"
+)
+
+
+@pytest.fixture
+def fake_notebooks(tmp_path, monkeypatch):
+    """Point the runner at tiny notebooks instead of the experiments' real ones."""
+    notebooks = {
+        "ok": _notebook(tmp_path / "ok.ipynb", WRITES_METRICS),
+        "fails": _notebook(tmp_path / "fails.ipynb", "raise RuntimeError('training diverged')"),
+    }
+    current = {"name": "ok"}
+    monkeypatch.setattr(runner, "notebook_path", lambda experiment_id: notebooks[current["name"]])
+    return current
+
+
+def test_a_finished_run_replaces_the_results_and_passes_parameters(tmp_path, fake_notebooks):
+    outcome = runner.run_experiment("iqoth", "smoke", overrides={"epochs": 2}, results_dir=tmp_path / "results",
+                                    progress_bar=False)
+    assert outcome.ok
+    written = json.loads((tmp_path / "results" / "iqoth" / "metrics.json").read_text())
+    assert written == {"profile": "smoke", "epochs": 2}
+    assert (tmp_path / "results" / "iqoth" / "iqoth.ipynb").exists()
+    assert not list((tmp_path / "results").glob(".running-*"))
+
+
+def test_a_failed_run_keeps_the_previous_results_and_the_failed_notebook(tmp_path, fake_notebooks):
+    results = tmp_path / "results"
+    assert runner.run_experiment("iqoth", "smoke", results_dir=results, progress_bar=False).ok
+    before = (results / "iqoth" / "metrics.json").read_text()
+    fake_notebooks["name"] = "fails"
+    outcome = runner.run_experiment("iqoth", "smoke", results_dir=results, progress_bar=False)
+    assert not outcome.ok
+    assert "training diverged" in outcome.error
+    assert (results / "iqoth" / "metrics.json").read_text() == before
+    failed = nbformat.read(results / "iqoth" / "failed" / "iqoth.ipynb", as_version=4)
+    assert "papermill-error-cell-tag" in json.dumps(failed.cells[0])  # the error shows at the top
+
+
+def test_run_all_continues_after_a_failure_and_reports_it(tmp_path, fake_notebooks):
+    fake_notebooks["name"] = "fails"
+    outcomes = runner.run_all("smoke", results_dir=tmp_path, experiments=["iqoth", "multi-organ"], progress_bar=False)
+    assert [o.experiment for o in outcomes] == ["iqoth", "multi-organ"]
+    assert not any(o.ok for o in outcomes)
+
+
+def test_bad_names_and_folders_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ParameterError, match="Unknown experiment"):
+        runner.run_experiment("nope", results_dir=tmp_path)
+    with pytest.raises(ParameterError, match="expects a int"):
+        runner.run_experiment("iqoth", "smoke", overrides={"epochs": "abc"}, results_dir=tmp_path)
+    with pytest.raises(DataError, match="does not exist"):
+        runner.run_experiment("iqoth", "smoke", data_dir=tmp_path / "missing", results_dir=tmp_path)
