@@ -253,7 +253,7 @@ def explained_subset(samples: pd.DataFrame, probabilities: np.ndarray, n: int, l
     """
     predicted = probabilities.argmax(axis=1)
     correct = predicted == samples["label_index"].to_numpy()
-    has_mask = samples["mask_path"].notna().to_numpy()
+    has_mask = samples["mask_path"].notna().to_numpy().copy()
     if lesion_classes is not None:
         has_mask &= samples["label"].isin(lesion_classes).to_numpy()
     positions = np.flatnonzero(correct & has_mask)

@@ -1,0 +1,203 @@
+"""Tests of common.train: determinism, fitting, weights, prediction, devices, safe loading."""
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from common import train
+from common.errors import DataError, ParameterError
+
+SRC = pathlib.Path(__file__).resolve().parents[1] / "src"
+
+
+def tiny_model(n_inputs=8, dropout=0.0):
+    inputs = keras.Input((n_inputs,))
+    x = keras.layers.Dense(16, activation="relu")(inputs)
+    if dropout:
+        x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(2, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs)
+
+
+def tiny_data(n=32, n_inputs=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, n_inputs)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64")
+    return x, y
+
+
+def batches(x, y, shuffle=False):
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        dataset = dataset.shuffle(len(x))  # seeded by set_seed's global seed
+    return dataset.batch(8)
+
+
+def test_set_seed_makes_training_repeatable():
+    x, y = tiny_data()
+
+    def run():
+        train.set_seed(7)
+        model = train.compile_model(tiny_model(dropout=0.3), lr=0.01)
+        history = train.fit(model, batches(x, y, shuffle=True), batches(x, y), epochs=2, verbose=0)
+        return model.get_weights(), history
+
+    first_weights, first_history = run()
+    second_weights, second_history = run()
+    for first, second in zip(first_weights, second_weights, strict=True):
+        np.testing.assert_array_equal(first, second)
+    pd.testing.assert_frame_equal(
+        first_history.drop(columns="time_s"), second_history.drop(columns="time_s")
+    )
+
+
+def test_fit_writes_history_and_model_and_restores_the_best_weights(tmp_path):
+    train.set_seed(0)
+    x, y = tiny_data()
+    # Validation labels are the training labels flipped: the better the model
+    # learns, the worse val_loss gets, so the best epoch is not the last one.
+    model = train.compile_model(tiny_model(), lr=0.05)
+    history = train.fit(
+        model, batches(x, y), batches(x, 1 - y), epochs=6, patience=2, out_dir=tmp_path, verbose=0
+    )
+    assert list(history.columns) == [
+        "epoch", "accuracy", "loss", "val_accuracy", "val_loss", "time_s"
+    ]
+    assert history["epoch"].tolist() == list(range(1, len(history) + 1))
+    assert (history["time_s"] > 0).all()
+    best = history["val_loss"].idxmin()
+    assert best != len(history) - 1
+    restored_val_loss = model.evaluate(batches(x, 1 - y), verbose=0)[0]
+    assert restored_val_loss == pytest.approx(history["val_loss"][best], rel=1e-5)
+
+    written = pd.read_csv(tmp_path / "history.csv")
+    pd.testing.assert_frame_equal(written, history, check_dtype=False)
+    reloaded = train.load_model_safe(tmp_path / "model.keras")
+    np.testing.assert_allclose(
+        train.predict_proba(reloaded, x), train.predict_proba(model, x), rtol=1e-6
+    )
+
+
+def test_class_weights_are_balanced():
+    # IQ-OTH/NCCD's class sizes: benign 120, malignant 561, normal 416.
+    counts = [120, 561, 416]
+    labels = np.repeat(np.arange(3), counts)
+    weights = train.class_weights(labels, 3)
+    assert weights == pytest.approx({i: len(labels) / (3 * c) for i, c in enumerate(counts)})
+    assert weights[0] > weights[2] > weights[1]
+    with pytest.raises(DataError, match=r"\[2\]"):
+        train.class_weights([0, 1, 1], 3)
+
+
+def test_predict_proba_from_arrays_and_datasets():
+    model = tiny_model()
+    x, y = tiny_data(n=10)
+    from_array = train.predict_proba(model, x, batch_size=4)
+    from_dataset = train.predict_proba(model, batches(x, y))
+    assert from_array.shape == (10, 2) and from_array.dtype == np.float32
+    np.testing.assert_allclose(from_array, from_dataset, rtol=1e-6)
+    np.testing.assert_allclose(from_array.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_load_model_safe_refuses_a_lambda_layer(tmp_path):
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(DataError, match="Lambda") as caught:
+        train.load_model_safe(path)
+    assert str(path) in str(caught.value)
+    with pytest.raises(DataError, match="does not exist"):
+        train.load_model_safe(tmp_path / "missing.keras")
+
+
+def test_gpu_speedups_switch_mixed_precision_and_xla_together():
+    try:
+        on_cpu = train.gpu_speedups("auto")
+        if not tf.config.list_physical_devices("GPU"):
+            assert on_cpu == {
+                "enabled": False, "mixed_precision": False, "jit_compile": False,
+                "dtype_policy": "float32", "gpus": 0,
+            }
+        forced = train.gpu_speedups(True)
+        assert forced["mixed_precision"] and forced["jit_compile"]
+        model = tiny_model()
+        assert model.layers[1].compute_dtype == "float16"
+        from common.models import build_plain_cnn
+
+        cnn = build_plain_cnn((16, 16, 1), 2)
+        assert cnn.get_layer("predictions").compute_dtype == "float32"
+        with pytest.raises(ParameterError):
+            train.gpu_speedups("yes")
+    finally:
+        train.gpu_speedups(False)
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_distribution_strategy_choices(monkeypatch):
+    if len(tf.config.list_logical_devices("GPU")) < 2:
+        assert train.distribution_strategy("auto").num_replicas_in_sync == 1
+    assert train.distribution_strategy("default").num_replicas_in_sync == 1
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ParameterError, match="TF_CONFIG"):
+        train.distribution_strategy("multi-worker")
+    with pytest.raises(ParameterError, match="Unknown"):
+        train.distribution_strategy("tpu")
+
+
+MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    # Two logical CPUs must be configured before TensorFlow initialises its devices.
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
+    import keras
+    from common import train
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+
+    def weights_after_training(strategy, initial=None):
+        with strategy.scope():
+            inputs = keras.Input((6,))
+            hidden = keras.layers.Dense(4, activation="relu")(inputs)
+            model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
+            if initial is not None:
+                model.set_weights(initial)
+            start = model.get_weights()
+            train.compile_model(model, lr=0.05)
+        model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=2, verbose=0)
+        return start, model.get_weights()
+
+    mirrored = train.distribution_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
+    assert mirrored.num_replicas_in_sync == 2, mirrored.num_replicas_in_sync
+    start, single = weights_after_training(train.distribution_strategy("default"))
+    _, replicated = weights_after_training(mirrored, initial=start)
+    assert any(not np.allclose(a, b) for a, b in zip(start, single))
+    for a, b in zip(single, replicated):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    print("MIRRORED_OK")
+    """
+)
+
+
+def test_mirrored_strategy_step_equals_single_device_step():
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(SRC))
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT],
+        env=environment, capture_output=True, text=True, timeout=120,
+    )
+    assert "MIRRORED_OK" in result.stdout, result.stderr[-3000:]

@@ -1,0 +1,53 @@
+"""Tests of common.workflow on tiny phantoms: class order, splits, paper rows, subsets."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common import registry, workflow
+
+
+@pytest.fixture
+def tiny_params(tmp_path, monkeypatch):
+    monkeypatch.setattr(workflow, "phantom_root", lambda: tmp_path / "phantoms")
+    return registry.resolve("iqoth", "smoke", {"n_per_class": 6, "phantom_size": 32})
+
+
+def test_phantom_samples_follow_the_registry_class_order_and_have_masks(tiny_params):
+    loaded = workflow.load_samples(tiny_params)
+    samples = loaded.samples
+    assert loaded.has_masks
+    assert samples.groupby("label")["label_index"].first().to_dict() == {"normal": 0, "benign": 1, "malignant": 2}
+    split = workflow.split(tiny_params, samples)
+    assert set(split["split"]) == {"train", "val", "test"}
+    record = workflow.data_record(loaded, split)
+    assert record["n_images"] == 18 and sum(record["class_counts"]["total"].values()) == 18
+    masks = workflow.read_masks(samples, 16)
+    assert masks.shape == (18, 16, 16)
+    assert not masks[samples["label"].to_numpy() == "normal"].any()
+    assert masks[samples["label"].to_numpy() == "malignant"].any(axis=(1, 2)).all()
+
+
+def test_explained_subset_keeps_correct_lesion_images_only():
+    samples = pd.DataFrame({"label_index": [0, 1, 1, 2], "label": ["normal", "benign", "benign", "malignant"],
+                            "mask_path": [None, "a.png", "b.png", "c.png"]})
+    probabilities = np.eye(3)[[0, 1, 0, 2]]  # the second benign image is misclassified
+    assert workflow.explained_subset(samples, probabilities, n=10).tolist() == [1, 3]
+    assert workflow.explained_subset(samples, probabilities, n=10, lesion_classes=["malignant"]).tolist() == [3]
+
+
+def test_example_positions_pick_a_correct_and_a_wrong_prediction_per_class():
+    samples = pd.DataFrame({"label_index": [0, 0, 1, 1]})
+    probabilities = np.eye(2)[[0, 1, 1, 1]]
+    assert workflow.example_positions(samples, probabilities).tolist() == [0, 1, 2]
+
+
+def test_paper_rows_pair_paper_models_with_this_runs_models():
+    params = registry.resolve("resnet50-gradcam", "smoke")
+    entry = {"value": 0.9, "ci95": [0.8, 0.95]}
+    run = {"ResNet50": {m: entry for m in ("accuracy", "precision", "recall", "f1", "auc", "specificity")}}
+    paper, rows = workflow.paper_rows(params, run)
+    assert "ResNet-50-Grad" in paper
+    accuracy = next(r for r in rows if r["metric"] == "accuracy")
+    assert accuracy["model"] == "ResNet50" and accuracy["paper"] == pytest.approx(0.982)
+    assert accuracy["difference"] == pytest.approx(0.9 - 0.982) and accuracy["paper_inside_ci"] is False
