@@ -1,0 +1,490 @@
+"""Class activation maps (Grad-CAM, Grad-CAM++, Score-CAM) and their display.
+
+The three methods come from tf-keras-vis 0.8.7 and share one code path
+(:class:`CamExplainer`); they differ only in the visualiser class of
+:data:`METHODS`. Every explained model is a functional Keras model (tf-keras-vis
+cannot trace a ``Sequential``) and is never modified: the visualiser works on a
+clone whose output activation is replaced by a linear one (``ReplaceToLinear``),
+so gradients and scores are taken on logits.
+
+Scores:
+
+* softmax (or linear) outputs with C >= 2 units: ``CategoricalScore``, the
+  target class's logit;
+* a single sigmoid unit (binary model): the logit ``z`` for class 1 and ``-z``
+  for class 0 (``BinaryScore``). Score-CAM weights channels by the softmax of
+  the model outputs, which is the constant 1 for a single unit, so for
+  Score-CAM the clone gets the two logits ``[0, z]`` whose softmax is exactly
+  ``[1 - sigmoid(z), sigmoid(z)]``.
+
+Every CAM is upsampled by tf-keras-vis (``scipy.ndimage.zoom``, linear, corner
+aligned) to the input's spatial size and then min-max normalised per image to
+[0, 1]; a constant map becomes all zeros (it points nowhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Sequence
+
+import cv2
+import keras
+import matplotlib
+import numpy as np
+from tf_keras_vis.gradcam import Gradcam
+from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+from tf_keras_vis.scorecam import Scorecam
+from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+from tf_keras_vis.utils.scores import BinaryScore, CategoricalScore
+
+from common.errors import DataError, ParameterError
+
+METHODS = {
+    "gradcam": Gradcam,
+    "gradcam++": GradcamPlusPlus,
+    "scorecam": Scorecam,
+}
+"""CAM method name -> tf-keras-vis visualiser class."""
+
+CONV_LAYER_TYPES = (
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv2D,
+)
+"""Layer classes that count as convolutions when looking for the CAM layer."""
+
+
+def _output_shape(layer) -> tuple | None:
+    """Return the layer's single output shape, or None (shared or multi-output layer)."""
+    try:
+        output = layer.output
+    except (AttributeError, ValueError):
+        return None
+    if isinstance(output, (list, tuple)):
+        return None
+    return tuple(output.shape)
+
+
+def last_conv_layer(model: keras.Model) -> str:
+    """Name the conventional Grad-CAM layer of a functional model.
+
+    Rule: take the last convolution (one of :data:`CONV_LAYER_TYPES`) in the
+    model's layer order, then follow the layers after it while their output
+    keeps the convolution's rank and spatial size (batch norm, activation,
+    residual add, concatenation, dropout); the last of these is the CAM layer.
+    The first layer that changes the spatial size (pooling, upsampling) or drops
+    the spatial axes (flatten, global pooling) ends the walk. So a plain CNN
+    gives its last Conv2D/Conv3D (or the activation right after it), and
+    keras.applications backbones give the rectified output of the last block:
+    ResNet50 ``conv5_block3_out``, DenseNet121 ``relu``, VGG16 ``block5_conv3``,
+    MobileNetV2 ``out_relu``, InceptionV3 ``mixed10``, Xception
+    ``block14_sepconv2_act``, even when a head such as UpSampling2D follows.
+
+    Args:
+        model: A flat functional Keras model (backbone layers at top level).
+
+    Returns:
+        The layer name.
+
+    Raises:
+        ParameterError: The model has no 2D/3D convolution at its top level.
+    """
+    layers = list(model.layers)
+    conv_positions = [i for i, layer in enumerate(layers) if isinstance(layer, CONV_LAYER_TYPES)]
+    if not conv_positions:
+        raise ParameterError(
+            f"model {model.name!r} has no Conv2D/Conv3D/DepthwiseConv2D/SeparableConv2D layer at its "
+            "top level; build it flat (backbone outputs wired into the head, not nested as one layer) "
+            "or pass layer= explicitly"
+        )
+    position = conv_positions[-1]
+    chosen = layers[position]
+    conv_shape = _output_shape(chosen)
+    for layer in layers[position + 1 :]:
+        shape = _output_shape(layer)
+        if shape is None or len(shape) != len(conv_shape) or shape[1:-1] != conv_shape[1:-1]:
+            break
+        chosen = layer
+    return chosen.name
+
+
+def _two_logit_head(model: keras.Model) -> keras.Model:
+    """Turn a single-logit output z into the logits [0, z] (softmax = [1 - sigmoid, sigmoid])."""
+    logit = model.outputs[0]
+    pair = keras.ops.concatenate([keras.ops.zeros_like(logit), logit], axis=-1)
+    return keras.Model(model.inputs, pair, name=f"{model.name}_two_logits")
+
+
+@contextlib.contextmanager
+def _quiet_predict():
+    """Silence the progress bar and input-structure warning of Score-CAM's model.predict."""
+    was_interactive = keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The structure of `inputs`")
+            yield
+    finally:
+        if was_interactive:
+            keras.config.enable_interactive_logging()
+
+
+def normalise_cams(cams: np.ndarray) -> np.ndarray:
+    """Min-max normalise each map of a stack to [0, 1]; constant maps become zeros.
+
+    Args:
+        cams: Array (N, ...) of raw maps.
+
+    Returns:
+        float32 array of the same shape.
+    """
+    cams = np.asarray(cams, dtype=np.float32)
+    axes = tuple(range(1, cams.ndim))
+    low = cams.min(axis=axes, keepdims=True)
+    high = cams.max(axis=axes, keepdims=True)
+    span = high - low
+    # A span at float noise level relative to the peak means "flat", not "detail".
+    flat = span <= np.finfo(np.float32).eps * np.abs(high)
+    normalised = np.divide(cams - low, np.where(flat, 1.0, span))
+    return np.where(flat, 0.0, normalised).astype(np.float32)
+
+
+def _class_index_array(class_indices, n_images: int, n_outputs: int) -> np.ndarray:
+    """Broadcast one index or check a sequence of indices, one per image."""
+    indices = np.asarray(class_indices)
+    if indices.ndim == 0:
+        indices = np.full(n_images, int(indices))
+    if indices.shape != (n_images,) or not np.issubdtype(indices.dtype, np.integer):
+        raise ParameterError(
+            f"class_indices must be one integer or {n_images} integers (one per image), "
+            f"got {np.asarray(class_indices).tolist()!r}"
+        )
+    n_classes = max(n_outputs, 2)
+    if indices.min(initial=0) < 0 or indices.max(initial=0) >= n_classes:
+        raise ParameterError(
+            f"class_indices must lie in 0..{n_classes - 1} for a model with {n_outputs} output unit(s), "
+            f"got {sorted(set(indices.tolist()))}"
+        )
+    return indices.astype(int)
+
+
+class CamExplainer:
+    """A model prepared once for CAMs by one method, reused over images and layers.
+
+    Preparing clones the model (seconds for ResNet50), so compute many CAMs
+    through one explainer rather than one explainer per image.
+
+    Attributes:
+        method: Key of :data:`METHODS`.
+        binary: True when the model ends in a single (sigmoid) unit.
+        weighs_by_probability: True for Score-CAM, whose channel weights are
+            softmax probabilities of the masked inputs rather than gradients.
+        default_layer: :func:`last_conv_layer` of the model.
+        visualiser: The tf-keras-vis visualiser; ``visualiser.model`` is the
+            linear-output clone the CAMs are computed on.
+    """
+
+    def __init__(self, model: keras.Model, method: str = "gradcam"):
+        """Clone the model with linear outputs and wrap it in the method's visualiser.
+
+        Args:
+            model: Functional Keras model with one input and one output.
+            method: One of :data:`METHODS`.
+
+        Raises:
+            ParameterError: Unknown method, Sequential or multi-input/output model,
+                or an output layer whose activation cannot be replaced.
+        """
+        if method not in METHODS:
+            raise ParameterError(f"unknown CAM method {method!r}; choose one of {sorted(METHODS)}")
+        if isinstance(model, keras.Sequential):
+            raise ParameterError(
+                f"model {model.name!r} is Sequential, which tf-keras-vis cannot explain; "
+                "rebuild it with the functional API (keras.Model(inputs, outputs))"
+            )
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise ParameterError(f"model {model.name!r} must have one input and one output for CAMs")
+        output_layer = model.get_layer(model.output_names[0])
+        if not hasattr(output_layer, "activation"):
+            raise ParameterError(
+                f"output layer {output_layer.name!r} of model {model.name!r} has no activation to "
+                "linearise; end the model with Dense(..., activation='softmax' or 'sigmoid')"
+            )
+        visualiser_class = METHODS[method]
+        self.method = method
+        self.n_outputs = int(model.outputs[0].shape[-1])
+        self.binary = self.n_outputs == 1
+        self.default_layer = last_conv_layer(model)
+        self.input_rank = len(model.inputs[0].shape)
+        self.weighs_by_probability = issubclass(visualiser_class, Scorecam)
+        modifiers = [ReplaceToLinear()]
+        if self.binary and self.weighs_by_probability:
+            modifiers.append(_two_logit_head)
+        self.visualiser = visualiser_class(model, model_modifier=modifiers, clone=True)
+
+    @property
+    def model(self) -> keras.Model:
+        """The linear-output clone the CAMs are computed on."""
+        return self.visualiser.model
+
+    def _score(self, indices: np.ndarray):
+        """tf-keras-vis score object for one chunk of images."""
+        if self.binary and not self.weighs_by_probability:
+            return BinaryScore([bool(i) for i in indices])
+        return CategoricalScore([int(i) for i in indices])
+
+    def cams(
+        self,
+        images: np.ndarray,
+        class_indices,
+        layer: str | None = None,
+        batch_size: int = 32,
+        max_channels: int | None = None,
+        score_batch_size: int = 32,
+    ) -> np.ndarray:
+        """CAMs of a stack of images; see :func:`compute_cam` for the arguments."""
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != self.input_rank:
+            raise DataError(
+                f"images must have shape (N, ...) of rank {self.input_rank} matching the model input "
+                f"{tuple(self.model.inputs[0].shape)}, got {images.shape}"
+            )
+        if batch_size < 1 or score_batch_size < 1:
+            raise ParameterError(f"batch sizes must be >= 1, got {batch_size} and {score_batch_size}")
+        if max_channels is not None and max_channels < 1:
+            raise ParameterError(f"max_channels must be >= 1 or None (all channels), got {max_channels}")
+        layer = self.default_layer if layer is None else layer
+        try:
+            layer_shape = self.model.get_layer(layer).output.shape
+        except ValueError as error:
+            raise ParameterError(f"model has no layer {layer!r} to take the CAM from") from error
+        if len(layer_shape) != self.input_rank:
+            raise ParameterError(
+                f"layer {layer!r} has output shape {tuple(layer_shape)}, not a spatial feature map "
+                f"of rank {self.input_rank}"
+            )
+        indices = _class_index_array(class_indices, len(images), self.n_outputs)
+        call_options = {
+            "penultimate_layer": layer,
+            "seek_penultimate_conv_layer": False,
+            "normalize_cam": False,
+        }
+        images_per_call = batch_size
+        if self.weighs_by_probability:
+            # tf-keras-vis keeps the union of every image's top channels, so a
+            # multi-image call would make a CAM depend on its batch neighbours;
+            # one image per call, its masked copies batched by score_batch_size.
+            images_per_call = 1
+            n_channels = int(layer_shape[-1])
+            call_options |= {
+                "max_N": None if max_channels is None else min(int(max_channels), n_channels),
+                "batch_size": score_batch_size,
+            }
+        cams = np.empty(images.shape[:-1], dtype=np.float32)
+        with _quiet_predict():
+            for start in range(0, len(images), images_per_call):
+                stop = start + images_per_call
+                raw = self.visualiser(self._score(indices[start:stop]), images[start:stop], **call_options)
+                cams[start:stop] = normalise_cams(raw)
+        return cams
+
+
+def compute_cam(
+    model: keras.Model,
+    images: np.ndarray,
+    class_indices,
+    method: str = "gradcam",
+    layer: str | None = None,
+    batch_size: int = 32,
+    max_channels: int | None = None,
+    score_batch_size: int = 32,
+) -> np.ndarray:
+    """Class activation maps of a batch of images for the given classes.
+
+    Args:
+        model: Functional Keras model (2D or 3D input); it is not modified.
+        images: Model-ready inputs (N, H, W, C) or (N, H, W, D, C).
+        class_indices: One class index for all images or one per image.
+        method: ``"gradcam"``, ``"gradcam++"`` or ``"scorecam"``.
+        layer: Name of the layer whose feature maps are explained; None ->
+            :func:`last_conv_layer`.
+        batch_size: Images per Grad-CAM / Grad-CAM++ pass (batching amortises
+            the per-call overhead of eager execution). Score-CAM explains one
+            image per call.
+        max_channels: Score-CAM only: use the feature maps with the largest
+            spatial variance, at most this many (tf-keras-vis ``max_N``,
+            "Faster Score-CAM"); None uses all channels. Score-CAM runs one
+            forward pass per channel and holds channels x input size floats.
+        score_batch_size: Score-CAM only: batch size of its masked forward
+            passes (inference mode).
+
+    Returns:
+        float32 array (N, H, W) or (N, H, W, D) in [0, 1] at the input's
+        spatial size.
+    """
+    explainer = CamExplainer(model, method)
+    return explainer.cams(images, class_indices, layer, batch_size, max_channels, score_batch_size)
+
+
+def layer_cams(
+    model: keras.Model,
+    images: np.ndarray,
+    class_indices,
+    layers: Sequence[str],
+    method: str = "gradcam",
+    **cam_options,
+) -> dict[str, np.ndarray]:
+    """CAMs of the same images taken at several layers (one model clone for all).
+
+    Args:
+        model: Functional Keras model.
+        images: Model-ready inputs.
+        class_indices: One class index or one per image.
+        layers: Layer names with spatial outputs.
+        method: Key of :data:`METHODS`.
+        **cam_options: batch_size, max_channels, score_batch_size of :func:`compute_cam`.
+
+    Returns:
+        Layer name -> CAM array at the input's spatial size.
+    """
+    explainer = CamExplainer(model, method)
+    return {name: explainer.cams(images, class_indices, name, **cam_options) for name in layers}
+
+
+def group_average_cam(
+    model: keras.Model,
+    images: np.ndarray,
+    class_indices,
+    layers: Sequence[str],
+    method: str = "gradcam",
+    **cam_options,
+) -> np.ndarray:
+    """Mean CAM over a group of layers (e.g. the frozen or the trainable layers).
+
+    Each layer's CAM is upsampled to the input size and normalised before
+    averaging, so every layer weighs the same whatever its resolution; the mean
+    is normalised again to [0, 1].
+
+    Args:
+        model: Functional Keras model.
+        images: Model-ready inputs.
+        class_indices: One class index or one per image.
+        layers: Layer names with spatial outputs (at least one).
+        method: Key of :data:`METHODS`.
+        **cam_options: batch_size, max_channels, score_batch_size of :func:`compute_cam`.
+
+    Returns:
+        float32 array (N, H, W) or (N, H, W, D) in [0, 1].
+    """
+    if not layers:
+        raise ParameterError("group_average_cam needs at least one layer name")
+    per_layer = layer_cams(model, images, class_indices, layers, method, **cam_options)
+    return normalise_cams(np.mean(np.stack(list(per_layer.values())), axis=0))
+
+
+def _rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Greyscale or RGB image -> RGB uint8; floats with maximum <= 1 are taken as [0, 1]."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise DataError(f"image must be (H, W), (H, W, 1) or (H, W, 3), got shape {image.shape}")
+    if image.dtype == np.uint8:
+        return image.copy()
+    image = image.astype(np.float32)
+    if image.max(initial=0.0) <= 1.0:
+        image = image * 255.0
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def _cam_at(cam: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A 2D CAM resized (bilinear) to height x width."""
+    cam = np.asarray(cam, dtype=np.float32)
+    if cam.ndim != 2:
+        raise DataError(f"cam must be a 2D map (H, W), got shape {cam.shape}; take a slice of a 3D CAM")
+    if cam.shape != (height, width):
+        cam = cv2.resize(cam, (width, height), interpolation=cv2.INTER_LINEAR)
+    return cam
+
+
+def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.4, colormap: str = "jet") -> np.ndarray:
+    """Blend a colour-mapped CAM over an image.
+
+    Args:
+        image: Greyscale (H, W) / (H, W, 1) or RGB (H, W, 3); uint8, float in
+            [0, 255], or float in [0, 1] (any float image with maximum <= 1).
+        cam: 2D map in [0, 1]; resized to the image when sizes differ.
+        alpha: Weight of the heatmap (0 = image only, 1 = heatmap only).
+        colormap: Any matplotlib colormap name.
+
+    Returns:
+        RGB uint8 array (H, W, 3).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ParameterError(f"alpha must lie in [0, 1], got {alpha}")
+    rgb = _rgb_uint8(image).astype(np.float32)
+    cam = np.clip(_cam_at(cam, *rgb.shape[:2]), 0.0, 1.0)
+    heat = matplotlib.colormaps[colormap](cam)[..., :3] * 255.0
+    blended = (1.0 - alpha) * rgb + alpha * heat
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def cam_region(
+    cam: np.ndarray, fraction: float = 0.5
+) -> tuple[list[np.ndarray], tuple[int, int, int, int] | None]:
+    """Outline the region where a 2D CAM reaches a fraction of its peak.
+
+    Args:
+        cam: 2D map.
+        fraction: Threshold as a fraction of the map's maximum (cam >= fraction * max).
+
+    Returns:
+        (contours, box): the outer contours of the thresholded map
+        (cv2.findContours) and the bounding box (x0, y0, x1, y1), inclusive
+        pixel coordinates, of the largest contour; ``([], None)`` for a map
+        without a positive peak.
+    """
+    cam = np.asarray(cam, dtype=np.float32)
+    if cam.ndim != 2:
+        raise DataError(f"cam must be a 2D map (H, W), got shape {cam.shape}")
+    peak = float(cam.max(initial=0.0))
+    if peak <= 0.0:
+        return [], None
+    region = (cam >= fraction * peak).astype(np.uint8)
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    # Rank by enclosed area, then by box area: a one-pixel-wide region encloses no area.
+    largest = max(contours, key=lambda c: (cv2.contourArea(c), np.prod(cv2.boundingRect(c)[2:])))
+    x, y, w, h = cv2.boundingRect(largest)
+    return list(contours), (x, y, x + w - 1, y + h - 1)
+
+
+def draw_contours(
+    image: np.ndarray,
+    cam: np.ndarray,
+    fraction: float = 0.5,
+    color: tuple[int, int, int] = (0, 255, 0),
+) -> np.ndarray:
+    """Draw the CAM's region contours and the largest region's box on the image.
+
+    The contour map of the multi-organ paper: the outline of the highlighted
+    region and its bounding box in green, beside the Grad-CAM heatmap.
+
+    Args:
+        image: Greyscale or RGB image (see :func:`overlay`).
+        cam: 2D map; resized to the image when sizes differ.
+        fraction: Threshold of :func:`cam_region`.
+        color: RGB colour of contour and box.
+
+    Returns:
+        RGB uint8 array (H, W, 3).
+    """
+    rgb = _rgb_uint8(image)
+    contours, box = cam_region(_cam_at(cam, *rgb.shape[:2]), fraction)
+    if box is not None:
+        cv2.drawContours(rgb, contours, -1, color, thickness=1)
+        cv2.rectangle(rgb, box[:2], box[2:], color, thickness=1)
+    return rgb
