@@ -249,7 +249,8 @@ def explained_subset(samples: pd.DataFrame, probabilities: np.ndarray, n: int, l
 
     These are the images the explanation scores are computed on: a heatmap can
     only sit on a lesion the image has, and only a right answer has a reason
-    worth locating. Lesion images are those with a non-empty mask.
+    worth locating. Candidates are images with a mask file (and of
+    ``lesion_classes`` when given); :func:`explain` drops those whose mask is empty.
     """
     predicted = probabilities.argmax(axis=1)
     correct = predicted == samples["label_index"].to_numpy()
@@ -281,9 +282,12 @@ def explain(params: dict, model, inputs: np.ndarray, samples: pd.DataFrame, prob
 
     from common import cams as cam_module, explain_metrics
 
-    positions = explained_subset(samples, probabilities, params["n_explain"], lesion_classes)
     size = inputs.shape[1]
-    masks = read_masks(samples.iloc[positions], size) if len(positions) else np.zeros((0, size, size), bool)
+    candidates = explained_subset(samples, probabilities, len(samples), lesion_classes)
+    masks = read_masks(samples.iloc[candidates], size)
+    # A mask file may be empty (a normal phantom): no lesion, nothing to point at.
+    keep = masks.any(axis=tuple(range(1, masks.ndim)))
+    positions, masks = candidates[keep][: params["n_explain"]], masks[keep][: params["n_explain"]]
     chosen_layer = layer or cam_module.last_conv_layer(model)
     out = {"positions": positions, "cams": {}, "scores": {}, "masks": masks, "seconds": {}, "layer": chosen_layer}
     if len(positions) == 0:
