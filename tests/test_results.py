@@ -33,3 +33,11 @@ def test_recorder_writes_every_fixed_key_and_its_figures(tmp_path):
     assert record["peak_memory_mb"] > 0 and record["versions"]["python"].startswith("3.")
     banner = run_banner(record)
     assert "profile `smoke`" in banner and "phantoms" in banner
+
+
+def test_model_card_records_the_preprocessing_a_predictor_needs(tmp_path):
+    run = RunRecorder(registry.resolve("resnet50-gradcam", "smoke"), tmp_path)
+    card = json.loads(run.write_model_card("ResNet50", 32, 3, "resnet50", "conv5_block3_out").read_text())
+    assert card["classes"] == ["no_nodule", "nodule"] and card["preprocess"] == "resnet50"
+    assert card["image_size"] == 32 and card["channels"] == 3 and card["profile"] == "smoke"
+    assert card["data_source"] == "phantoms"

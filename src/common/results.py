@@ -144,6 +144,40 @@ class RunRecorder:
         """Seconds since the run started."""
         return round(time.perf_counter() - self.started, 2)
 
+    def write_model_card(self, model_name: str, image_size, channels: int, preprocess: str | None,
+                         cam_layer: str | None = None, input_kind: str = "image") -> Path:
+        """Record, beside ``model.keras``, exactly how the model's inputs were made.
+
+        ``camstudy predict`` and the app read this file, so they apply the run's
+        own preprocessing instead of guessing it.
+
+        Args:
+            model_name: Name of the saved model (``model.keras``).
+            image_size: Square side (2D) or ``[H, W, D]`` (3D) of the model input.
+            channels: Input channels (1 greyscale, 3 repeated grey).
+            preprocess: ``common.pipeline.PREPROCESS_MODULES`` key, or None for [0, 1] scaling.
+            cam_layer: The layer the run's CAMs used.
+            input_kind: ``"image"`` (2D slice) or ``"volume"`` (DICOM series).
+        """
+        card = {
+            "experiment": self.experiment,
+            "model": model_name,
+            "model_file": "model.keras",
+            "input_kind": input_kind,
+            "image_size": image_size,
+            "channels": channels,
+            "preprocess": preprocess,
+            "classes": self.params["classes"],
+            "positive": self.params.get("positive"),
+            "cam_layer": cam_layer,
+            "profile": self.params["profile"],
+            "data_source": self.params["data_source"],
+            "data_dir": self.params.get("data_dir"),
+            "seed": self.params.get("seed"),
+            "trained_at": self.started_at,
+        }
+        return write_json_atomic(self.output_dir / "model_card.json", card)
+
     def write_metrics(self, models: dict, data: dict, paper: dict, **extra: Any) -> Path:
         """Write ``metrics.json`` with the fixed top-level keys plus ``extra`` ones.
 
