@@ -99,6 +99,15 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("manifest", help="manifest name (data_manifests/<name>.yaml) or path")
     verify.add_argument("--data-dir", required=True)
     verify.set_defaults(handler=_cmd_verify)
+    fetch = data_sub.add_parser(
+        "fetch", help="download a data set from its manifest's URL, check it and unpack it",
+        description="Download the archive named in the manifest's download section, check its SHA-256, "
+                    "unpack it safely and verify it; a folder that already verifies is left alone.",
+    )
+    fetch.add_argument("manifest", help="manifest name (data_manifests/<name>.yaml) or path")
+    fetch.add_argument("--out", required=True, help="folder to hold the class folders (must not hold other files)")
+    fetch.add_argument("--no-progress", action="store_true", help="hide the download progress bar")
+    fetch.set_defaults(handler=_cmd_fetch)
 
 
 def _cmd_phantoms(args: argparse.Namespace) -> int:
@@ -117,6 +126,47 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from common import fetch
+
+    print(fetch.describe(fetch.fetch(args.manifest, args.out, progress=not args.no_progress)))
+    return 0
+
+
+def _add_audit(sub: argparse._SubParsersAction) -> None:
+    audit = sub.add_parser(
+        "audit",
+        help="find exact and near-duplicate images (leakage audit) of a class-folder data set",
+        description="Write audit.json, duplicate_groups.csv and a figure of the most similar pairs "
+                    "across the splits of a seeded image-level 70/15/15 split.",
+    )
+    audit.add_argument("data_dir", help="folder with one sub-folder of images per class")
+    audit.add_argument("--label-map", metavar="MANIFEST",
+                       help="take the label map from this data manifest (name or YAML path); "
+                            "default: the folder names are the labels")
+    audit.add_argument("--threshold", type=float, default=0.98,
+                       help="cosine similarity of near duplicates (default 0.98)")
+    audit.add_argument("--max-hamming", type=int, default=0,
+                       help="perceptual-hash distance of near duplicates (default 0; -1 turns it off)")
+    audit.add_argument("--seed", type=int, default=42, help="seed of the split the leakage is measured on")
+    audit.add_argument("--out", help="output folder (default: results/audit)")
+    audit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    audit.set_defaults(handler=_cmd_audit)
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from common import audit, manifest
+    from common.results import results_root
+
+    label_map = manifest.load_manifest(args.label_map)["label_map"] if args.label_map else None
+    result = audit.run(
+        args.data_dir, args.out or results_root() / "audit", label_map, threshold=args.threshold,
+        max_hamming=args.max_hamming, split_seed=args.seed, progress=not args.no_progress,
+    )
+    print(audit.summary(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``camstudy`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -124,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reproduce five Grad-CAM tumour-detection studies (see README.md).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_book, _add_data):
+    for add in (_add_run, _add_book, _add_data, _add_audit):
         add(sub)
     return parser
 
