@@ -51,3 +51,33 @@ def test_paper_rows_pair_paper_models_with_this_runs_models():
     accuracy = next(r for r in rows if r["metric"] == "accuracy")
     assert accuracy["model"] == "ResNet50" and accuracy["paper"] == pytest.approx(0.982)
     assert accuracy["difference"] == pytest.approx(0.9 - 0.982) and accuracy["paper_inside_ci"] is False
+
+
+def test_split_variants_share_one_split_when_the_audit_finds_no_duplicates(tiny_params):
+    samples = workflow.load_samples(tiny_params).samples
+    no_duplicates = {"exact_groups": [], "near_groups": [], "pairs": []}
+    variants = workflow.split_variants(tiny_params, samples, no_duplicates)
+    assert list(variants) == ["grouped", "image"]
+    assert variants["grouped"] is variants["image"]
+
+
+def test_split_variants_keep_duplicate_groups_on_one_side(tiny_params, tmp_path):
+    import shutil
+
+    from common import audit
+
+    samples = workflow.load_samples(tiny_params).samples
+    # plant duplicates: rows 1-2 become copies of row 0's file, row 7 of row 6's
+    for row, source in ((1, 0), (2, 0), (7, 6)):
+        copy = tmp_path / f"copy_{row}.png"
+        shutil.copyfile(samples.loc[source, "path"], copy)
+        samples.loc[row, "path"] = str(copy)
+    result = audit.audit_samples(samples, progress=False)
+    grouped = workflow.split_variants({**tiny_params, "split": "grouped"}, samples, result)["grouped"]
+    for rows in ([0, 1, 2], [6, 7]):
+        assert grouped.loc[rows, "split"].nunique() == 1
+
+
+def test_an_unknown_split_name_is_refused(tiny_params):
+    with pytest.raises(Exception, match="must be image, grouped or both"):
+        workflow.split_variants({**tiny_params, "split": "patient"}, None, {})

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from common import data, phantoms, registry, splits
-from common.errors import DataError
+from common.errors import DataError, ParameterError
 from common.results import project_root
 
 # Which of a phantom generator's keyword arguments come from which parameter.
@@ -239,6 +239,80 @@ def paper_rows(params: dict, models_metrics: dict) -> tuple[dict, list[dict]]:
             "difference": row["difference"], "paper_inside_ci": bool(row["paper_inside_ci"]),
         })
     return paper, rows
+
+
+def build_backbone_classifier(params: dict, backbone: str | None = None, image_size: int | None = None):
+    """The run's transfer model: backbone, global-average-pooling head with dropout, softmax."""
+    from common import models
+
+    name = backbone or params["backbone"]
+    size = image_size or params["image_size"]
+    return models.build_backbone_model(
+        name, (size, size, params["channels"]), len(params["classes"]),
+        head=models.gap_head(params["dropout"]), weights=params["weights"],
+        trainable_fraction=params.get("trainable_fraction"), bn_momentum=params.get("bn_momentum"), name=name,
+    )
+
+
+def fit_and_evaluate(params: dict, model, samples: pd.DataFrame, preprocess: str | None,
+                     out_dir: str | Path | None = None, learning_rate: float | None = None) -> dict:
+    """Train ``model`` on a split sample table and evaluate it on its test split.
+
+    Class weights (balanced) are used when ``params["class_weights"]`` is set.
+
+    Returns:
+        ``{"history", "probabilities", "scores", "datasets", "test", "class_weight"}``.
+    """
+    from common import train as training
+
+    data = datasets(params, samples, preprocess)
+    class_weight = (
+        training.class_weights(samples.loc[samples["split"] == "train", "label_index"], len(params["classes"]))
+        if params.get("class_weights") else None
+    )
+    history = train(params, model, data, out_dir=out_dir, class_weight=class_weight, learning_rate=learning_rate)
+    test = samples[samples["split"] == "test"].reset_index(drop=True)
+    probabilities, scores = evaluate(params, model, data["test"], test)
+    return {"history": history, "probabilities": probabilities, "scores": scores, "datasets": data,
+            "test": test, "class_weight": class_weight}
+
+
+# ---------------------------------------------------------------- splits and leakage
+
+
+def split_variants(params: dict, samples: pd.DataFrame, audit_result: dict) -> dict[str, pd.DataFrame]:
+    """The split(s) ``params["split"]`` asks for: ``image``, ``grouped`` or ``both``.
+
+    The grouped split keeps every exact- or near-duplicate group of the audit on
+    one side. When the audit found no duplicates, every group is a single
+    image, so the image-level split already is a valid grouped split and both
+    names refer to it (nothing is trained twice for the same answer).
+
+    Returns:
+        ``{"grouped": table, "image": table}`` (those asked for), grouped first.
+    """
+    from common import audit
+
+    choice = params.get("split", "image")
+    if choice not in ("image", "grouped", "both"):
+        raise ParameterError(f"Parameter 'split' must be image, grouped or both, got {choice!r}.")
+    wanted = ["grouped", "image"] if choice == "both" else [choice]
+    has_duplicates = bool(audit_result["exact_groups"] or audit_result["near_groups"])
+    image_split = split(params, samples)
+    variants = {}
+    for name in wanted:
+        if name == "grouped" and has_duplicates:
+            variants[name] = split(params, audit.groups_from_audit(samples, audit_result))
+        else:
+            variants[name] = image_split
+    return variants
+
+
+def duplicate_shares(variants: dict[str, pd.DataFrame], audit_result: dict) -> dict[str, dict]:
+    """Share of training images with an exact or near duplicate in the test split, per split."""
+    from common import audit
+
+    return {name: audit.train_test_duplicate_share(table, audit_result) for name, table in variants.items()}
 
 
 # ---------------------------------------------------------------- explanations

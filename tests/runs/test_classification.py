@@ -35,6 +35,10 @@ def test_smoke_run_writes_metrics_with_cis_and_figures(smoke_results, experiment
         assert_png(record["dir"] / "figures" / f"{name}.png")
     assert (record["dir"] / "history.csv").exists() and (record["dir"] / "model.keras").exists()
     assert (record["dir"] / f"{experiment_id}.ipynb").exists()
+    # both splits are reported; phantoms hold no duplicates, so the two coincide
+    assert set(metrics["splits"]) == {"image", "grouped"}
+    assert metrics["splits"]["grouped"]["models"] == metrics["models"]
+    assert metrics["train_test_duplicate_share"] == 0
 
 
 @pytest.mark.notebook
