@@ -75,3 +75,14 @@ def test_bad_names_and_folders_are_refused_before_anything_runs(tmp_path):
         runner.run_experiment("iqoth", "smoke", overrides={"epochs": "abc"}, results_dir=tmp_path)
     with pytest.raises(DataError, match="does not exist"):
         runner.run_experiment("iqoth", "smoke", data_dir=tmp_path / "missing", results_dir=tmp_path)
+
+
+def test_every_run_is_logged_with_its_wall_time(tmp_path, fake_notebooks):
+    from common.results import read_run_log
+
+    runner.run_experiment("iqoth", "smoke", results_dir=tmp_path, progress_bar=False)
+    fake_notebooks["name"] = "fails"
+    runner.run_experiment("iqoth", "smoke", results_dir=tmp_path, progress_bar=False)
+    log = read_run_log(tmp_path)
+    assert [(e["experiment"], e["profile"], e["ok"]) for e in log] == [("iqoth", "smoke", True), ("iqoth", "smoke", False)]
+    assert all(e["wall_time_s"] > 0 for e in log)

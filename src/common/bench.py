@@ -1,0 +1,200 @@
+"""``camstudy bench``: the performance ratios the study promises, measured in one run.
+
+Absolute times vary from run to run and machine to machine; each figure here
+is a ratio of two measurements taken back to back in one process, so the
+numbers can be compared across runs:
+
+1. ``pipeline_vs_model``: images/s of the input pipeline alone (decode, resize,
+   augment, batch; cold and cached) over the model's training images/s. The
+   pipeline must be at least 3x faster than the model it feeds.
+2. ``pipeline_vs_in_memory``: training images/s through the project's
+   ``tf.data`` pipeline over training on the same batches already in memory as
+   tensors (the upper limit). At least 0.95.
+3. ``batched_cam_speedup``: Grad-CAM images/s in batches of 32 over one image
+   at a time, through one explainer (so model preparation is not counted).
+4. ``notebook_wall_times_s``: wall time of every notebook per profile, read from
+   the runner's log (``results/run_log.jsonl``), not re-run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from common import registry
+from common.results import read_run_log, results_root, versions, write_json_atomic
+
+BENCH_EXPERIMENT = "resnet50-gradcam"  # its default profile sets the model and input size
+TARGETS = {"pipeline_vs_model": 3.0, "pipeline_vs_in_memory": 0.95, "batched_cam_speedup": 5.0}
+# Sizes of the measurements; --quick keeps the whole bench under two minutes.
+SETTINGS = {
+    "quick": {"n_images": 64, "train_steps": 3, "cam_images": 16},
+    "full": {"n_images": 256, "train_steps": 8, "cam_images": 32},
+}
+
+
+def machine() -> dict[str, Any]:
+    """Describe the machine: CPUs, memory, TensorFlow's devices and versions."""
+    import psutil
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return {
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "device": "GPU" if gpus else "CPU",
+        "gpus": [gpu.name for gpu in gpus],
+        "tensorflow": tf.__version__,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "versions": versions(),
+    }
+
+
+def _images_per_second(run: Callable[[], int]) -> float:
+    """Time ``run`` (which returns the number of images it processed)."""
+    started = time.perf_counter()
+    count = run()
+    return count / (time.perf_counter() - started)
+
+
+def _drain(dataset) -> int:
+    return sum(int(images.shape[0]) for images, _ in dataset)
+
+
+def pipeline_throughput(dataset) -> dict[str, float]:
+    """Images/s of one pass over ``dataset`` (cold: decoding) and a second pass (cached)."""
+    cold = _images_per_second(lambda: _drain(dataset))
+    cached = _images_per_second(lambda: _drain(dataset))
+    return {"cold_images_per_s": round(cold, 1), "cached_images_per_s": round(cached, 1)}
+
+
+def training_throughput(model, batches, steps: int) -> float:
+    """Training images/s of ``model`` over ``steps`` batches (after one warm-up step).
+
+    Args:
+        model: A compiled model.
+        batches: A repeating ``tf.data.Dataset`` of ``(images, labels)`` batches.
+        steps: Batches to time.
+    """
+    model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0)  # traces the train step
+    batch_size = int(next(iter(batches))[0].shape[0])
+    return _images_per_second(
+        lambda: (model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0), steps * batch_size)[1]
+    )
+
+
+def cam_batching(model, images: np.ndarray, classes: np.ndarray, method: str = "gradcam",
+                 batch_size: int = 32) -> dict[str, float]:
+    """CAM images/s in batches of ``batch_size`` and one image at a time, one explainer for both."""
+    from common.cams import CamExplainer
+
+    explainer = CamExplainer(model, method)
+    explainer.cams(images[:2], classes[:2], None, batch_size=2)  # warm-up: graph building, caches
+    batched = _images_per_second(lambda: len(explainer.cams(images, classes, None, batch_size=batch_size)))
+    single = _images_per_second(lambda: len(explainer.cams(images, classes, None, batch_size=1)))
+    return {"batched_images_per_s": round(batched, 2), "single_images_per_s": round(single, 2),
+            "batch_size": batch_size}
+
+
+def notebook_wall_times(results_dir: Path | None = None) -> dict[str, dict[str, float]]:
+    """Latest successful wall time of every notebook per profile, from the run log."""
+    times: dict[str, dict[str, float]] = {}
+    for entry in read_run_log(results_dir):
+        if entry.get("ok"):
+            times.setdefault(entry["experiment"], {})[entry["profile"]] = entry["wall_time_s"]
+    return times
+
+
+def _ratio(numerator: float, denominator: float, target: float) -> dict[str, Any]:
+    value = numerator / denominator if denominator else float("nan")
+    return {"value": round(value, 3), "target": target, "meets_target": bool(value >= target)}
+
+
+def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[str], None] = print) -> dict:
+    """Measure every ratio and write ``bench.json``; return its record.
+
+    Args:
+        quick: Smaller measurements (under two minutes on a 2-core CPU).
+        out: Output file (default ``results/bench.json``).
+        progress: Called with a line of text before each measurement.
+    """
+    from common import pipeline, train, workflow
+
+    settings = SETTINGS["quick" if quick else "full"]
+    params = registry.resolve(BENCH_EXPERIMENT, "default")
+    train.set_seed(params["seed"])
+    progress("preparing phantom images")
+    samples = workflow.load_samples(params).samples.head(settings["n_images"])
+    size, batch = params["image_size"], params["batch_size"]
+    preprocess = workflow.preprocess_name(params)
+
+    def project_dataset():
+        return pipeline.make_dataset(samples, size, batch, preprocess=preprocess, augment=params["augment"],
+                                     training=True, channels=params["channels"], seed=params["seed"])
+
+    progress("1/3 input pipeline alone (cold, then cached)")
+    pipeline_speed = pipeline_throughput(project_dataset())
+
+    progress("2/3 training through the pipeline vs from tensors in memory")
+    model = workflow.build_backbone_classifier(params)
+    train.compile_model(model, params["learning_rate"])
+    through_pipeline = project_dataset()
+    _drain(through_pipeline)  # fill the cache, as after a run's first epoch
+    pipeline_train = training_throughput(model, through_pipeline.repeat(), settings["train_steps"])
+    import tensorflow as tf
+
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in through_pipeline])
+    in_memory = tf.data.Dataset.from_tensor_slices((np.concatenate(images), np.concatenate(labels)))
+    memory_train = training_throughput(model, in_memory.batch(batch).repeat(), settings["train_steps"])
+
+    progress("3/3 Grad-CAM batched vs one image at a time")
+    cam_inputs = np.concatenate(images)[: settings["cam_images"]]
+    cam_speed = cam_batching(model, cam_inputs, np.concatenate(labels)[: settings["cam_images"]])
+
+    record = {
+        "quick": quick,
+        "experiment": BENCH_EXPERIMENT,
+        "model": params["backbone"],
+        "image_size": size,
+        "batch_size": batch,
+        "pipeline_vs_model": {
+            **_ratio(pipeline_speed["cached_images_per_s"], pipeline_train, TARGETS["pipeline_vs_model"]),
+            **pipeline_speed,
+            "cold_ratio": round(pipeline_speed["cold_images_per_s"] / pipeline_train, 3),
+            "model_train_images_per_s": round(pipeline_train, 2),
+        },
+        "pipeline_vs_in_memory": {
+            **_ratio(pipeline_train, memory_train, TARGETS["pipeline_vs_in_memory"]),
+            "pipeline_train_images_per_s": round(pipeline_train, 2),
+            "in_memory_train_images_per_s": round(memory_train, 2),
+        },
+        "batched_cam_speedup": {
+            **_ratio(cam_speed["batched_images_per_s"], cam_speed["single_images_per_s"],
+                     TARGETS["batched_cam_speedup"]),
+            **cam_speed,
+        },
+        "notebook_wall_times_s": notebook_wall_times(),
+        "machine": machine(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_json_atomic(Path(out) if out else results_root() / "bench.json", record)
+    return record
+
+
+def summary(record: dict) -> str:
+    """A few lines for the console: each ratio against its target."""
+    lines = []
+    for key, target in TARGETS.items():
+        entry = record[key]
+        mark = "ok" if entry["meets_target"] else "below target"
+        lines.append(f"{key:24s} {entry['value']:8.2f}  (target >= {target}; {mark})")
+    machine_info = record["machine"]
+    lines.append(f"machine: {machine_info['cpu_count']} CPUs, {machine_info['device']}, "
+                 f"TensorFlow {machine_info['tensorflow']}, load {machine_info['load_average_1min']}")
+    return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""Tests of common.bench: the quick benchmark writes every ratio with its target."""
+
+import json
+
+import pytest
+
+from common import bench
+
+
+def test_wall_times_come_from_the_run_log(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "read_run_log", lambda results_dir=None: [
+        {"experiment": "iqoth", "profile": "smoke", "ok": True, "wall_time_s": 40.0},
+        {"experiment": "iqoth", "profile": "smoke", "ok": False, "wall_time_s": 3.0},
+        {"experiment": "iqoth", "profile": "default", "ok": True, "wall_time_s": 200.0},
+    ])
+    assert bench.notebook_wall_times() == {"iqoth": {"smoke": 40.0, "default": 200.0}}
+
+
+@pytest.mark.notebook
+def test_quick_bench_measures_every_ratio(tmp_path, monkeypatch):
+    from common import workflow
+
+    monkeypatch.setattr(workflow, "phantom_root", lambda: tmp_path / "phantoms")
+    out = tmp_path / "bench.json"
+    record = bench.run(quick=True, out=out, progress=lambda line: None)
+    written = json.loads(out.read_text())
+    assert written["quick"] is True
+    for key in ("pipeline_vs_model", "pipeline_vs_in_memory", "batched_cam_speedup"):
+        entry = written[key]
+        assert entry["value"] > 0 and entry["target"] == bench.TARGETS[key]
+        assert isinstance(entry["meets_target"], bool)
+    assert written["machine"]["cpu_count"] >= 1 and written["machine"]["device"] in ("CPU", "GPU")
+    assert "notebook_wall_times_s" in written
+    assert "pipeline_vs_model" in bench.summary(record)
