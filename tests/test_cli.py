@@ -16,7 +16,8 @@ def test_missing_arguments_exit_with_usage(argv, capsys):
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["book", "--help"], ["data", "phantoms", "--help"],
-                                  ["data", "verify", "--help"]])
+                                  ["data", "verify", "--help"], ["data", "fetch", "--help"], ["bench", "--help"],
+                                  ["audit", "--help"]])
 def test_every_subcommand_has_help(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)

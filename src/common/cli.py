@@ -167,6 +167,92 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    from common import predict
+
+    parser = sub.add_parser(
+        "predict",
+        help="predict and explain image files (or DICOM series folders) with a run's saved model",
+        description="Load results/<id>/model.keras in safe mode, make each input exactly as the run did "
+                    "(recorded in model_card.json), and write per input its probabilities (<name>.json), "
+                    "the CAM overlay (<name>_overlay.png) and the contour map (<name>_contours.png).",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE",
+                        help="PNG/JPEG/DICOM slice files, or DICOM series folders for a volume model (gradcam-3d)")
+    parser.add_argument("--experiment", required=True, metavar="ID",
+                        help=f"the run whose model predicts: {', '.join(registry.experiment_ids())}")
+    parser.add_argument("--model", metavar="PATH", help="a .keras file instead of results/<id>/model.keras")
+    parser.add_argument("--method", default="gradcam", choices=predict.CAM_METHODS, help="CAM method")
+    parser.add_argument("--layer", help="CAM layer (default: the run's own)")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: results/<id>/predictions)")
+    parser.add_argument("--results-dir", help="where results/<id>/ folders are (default: results/)")
+    parser.add_argument("--batch-size", type=int, default=16, help="inputs predicted together")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(handler=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from common import predict
+
+    run_model = predict.load_run_model(args.experiment, args.model, args.results_dir)
+    out_dir = Path(args.out) if args.out else predict.run_dir(args.experiment, args.results_dir) / "predictions"
+    records, errors = predict.predict_paths(
+        run_model, args.inputs, out_dir, args.method, args.layer, args.batch_size, progress=not args.no_progress,
+    )
+    print(predict.model_banner(run_model.card))
+    print(predict.probability_table(records, run_model.classes))
+    if records:
+        print(f"{len(records)} prediction(s) written to {out_dir}")
+    for message in errors:
+        print(f"camstudy: error: {message}", file=sys.stderr)
+    return 2 if errors else 0
+
+
+def _add_app(sub: argparse._SubParsersAction) -> None:
+    from common import predict
+
+    parser = sub.add_parser(
+        "app", help="serve the Streamlit page that predicts and explains uploaded images",
+        description="Run `streamlit run src/common/app.py` headless; open the printed address in a browser.",
+    )
+    parser.add_argument("--port", type=int, default=predict.DEFAULT_PORT)
+    parser.add_argument("--address", default=predict.DEFAULT_ADDRESS,
+                        help="interface to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--results-dir", help="where results/<id>/ folders are (default: results/)")
+    parser.set_defaults(handler=_cmd_app)
+
+
+def _cmd_app(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from common import predict
+
+    env = dict(os.environ)
+    if args.results_dir:
+        env[predict.RESULTS_DIR_ENV] = str(Path(args.results_dir).resolve())
+    print(f"camstudy app: http://{args.address}:{args.port} (Ctrl+C stops it)")
+    try:
+        return subprocess.call(predict.streamlit_command(args.port, args.address), env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("bench", help="measure the pipeline, training and CAM speed ratios",
+                           description="Measure the performance ratios and write bench.json.")
+    bench.add_argument("--quick", action="store_true", help="small measurements (under two minutes)")
+    bench.add_argument("--out", help="output file (default: results/bench.json)")
+    bench.set_defaults(handler=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from common import bench
+
+    record = bench.run(quick=args.quick, out=args.out, progress=lambda line: print(line, file=sys.stderr))
+    print(bench.summary(record))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``camstudy`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -174,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reproduce five Grad-CAM tumour-detection studies (see README.md).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_book, _add_data, _add_audit):
+    for add in (_add_run, _add_book, _add_data, _add_audit, _add_predict, _add_app, _add_bench):
         add(sub)
     return parser
 

@@ -11,7 +11,10 @@ Fields:
 - optional ``files``: relative path (POSIX) -> SHA-256 of every file of a
   released copy, made with :func:`checksum_listing`.
 
-:func:`verify` compares a local copy against its manifest.
+:func:`verify` compares a local copy against its manifest; :func:`data_fingerprint`
+names the exact images and labels of one run (for its ``metrics.json``). An
+optional ``download`` section lets ``camstudy data fetch`` get the data set
+(see :mod:`common.fetch`).
 """
 
 from __future__ import annotations
@@ -89,6 +92,24 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def data_fingerprint(samples: Any) -> str:
+    """One SHA-256 naming exactly which images, with which labels, a run used.
+
+    The digest covers the sorted ``"<file SHA-256> <label>"`` lines of every
+    row, so it does not depend on where the copy sits or on row order, but
+    changes when any image's bytes or label change, or a row is added or dropped.
+
+    Args:
+        samples: A sample table with ``path`` and ``label`` columns (see
+            :func:`common.data.load_class_folders`).
+
+    Returns:
+        64 hexadecimal digits.
+    """
+    lines = sorted(f"{file_sha256(path)} {label}" for path, label in zip(samples["path"], samples["label"]))
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
 def _visible_files(data_dir: Path) -> list[Path]:

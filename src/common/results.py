@@ -110,6 +110,30 @@ def write_json_atomic(path: str | Path, payload: Any) -> Path:
     return path
 
 
+RUN_LOG = "run_log.jsonl"
+
+
+def append_run_log(entry: dict, results_dir: str | Path | None = None) -> None:
+    """Append one run's record (experiment, profile, ok, wall time) to the run log.
+
+    One JSON object per line, appended, so concurrent runs of different
+    experiments do not overwrite each other's records.
+    """
+    folder = Path(results_dir) if results_dir else results_root()
+    folder.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(to_jsonable({**entry, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
+    with open(folder / RUN_LOG, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+
+
+def read_run_log(results_dir: str | Path | None = None) -> list[dict]:
+    """Every record of the run log, oldest first (empty when no run was logged)."""
+    path = (Path(results_dir) if results_dir else results_root()) / RUN_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def read_metrics(path: str | Path) -> dict:
     """Read a ``metrics.json`` file."""
     with open(path, encoding="utf-8") as handle:
@@ -145,7 +169,7 @@ class RunRecorder:
         return round(time.perf_counter() - self.started, 2)
 
     def write_model_card(self, model_name: str, image_size, channels: int, preprocess: str | None,
-                         cam_layer: str | None = None, input_kind: str = "image") -> Path:
+                         cam_layer: str | None = None, input_kind: str = "image", **extra: Any) -> Path:
         """Record, beside ``model.keras``, exactly how the model's inputs were made.
 
         ``camstudy predict`` and the app read this file, so they apply the run's
@@ -158,6 +182,8 @@ class RunRecorder:
             preprocess: ``common.pipeline.PREPROCESS_MODULES`` key, or None for [0, 1] scaling.
             cam_layer: The layer the run's CAMs used.
             input_kind: ``"image"`` (2D slice) or ``"volume"`` (DICOM series).
+            **extra: Further input settings; a volume model records ``window`` and
+                ``sobel`` (the :func:`common.dicom.load_series` arguments of its run).
         """
         card = {
             "experiment": self.experiment,
@@ -175,6 +201,7 @@ class RunRecorder:
             "data_dir": self.params.get("data_dir"),
             "seed": self.params.get("seed"),
             "trained_at": self.started_at,
+            **extra,
         }
         return write_json_atomic(self.output_dir / "model_card.json", card)
 

@@ -9,9 +9,12 @@ keeps the failed executed notebook (papermill puts the error at its top) under
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +22,7 @@ from typing import Any
 
 from common import registry
 from common.errors import DataError, StudyError
-from common.results import project_root, results_root
+from common.results import append_run_log, project_root, results_root
 
 KERNEL_NAME = "camstudy"
 
@@ -52,6 +55,29 @@ def kernel_name() -> str:
 def notebook_path(experiment_id: str) -> Path:
     """Return the notebook template of an experiment (from the registry)."""
     return project_root() / registry.experiment(experiment_id)["notebook"]
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """Raise KeyboardInterrupt on SIGTERM while a notebook runs.
+
+    By default SIGTERM (``kill``, a scheduler's timeout) ends Python at once and
+    would leave the ``.running-*`` folder behind; as an interrupt it takes the
+    same cleanup path as Ctrl-C. Signal handlers can only be set from the main
+    thread, so elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _replace_atomically(finished: Path, target: Path) -> None:
@@ -110,20 +136,21 @@ def run_experiment(
     out_nb = work / f"{experiment_id}.ipynb"
     started = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(notebook_path(experiment_id)),
-            str(out_nb),
-            parameters={
-                "profile": profile,
-                "data_dir": None if data_dir is None else str(data_dir),
-                "overrides": overrides,
-                "output_dir": str(work),
-            },
-            kernel_name=kernel_name(),
-            cwd=str(project_root()),
-            progress_bar=progress_bar,
-            log_output=log_output,
-        )
+        with _terminate_as_interrupt():
+            papermill.execute_notebook(
+                str(notebook_path(experiment_id)),
+                str(out_nb),
+                parameters={
+                    "profile": profile,
+                    "data_dir": None if data_dir is None else str(data_dir),
+                    "overrides": overrides,
+                    "output_dir": str(work),
+                },
+                kernel_name=kernel_name(),
+                cwd=str(project_root()),
+                progress_bar=progress_bar,
+                log_output=log_output,
+            )
     except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt must keep old results too
         failed_dir = target / "failed"
         failed_dir.mkdir(parents=True, exist_ok=True)
@@ -132,22 +159,32 @@ def run_experiment(
         shutil.rmtree(work, ignore_errors=True)
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return RunOutcome(
+        return _logged(RunOutcome(
             experiment_id,
             ok=False,
             output_dir=target,
             wall_time_s=round(time.perf_counter() - started, 1),
             error=_short_error(exc),
             notebook=failed_dir / out_nb.name,
-        )
+        ), profile, root)
     _replace_atomically(work, target)
-    return RunOutcome(
+    return _logged(RunOutcome(
         experiment_id,
         ok=True,
         output_dir=target,
         wall_time_s=round(time.perf_counter() - started, 1),
         notebook=target / out_nb.name,
+    ), profile, root)
+
+
+def _logged(outcome: RunOutcome, profile: str, root: Path) -> RunOutcome:
+    """Append the outcome to ``run_log.jsonl`` (the benchmark reads wall times from it)."""
+    append_run_log(
+        {"experiment": outcome.experiment, "profile": profile, "ok": outcome.ok,
+         "wall_time_s": outcome.wall_time_s, "error": outcome.error},
+        root,
     )
+    return outcome
 
 
 def _short_error(exc: BaseException) -> str:

@@ -265,8 +265,8 @@ def load_model_safe(path: str | pathlib.Path) -> keras.Model:
         The model.
 
     Raises:
-        DataError: The file is missing, or holds a Lambda layer or other
-            serialized Python code (which ``safe_mode`` will not execute).
+        DataError: The file is missing or not a Keras model, or holds a Lambda
+            layer or other serialized Python code (which ``safe_mode`` will not execute).
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -275,7 +275,10 @@ def load_model_safe(path: str | pathlib.Path) -> keras.Model:
         return keras.saving.load_model(path, safe_mode=True)
     except ValueError as error:
         if "safe_mode" not in str(error) and "Lambda" not in str(error):
-            raise
+            raise DataError(
+                f"{path}: not a readable Keras model ({error}); pass a .keras file saved by "
+                "common.train.fit (or a legacy .h5 model)."
+            ) from error
         raise DataError(
             f"Refusing to load {path}: it contains a Lambda layer or other stored Python code, "
             "which could run arbitrary code. Rebuild the model with common.models and load only "

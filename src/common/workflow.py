@@ -118,10 +118,14 @@ def split(params: dict, samples: pd.DataFrame) -> pd.DataFrame:
 
 def data_record(loaded: LoadedData, samples: pd.DataFrame) -> dict[str, Any]:
     """The ``data`` section of ``metrics.json``: source, counts per split, skipped files."""
+    from common import manifest
+
     counts = data.class_counts(samples)
     return {
         "source": loaded.source,
         "n_images": int(len(samples)),
+        # Two runs on the same files and labels share this fingerprint, wherever the data sits.
+        "fingerprint": manifest.data_fingerprint(samples),
         "class_counts": {str(col): {str(k): int(v) for k, v in counts[col].items()} for col in counts.columns},
         "skipped_files": loaded.skipped,
     }

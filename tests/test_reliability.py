@@ -1,0 +1,396 @@
+"""Reliability and security: bad input, interrupted runs, determinism, safe loading.
+
+The table :data:`BAD_INPUTS` lists every bad input the study must refuse (or,
+for unusual image modes, must read correctly) in one auditable place. A row
+either runs here (``run``: makes the bad input under ``tmp_path`` and makes the
+call) or names the existing test that already does (``covered_by``); for those,
+:func:`test_referenced_tests_check_the_same_error` checks that the named test
+still exists and still checks that error type and phrase, so the table cannot
+silently drift from the tests it points to.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import cli, runner
+from common.data import load_class_folders, read_image
+from common.errors import DataError, ParameterError
+from common.manifest import checksum_listing, data_fingerprint
+from tests.conftest import write_class_folders
+
+TESTS_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = TESTS_DIR.parent
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """One row of the bad-input matrix.
+
+    Attributes:
+        case: The bad input, in the issue's words.
+        error: The error type expected, or None when the input must load correctly.
+        phrase: Text the error message (or, for ``covered_by`` rows, the test) contains.
+        run: Makes the bad input under ``tmp_path`` and makes the call (rows not covered elsewhere).
+        covered_by: ``"tests/<file>.py::<test>"`` of the existing test that covers the row.
+    """
+
+    case: str
+    error: type[BaseException] | None
+    phrase: str
+    run: Callable[[Path], object] | None = None
+    covered_by: str | None = None
+
+
+def _text_named_dcm(tmp_path: Path) -> object:
+    (tmp_path / "scan.dcm").write_text("exported notes, not a DICOM slice")
+    return read_image(tmp_path / "scan.dcm")
+
+
+def _class_folder_of_only_bad_files(tmp_path: Path) -> object:
+    root = write_class_folders(tmp_path / "set", {"a": 2})
+    (root / "b").mkdir()
+    (root / "b" / "broken.png").write_bytes(b"")
+    return load_class_folders(root, on_bad_file="skip")
+
+
+def _model_file(tmp_path: Path, name: str, with_lambda: bool) -> object:
+    import keras
+
+    from common import train
+
+    path = tmp_path / name
+    if with_lambda:
+        inputs = keras.Input((3,))
+        keras.Model(inputs, keras.layers.Lambda(lambda t: t + 1.0)(inputs)).save(path)
+    else:
+        path.write_text("not a model")
+    return train.load_model_safe(path)
+
+
+BAD_INPUTS = [
+    # --- images (common.data.read_image) ---
+    BadInput("zero-byte image", DataError, "0 bytes",
+             covered_by="tests/test_data.py::test_zero_byte_file_is_named_in_error"),
+    BadInput("truncated JPEG", DataError, "truncated",
+             covered_by="tests/test_data.py::test_truncated_file_fails_on_full_decode"),
+    BadInput("text file named .png", DataError, "not a readable image",
+             covered_by="tests/test_data.py::test_text_file_with_image_suffix_is_not_an_image"),
+    BadInput("text file named .dcm in a class folder", DataError, "scan.dcm: not a readable image",
+             run=_text_named_dcm),
+    BadInput("CMYK JPEG loads", None, "CMYK", covered_by="tests/test_data.py::test_cmyk_and_rgb_jpeg_decode"),
+    BadInput("16-bit PNG loads", None, "np.uint16",
+             covered_by="tests/test_data.py::test_sixteen_bit_png_and_tiff_scale_by_full_range"),
+    BadInput("palette PNG loads", None, '"P"',
+             covered_by="tests/test_data.py::test_colour_and_palette_modes_become_luminance"),
+    BadInput("RGBA PNG loads (alpha dropped)", None, '"RGBA"',
+             covered_by="tests/test_data.py::test_alpha_is_dropped_not_composited"),
+    # --- class folders (common.data.load_class_folders) and splits ---
+    BadInput("empty class folder", DataError, "holds no images",
+             covered_by="tests/test_data.py::test_folder_errors_name_the_problem"),
+    BadInput("class folder not in the label map", DataError, "are not in the label map",
+             covered_by="tests/test_data.py::test_folder_errors_name_the_problem"),
+    BadInput("single-class data set", DataError, "only one class",
+             covered_by="tests/test_data.py::test_folder_errors_name_the_problem"),
+    BadInput("class folder whose every image is unreadable (skip mode)", DataError,
+             "none of its 1 images could be read", run=_class_folder_of_only_bad_files),
+    BadInput("data dir that does not exist", DataError, "--data-dir",
+             covered_by="tests/test_data.py::test_folder_errors_name_the_problem"),
+    BadInput("fewer images of a class than splits", DataError, "fewer than the 3 splits",
+             covered_by="tests/test_splits.py::test_too_few_images_for_every_split_is_an_error_with_numbers"),
+    # --- experiments and parameters (common.registry, common.cli) ---
+    BadInput("unknown experiment id", ParameterError, "Unknown experiment",
+             covered_by="tests/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message"),
+    BadInput("unknown profile", ParameterError, "Unknown profile",
+             covered_by="tests/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message"),
+    BadInput("-p epochs=abc", ParameterError, "expects a int",
+             covered_by="tests/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message"),
+    BadInput("data dir that does not exist (camstudy run)", DataError, "does not exist",
+             covered_by="tests/test_runner.py::test_bad_names_and_folders_are_refused_before_anything_runs"),
+    # --- DICOM (common.dicom) ---
+    BadInput("DICOM file that is not DICOM", DataError, "not a DICOM file",
+             covered_by="tests/test_dicom.py::test_non_dicom_file_among_slices_is_named"),
+    BadInput("series with two slice sizes", DataError, "different shapes",
+             covered_by="tests/test_dicom.py::test_mismatched_slice_shapes_name_shapes_and_files"),
+    # --- manifests and downloads (common.manifest, common.fetch) ---
+    BadInput("local copy with a wrong checksum (verify reports it)", None, 'report["changed"]',
+             covered_by="tests/test_manifest.py::test_verify_tiny_copy_detects_missing_changed_and_extra"),
+    BadInput("download with a wrong checksum", DataError, "SHA-256 of the download is",
+             covered_by="tests/test_fetch.py::test_wrong_checksum_is_refused_and_nothing_is_written"),
+    BadInput("archive with absolute, '..' or escaping-link entries", DataError, "Refusing to unpack",
+             covered_by="tests/test_fetch.py::test_malicious_archives_are_refused_with_nothing_written_outside"),
+    BadInput("data set without a direct download", None, "cannot be downloaded automatically",
+             covered_by="tests/test_fetch.py::test_cli_fetch_then_refetch_and_manual_data_set"),
+    # --- models (common.train.load_model_safe) ---
+    BadInput(".keras model with a Lambda layer", DataError, "Lambda",
+             covered_by="tests/test_train.py::test_load_model_safe_refuses_a_lambda_layer"),
+    BadInput("legacy .h5 model with a Lambda layer", DataError, "Lambda layer or other stored Python code",
+             run=lambda tmp_path: _model_file(tmp_path, "lambda.h5", with_lambda=True)),
+    BadInput("file named .keras that is not a model", DataError, "not a readable Keras model",
+             run=lambda tmp_path: _model_file(tmp_path, "notes.keras", with_lambda=False)),
+]
+
+
+@pytest.mark.parametrize("row", [r for r in BAD_INPUTS if r.run], ids=lambda r: r.case)
+def test_bad_input_is_refused_with_a_clear_message(tmp_path, row):
+    with pytest.raises(row.error) as raised:
+        row.run(tmp_path)
+    assert row.phrase in str(raised.value)
+    assert str(tmp_path) in str(raised.value)  # the message names the file or folder
+
+
+def _test_source(reference: str) -> str:
+    """Source (decorators included) of the test function ``"tests/<file>.py::<name>"``."""
+    relative, name = reference.split("::")
+    source = (PROJECT_ROOT / relative).read_text()
+    lines = source.splitlines()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            first = min([node.lineno] + [decorator.lineno for decorator in node.decorator_list])
+            return "\n".join(lines[first - 1 : node.end_lineno])
+    raise AssertionError(f"{reference} no longer exists; update BAD_INPUTS")
+
+
+@pytest.mark.parametrize("row", [r for r in BAD_INPUTS if r.covered_by], ids=lambda r: r.case)
+def test_referenced_tests_check_the_same_error(row):
+    source = _test_source(row.covered_by)
+    assert row.phrase in source
+    if row.error is not None:
+        assert row.error.__name__ in source
+
+
+def test_every_row_runs_here_or_names_its_test():
+    assert all((row.run is None) != (row.covered_by is None) for row in BAD_INPUTS)
+
+
+def test_unusual_modes_in_one_class_folder_all_load(tmp_path):
+    """CMYK JPEG, 16-bit PNG, palette and RGBA PNG side by side load as one data set."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    root = write_class_folders(tmp_path / "set", {"plain": 2})
+    mixed = root / "mixed"
+    mixed.mkdir()
+    Image.fromarray(rgb).convert("CMYK").save(mixed / "cmyk.jpg")
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(mixed / "deep.png")
+    Image.fromarray(rgb).convert("P").save(mixed / "palette.png")
+    Image.fromarray(np.dstack([rgb, rgb[..., :1]]), "RGBA").save(mixed / "alpha.png")
+    samples, skipped = load_class_folders(root)
+    assert not skipped
+    loaded = samples[samples["class_folder"] == "mixed"]
+    assert sorted(Path(p).name for p in loaded["path"]) == ["alpha.png", "cmyk.jpg", "deep.png", "palette.png"]
+    assert set(zip(loaded["width"], loaded["height"])) == {(12, 10)}
+    for path in loaded["path"]:
+        assert read_image(path).std() > 10, path  # real content, not a blank decode
+
+
+@pytest.mark.parametrize("argv_of, status, phrase", [
+    (lambda d: ["data", "verify", "tiny.yaml", "--data-dir", str(d / "changed")], 1, "1 changed"),
+    (lambda d: ["data", "verify", "iqothnccd", "--data-dir", str(d / "nowhere")], 2, "How to obtain it"),
+    (lambda d: ["run", "iqoth", "--profile", "fast"], 2, "invalid choice: 'fast'"),
+], ids=["wrong checksum", "missing data dir", "unknown profile"])
+def test_cli_reports_bad_input_in_one_line(tmp_path, monkeypatch, capsys, argv_of, status, phrase):
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    copy = write_class_folders(tmp_path / "copy", {"a": 2, "b": 2})
+    manifest = {"name": "tiny", "citation": "-", "licence": "-", "source": {"url": None, "how_to_obtain": "-"},
+                "label_map": {"a": "a", "b": "b"}, "expected_counts": {"a": 2, "b": 2},
+                "files": checksum_listing(copy)}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(manifest))
+    (copy / "a" / "a_000.png").write_bytes((copy / "b" / "b_000.png").read_bytes())
+    copy.rename(tmp_path / "changed")
+    try:
+        code = cli.main(argv_of(tmp_path))
+    except SystemExit as exited:  # argparse's own errors
+        code = exited.code
+    captured = capsys.readouterr()
+    assert code == status
+    assert phrase in captured.out + captured.err and "Traceback" not in captured.err
+
+
+def test_data_fingerprint_names_bytes_and_labels_not_places(tmp_path):
+    root = write_class_folders(tmp_path / "set", {"a": 2, "b": 2})
+    samples, _ = load_class_folders(root)
+    fingerprint = data_fingerprint(samples)
+    assert len(fingerprint) == 64
+    moved = tmp_path / "moved"
+    root.rename(moved)
+    moved_samples, _ = load_class_folders(moved)
+    assert data_fingerprint(moved_samples.iloc[::-1]) == fingerprint  # place and row order do not matter
+    relabelled = moved_samples.assign(label=moved_samples["label"].replace({"a": "b", "b": "a"}))
+    assert data_fingerprint(relabelled) != fingerprint
+    Image.fromarray(np.zeros((20, 24), np.uint8)).save(moved / "a" / "a_000.png")
+    assert data_fingerprint(moved_samples) != fingerprint
+    assert data_fingerprint(moved_samples.iloc[1:]) != data_fingerprint(moved_samples)
+
+
+# --- no pickle, no unsafe loading ------------------------------------------------
+
+UNSAFE_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
+
+
+def _unsafe_calls(tree: ast.AST) -> list[str]:
+    """Imports of pickle-like modules and calls that could unpickle or run stored code."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [alias.name for alias in node.names] + [getattr(node, "module", None) or ""]
+            found += [f"import {name}" for name in names if name.split(".")[0] in UNSAFE_MODULES]
+        elif isinstance(node, ast.Call):
+            func = ast.unparse(node.func)
+            keywords = {kw.arg: ast.unparse(kw.value) for kw in node.keywords}
+            if func.endswith("read_pickle") or func.endswith("torch.load"):
+                found.append(func)
+            if keywords.get("allow_pickle") == "True" or keywords.get("safe_mode") == "False":
+                found.append(ast.unparse(node))
+            if func in ("np.load", "numpy.load") and keywords.get("allow_pickle") != "False":
+                found.append(f"{ast.unparse(node)} without allow_pickle=False")
+    return found
+
+
+def _code_to_check() -> dict[str, str]:
+    """Every module of ``common`` and every code cell of the experiment notebooks."""
+    sources = {str(path.relative_to(PROJECT_ROOT)): path.read_text() for path in (PROJECT_ROOT / "src").rglob("*.py")}
+    for notebook in (PROJECT_ROOT / "notebooks").glob("*.ipynb"):
+        cells = nbformat.read(notebook, as_version=4).cells
+        code = "\n".join(cell.source for cell in cells if cell.cell_type == "code" and not cell.source.startswith("%"))
+        sources[str(notebook.relative_to(PROJECT_ROOT))] = code
+    return sources
+
+
+def test_unsafe_call_finder_finds_each_kind():
+    sample = ("import pickle\nimport numpy as np\nnp.load(p)\nnp.load(p, allow_pickle=True)\n"
+              "keras.saving.load_model(p, safe_mode=False)\npd.read_pickle(p)\nnp.load(p, allow_pickle=False)\n")
+    assert len(_unsafe_calls(ast.parse(sample))) == 6
+
+
+def test_no_pickle_and_no_unsafe_loading_anywhere():
+    offenders = {name: calls for name, source in _code_to_check().items()
+                 if (calls := _unsafe_calls(ast.parse(source)))}
+    assert offenders == {}
+
+
+# --- failed runs lose nothing ----------------------------------------------------
+
+# Runs in a child process: the runner with its notebook swapped for the sleeping one.
+RUNNER_SCRIPT = """
+import pathlib, sys
+from common import runner
+runner.notebook_path = lambda experiment_id: pathlib.Path(sys.argv[1])
+runner.run_experiment("iqoth", "smoke", results_dir=sys.argv[2], progress_bar=False)
+"""
+
+
+def _sleeping_notebook(path: Path, marker: Path) -> Path:
+    """A notebook that writes its kernel's pid to ``marker`` and then sleeps (training that never ends)."""
+    notebook = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell('profile = "default"\ndata_dir = None\noverrides = {}\noutput_dir = None')
+    parameters.metadata["tags"] = ["parameters"]
+    body = f"import os, pathlib, time\npathlib.Path({str(marker)!r}).write_text(str(os.getpid()))\ntime.sleep(600)"
+    notebook.cells = [parameters, nbformat.v4.new_code_cell(body)]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie awaiting its reaper counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_run_killed_mid_training_keeps_the_previous_results(tmp_path, stop_signal):
+    results = tmp_path / "results"
+    previous = results / "iqoth" / "metrics.json"
+    previous.parent.mkdir(parents=True)
+    previous.write_text('{"from": "the previous run"}')
+    marker = tmp_path / "training-started"
+    notebook = _sleeping_notebook(tmp_path / "sleeps.ipynb", marker)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PROJECT_ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    # Own process group, so the signal reaches the run as Ctrl-C or `kill` would, and not pytest.
+    child = subprocess.Popen([sys.executable, "-c", RUNNER_SCRIPT, str(notebook), str(results)], env=env,
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: marker.exists() or child.poll() is not None, 120, "the notebook to start")
+        assert marker.exists(), child.stderr.read().decode()[-2000:]
+        os.killpg(child.pid, stop_signal)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+        child.stderr.close()
+    assert child.returncode != 0
+    assert previous.read_text() == '{"from": "the previous run"}'
+    assert sorted(path.name for path in results.iterdir()) == ["iqoth"]  # no .running-* or .old-* left
+    failed = nbformat.read(results / "iqoth" / "failed" / "iqoth.ipynb", as_version=4)
+    assert "training-started" in failed.cells[-1].source
+    kernel_pid = int(marker.read_text())
+    _wait_for(lambda: not _alive(kernel_pid), 30, f"the notebook kernel {kernel_pid} to end")
+
+
+def test_run_all_continues_after_failures_and_exits_non_zero_listing_them(tmp_path, monkeypatch, capsys):
+    """``camstudy run all``: one notebook fails, one is refused, the others still run."""
+    ran = []
+
+    def fake_run(experiment_id, profile, data_dir, overrides, results_dir, progress_bar=True, log_output=False):
+        ran.append(experiment_id)
+        if experiment_id == "nine-models":
+            return runner.RunOutcome(experiment_id, False, tmp_path, 1.0, error="RuntimeError: training diverged")
+        if experiment_id == "iqoth":
+            raise DataError("Data folder /x does not exist")
+        return runner.RunOutcome(experiment_id, True, tmp_path, 1.0)
+
+    monkeypatch.setattr(runner, "run_experiment", fake_run)
+    assert cli.main(["run", "all", "--profile", "smoke", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert ran == runner.registry.experiment_ids()
+    assert "failed: nine-models: RuntimeError: training diverged" in err
+    assert "failed: iqoth: Data folder /x does not exist" in err
+    assert "failed: multi-organ" not in err
+
+
+# --- determinism -----------------------------------------------------------------
+
+
+@pytest.mark.notebook
+def test_same_experiment_profile_and_seed_twice_gives_identical_metrics(tmp_path):
+    """Two CPU smoke runs of multi-organ (its CNN is small) give the same numbers, exactly."""
+    if not runner.notebook_path("multi-organ").exists():
+        pytest.skip("notebooks/multi-organ.ipynb not written yet")
+    metrics = []
+    for attempt in ("first", "second"):
+        outcome = runner.run_experiment("multi-organ", "smoke", results_dir=tmp_path / attempt, progress_bar=False)
+        assert outcome.ok, f"{outcome.error} (see {outcome.notebook})"
+        metrics.append(json.loads((tmp_path / attempt / "multi-organ" / "metrics.json").read_text()))
+    first, second = metrics
+    assert first["models"] and first["models"] == second["models"]
+    # Training curves too, loss by loss; only the wall time per epoch may differ.
+    curves = [{name: {key: values for key, values in history.items() if key != "time_s"}
+               for name, history in run.get("histories", {}).items()} for run in metrics]
+    assert curves[0] == curves[1]
