@@ -81,3 +81,10 @@ def test_split_variants_keep_duplicate_groups_on_one_side(tiny_params, tmp_path)
 def test_an_unknown_split_name_is_refused(tiny_params):
     with pytest.raises(Exception, match="must be image, grouped or both"):
         workflow.split_variants({**tiny_params, "split": "patient"}, None, {})
+
+
+def test_runtime_on_a_cpu_keeps_float32_and_one_replica(tiny_params):
+    rt = workflow.runtime(tiny_params)
+    assert rt.record["replicas"] == 1 and rt.record["mixed_precision"] is False and rt.record["jit_compile"] is False
+    with pytest.raises(Exception, match="must be auto, on or off"):
+        workflow.runtime({**tiny_params, "gpu_speedups": "maybe"})

@@ -184,11 +184,18 @@ def model_inputs(dataset) -> np.ndarray:
 
 
 def train(params: dict, model, data: dict, out_dir: str | Path | None = None, class_weight=None,
-          epsilon: float = 1e-7, learning_rate: float | None = None) -> pd.DataFrame:
-    """Compile with Adam and sparse categorical cross-entropy, then fit with early stopping."""
+          epsilon: float = 1e-7, learning_rate: float | None = None, runtime: Runtime | None = None) -> pd.DataFrame:
+    """Compile with Adam and sparse categorical cross-entropy, then fit with early stopping.
+
+    With a runtime, compiling happens in its strategy's scope and XLA follows its speed-up switch.
+    """
+    import contextlib
+
     from common import train as training
 
-    training.compile_model(model, learning_rate or params["learning_rate"], epsilon=epsilon)
+    with runtime.strategy.scope() if runtime else contextlib.nullcontext():
+        training.compile_model(model, learning_rate or params["learning_rate"], epsilon=epsilon,
+                               jit_compile=bool(runtime and runtime.speedups["jit_compile"]))
     return training.fit(
         model, data["train"], data["val"], params["epochs"], patience=params["patience"],
         class_weight=class_weight, out_dir=out_dir,
@@ -245,21 +252,62 @@ def paper_rows(params: dict, models_metrics: dict) -> tuple[dict, list[dict]]:
     return paper, rows
 
 
-def build_backbone_classifier(params: dict, backbone: str | None = None, image_size: int | None = None):
-    """The run's transfer model: backbone, global-average-pooling head with dropout, softmax."""
+GPU_SPEEDUP_SWITCH = {"auto": "auto", "on": True, "off": False}
+
+
+@dataclass
+class Runtime:
+    """Where and how a run computes: its ``tf.distribute`` strategy and GPU speed-ups."""
+
+    strategy: Any
+    speedups: dict
+
+    @property
+    def record(self) -> dict:
+        """JSON-ready description for ``metrics.json``."""
+        return {**self.speedups, "strategy": type(self.strategy).__name__,
+                "replicas": int(self.strategy.num_replicas_in_sync)}
+
+
+def runtime(params: dict) -> Runtime:
+    """Choose the strategy (``params["strategy"]``) and GPU speed-ups (``params["gpu_speedups"]``).
+
+    ``auto`` mirrors over all local GPUs when there are two or more and turns
+    mixed precision and XLA on when a GPU is present; on a CPU both stay off.
+    Call before building any model (the precision policy applies to new layers).
+    """
+    from common import train as training
+
+    switch = params.get("gpu_speedups", "auto")
+    if switch not in GPU_SPEEDUP_SWITCH:
+        raise ParameterError(f"Parameter 'gpu_speedups' must be auto, on or off, got {switch!r}.")
+    speedups = training.gpu_speedups(GPU_SPEEDUP_SWITCH[switch])
+    return Runtime(training.distribution_strategy(params.get("strategy", "auto")), speedups)
+
+
+def build_backbone_classifier(params: dict, runtime: Runtime | None = None, backbone: str | None = None,
+                              image_size: int | None = None):
+    """The run's transfer model: backbone, global-average-pooling head with dropout, softmax.
+
+    Built inside the runtime's distribution strategy, so its variables are mirrored.
+    """
+    import contextlib
+
     from common import models
 
     name = backbone or params["backbone"]
     size = image_size or params["image_size"]
-    return models.build_backbone_model(
-        name, (size, size, params["channels"]), len(params["classes"]),
-        head=models.gap_head(params["dropout"]), weights=params["weights"],
-        trainable_fraction=params.get("trainable_fraction"), bn_momentum=params.get("bn_momentum"), name=name,
-    )
+    with runtime.strategy.scope() if runtime else contextlib.nullcontext():
+        return models.build_backbone_model(
+            name, (size, size, params["channels"]), len(params["classes"]),
+            head=models.gap_head(params["dropout"]), weights=params["weights"],
+            trainable_fraction=params.get("trainable_fraction"), bn_momentum=params.get("bn_momentum"), name=name,
+        )
 
 
 def fit_and_evaluate(params: dict, model, samples: pd.DataFrame, preprocess: str | None,
-                     out_dir: str | Path | None = None, learning_rate: float | None = None) -> dict:
+                     out_dir: str | Path | None = None, learning_rate: float | None = None,
+                     runtime: Runtime | None = None) -> dict:
     """Train ``model`` on a split sample table and evaluate it on its test split.
 
     Class weights (balanced) are used when ``params["class_weights"]`` is set.
@@ -274,7 +322,8 @@ def fit_and_evaluate(params: dict, model, samples: pd.DataFrame, preprocess: str
         training.class_weights(samples.loc[samples["split"] == "train", "label_index"], len(params["classes"]))
         if params.get("class_weights") else None
     )
-    history = train(params, model, data, out_dir=out_dir, class_weight=class_weight, learning_rate=learning_rate)
+    history = train(params, model, data, out_dir=out_dir, class_weight=class_weight, learning_rate=learning_rate,
+                    runtime=runtime)
     test = samples[samples["split"] == "test"].reset_index(drop=True)
     probabilities, scores = evaluate(params, model, data["test"], test)
     return {"history": history, "probabilities": probabilities, "scores": scores, "datasets": data,
