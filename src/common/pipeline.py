@@ -114,6 +114,49 @@ def preprocess_function(preprocess: str | Callable | None) -> Callable[[tf.Tenso
     return PREPROCESS_MODULES[preprocess].preprocess_input
 
 
+def finish_batch(images, channels: int, preprocess: str | Callable | None) -> tf.Tensor:
+    """The last stage of :func:`make_dataset`: channel repeat, then preprocessing.
+
+    Args:
+        images: Greyscale batch ``(B, S, S, 1)`` on a 0..255 scale.
+        channels: 1 keeps greyscale, 3 repeats it.
+        preprocess: As in :func:`preprocess_function`.
+
+    Returns:
+        float32 tensor ``(B, S, S, channels)``.
+    """
+    if channels == 3:
+        images = tf.repeat(images, 3, axis=-1)
+    return tf.cast(preprocess_function(preprocess)(images), tf.float32)
+
+
+def image_inputs(paths, image_size: int, channels: int = 3,
+                 preprocess: str | Callable | None = None) -> np.ndarray:
+    """Model inputs of image files, made exactly as :func:`make_dataset` makes them (no augmentation).
+
+    For predicting on files outside a sample table (``camstudy predict``, the app).
+
+    Args:
+        paths: Image files (see :func:`common.data.read_image`).
+        image_size: Side of the square model input.
+        channels: 1 keeps greyscale, 3 repeats it.
+        preprocess: As in :func:`make_dataset`.
+
+    Returns:
+        float32 array ``(N, image_size, image_size, channels)``.
+
+    Raises:
+        DataError: a file is missing or not a readable image (the message names it).
+        ParameterError: bad channels or preprocess name.
+    """
+    _check_channels(channels)
+    paths = list(paths)
+    if not paths:
+        return np.zeros((0, image_size, image_size, channels), dtype=np.float32)
+    images = np.stack([read_resized(str(path), image_size) for path in paths])[..., np.newaxis]
+    return finish_batch(tf.constant(images), channels, preprocess).numpy()
+
+
 def augmentation_layers(augment: Mapping[str, Any] | None, seed: int = 0) -> list[keras.layers.Layer]:
     """Keras preprocessing layers for an augmentation dict (see :data:`AUGMENTATION_LAYERS`).
 
@@ -208,9 +251,7 @@ def make_dataset(
     def finish(images: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         for layer in augmenters:
             images = layer(images, training=True)
-        if channels == 3:
-            images = tf.repeat(images, 3, axis=-1)
-        images = tf.cast(preprocess_batch(images), tf.float32)
+        images = finish_batch(images, channels, preprocess_batch)
         if label_mode == "onehot":
             label = tf.one_hot(label, n_classes, dtype=tf.float32)
         return images, label
