@@ -170,13 +170,13 @@ def test_bad_inputs_raise_named_errors():
 
 
 def test_summarise_folds_uses_t_interval_over_folds():
-    folds = [{"accuracy": {"value": v, "ci95": [v, v]}, "f1": v - 0.1} for v in (0.8, 0.9, 1.0)]
+    folds = [{"accuracy": {"value": v, "ci95": [v, v]}, "f1": v - 0.1} for v in (0.6, 0.7, 0.8)]
     summary = summarise_folds(folds, names=("accuracy", "f1"))
-    # mean 0.9, sd 0.1, t(0.975, df=2) = 4.3027 -> half width 0.24841
-    assert summary["accuracy"]["value"] == pytest.approx(0.9)
-    assert summary["accuracy"]["ci95"] == pytest.approx([0.9 - 0.248414, 0.9 + 0.248414], abs=1e-5)
-    assert summary["accuracy"]["folds"] == pytest.approx([0.8, 0.9, 1.0])
-    assert summary["f1"]["value"] == pytest.approx(0.8)
+    # mean 0.7, sd 0.1, t(0.975, df=2) = 4.3027 -> half width 0.24841
+    assert summary["accuracy"]["value"] == pytest.approx(0.7)
+    assert summary["accuracy"]["ci95"] == pytest.approx([0.7 - 0.248414, 0.7 + 0.248414], abs=1e-5)
+    assert summary["accuracy"]["folds"] == pytest.approx([0.6, 0.7, 0.8])
+    assert summary["f1"]["value"] == pytest.approx(0.6)
     constant = summarise_folds([{"accuracy": 0.5}, {"accuracy": 0.5}], names=("accuracy",))
     assert constant["accuracy"]["ci95"] == [0.5, 0.5]
     with pytest.raises(DataError, match="two folds"):
@@ -208,3 +208,11 @@ def test_paper_vs_run_normalises_percent_and_checks_interval():
     assert table.loc[("CNN", "auc"), "paper"] == pytest.approx(0.98)
     assert np.isnan(table.loc[("Missing", "accuracy"), "this_run"])
     assert not bool(table.loc[("Missing", "accuracy"), "paper_inside_ci"])
+
+
+def test_fold_intervals_stay_within_zero_and_one():
+    wide = summarise_folds([{"accuracy": 0.0}, {"accuracy": 1.0}], names=("accuracy",))["accuracy"]
+    assert wide["value"] == 0.5 and wide["ci95"] == [0.0, 1.0]
+    # mean 0.9, sd 0.1, three folds: the t interval's upper end 1.148 is clipped to 1
+    high = summarise_folds([{"f1": v} for v in (0.8, 0.9, 1.0)], names=("f1",))["f1"]
+    assert high["ci95"] == pytest.approx([0.9 - 0.248414, 1.0], abs=1e-5)

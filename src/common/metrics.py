@@ -411,7 +411,9 @@ def summarise_folds(
         confidence: Confidence level of the intervals (stored under "ci95").
 
     Returns:
-        ``{name: {"value": mean, "ci95": [lo, hi], "folds": [per-fold values]}}``.
+        ``{name: {"value": mean, "ci95": [lo, hi], "folds": [per-fold values]}}``;
+        the interval is clipped to [0, 1] (the metrics are proportions; with few
+        folds the t interval can reach far past them).
 
     Raises:
         DataError: If fewer than two folds are given or a fold lacks a metric.
@@ -432,7 +434,9 @@ def summarise_folds(
             low, high = scipy.stats.t.interval(
                 confidence, df=fold_values.size - 1, loc=mean, scale=spread / np.sqrt(fold_values.size)
             )
-        summary[name] = {"value": mean, "ci95": [float(low), float(high)], "folds": fold_values.tolist()}
+        # Every summarised metric is a proportion: a t interval past [0, 1] says nothing more.
+        low, high = max(float(low), 0.0), min(float(high), 1.0)
+        summary[name] = {"value": mean, "ci95": [low, high], "folds": fold_values.tolist()}
     return summary
 
 
