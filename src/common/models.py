@@ -462,6 +462,7 @@ def build_cnn3d(
     hidden_units: int | None = None,
     dropout: float = 0.0,
     padding: str = "same",
+    bn_momentum: float | None = None,
 ) -> keras.Model:
     """The 3D CNN of the 3D Grad-CAM paper (seed 001, section 3.4 and Fig. 3).
 
@@ -480,7 +481,9 @@ def build_cnn3d(
             for CPU runs).
         hidden_units: Size of an optional hidden Dense(relu) after Flatten.
         dropout: Dropout rate after Flatten (and the hidden Dense); 0 = none.
-        padding: Convolution padding, ``"same"`` or ``"valid"``.
+        padding: Convolution and pooling padding, ``"same"`` or ``"valid"``.
+        bn_momentum: Momentum of the BatchNorm moving statistics; None keeps
+            Keras' 0.99, which lags behind the few steps of a small CPU run.
 
     Returns:
         The functional model ``cnn3d``.
@@ -496,13 +499,13 @@ def build_cnn3d(
         layers += [
             {"layer": "conv3d", "filters": scaled(n_filters), "kernel_size": 3,
              "padding": padding, "activation": "relu"},
-            {"layer": "maxpool3d", "pool_size": 2},
-            {"layer": "batchnorm"},
+            {"layer": "maxpool3d", "pool_size": 2, "padding": padding},
+            {"layer": "batchnorm", **({} if bn_momentum is None else {"momentum": bn_momentum})},
         ]
     for n_filters in (256, 512):
         layers.append({"layer": "conv3d", "filters": scaled(n_filters), "kernel_size": 1,
                        "activation": "relu"})
-    layers += [{"layer": "maxpool3d", "pool_size": 2}, {"layer": "flatten"}]
+    layers += [{"layer": "maxpool3d", "pool_size": 2, "padding": padding}, {"layer": "flatten"}]
     if hidden_units:
         if dropout:
             layers.append({"layer": "dropout", "rate": dropout})
