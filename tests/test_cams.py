@@ -101,8 +101,8 @@ def test_gradcam_matches_hand_computation_3d_with_upsampling():
     expected = hand_gradcam(model, images, 1)
     assert expected.shape == (2, 4, 4, 3)
     assert np.ptp(expected.reshape(2, -1), axis=1).min() > 0, "degenerate fixture: a flat hand CAM"
-    # tf-keras-vis upsamples with scipy's linear, corner-aligned zoom.
-    upsampled = ndimage.zoom(expected, (1, 2, 2, 2), order=1)
+    # cell-centred linear upsampling: each cell's value sits at the centre of the block it covers
+    upsampled = ndimage.zoom(expected, (1, 2, 2, 2), order=1, grid_mode=True, mode="nearest")
     computed = cams.compute_cam(model, images, 1)
     np.testing.assert_allclose(computed, min_max(upsampled), atol=1e-4)
 
@@ -258,3 +258,16 @@ def test_overlay_blends_colour_map_over_image(image):
     # jet: low values blue, high values red.
     top, bottom = blended[0, 0].astype(int), blended[-1, 0].astype(int)
     assert top[2] > top[0] and bottom[0] > bottom[2]
+
+
+def test_upsampling_keeps_a_coarse_peak_over_the_block_its_cell_saw():
+    coarse = np.zeros((1, 3, 3), np.float32)
+    coarse[0, 0, 0] = 1.0  # the top-left cell covers rows and columns 0..31 of a 96 px image
+    fine = cams.upsample_cams(coarse, (96, 96))
+    assert fine.shape == (1, 96, 96)
+    row, col = np.unravel_index(fine[0].argmax(), (96, 96))
+    assert row < 32 and col < 32
+    # cell-centred: the value sits at the block's centre (15.5) and its half-maximum region
+    # ends at the block's edge (31.5); corner-aligned zoom would end it at pixel 23.75
+    assert fine[0, 15, 15] == pytest.approx(1.0, abs=0.02)
+    assert fine[0, 15, 30] > 0.5 > fine[0, 15, 33]

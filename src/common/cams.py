@@ -17,9 +17,14 @@ Scores:
   Score-CAM the clone gets the two logits ``[0, z]`` whose softmax is exactly
   ``[1 - sigmoid(z), sigmoid(z)]``.
 
-Every CAM is upsampled by tf-keras-vis (``scipy.ndimage.zoom``, linear, corner
-aligned) to the input's spatial size and then min-max normalised per image to
-[0, 1]; a constant map becomes all zeros (it points nowhere).
+Every CAM is taken at the layer's own resolution and upsampled here to the
+input's spatial size with cell-centred linear interpolation
+(:func:`upsample_cams`), then min-max normalised per image to [0, 1]; a
+constant map becomes all zeros (it points nowhere). tf-keras-vis' own
+upsampling aligns the corners of the feature grid with the corners of the
+image, which for a coarse map (3x3 at the last ResNet50 layer of a 96 px
+input, 3x3x2 for the 3D CNN) moves every cell outward by up to half a cell and
+can never put the peak on a cell's true centre.
 """
 
 from __future__ import annotations
@@ -129,6 +134,22 @@ def _quiet_predict():
     finally:
         if was_interactive:
             keras.config.enable_interactive_logging()
+
+
+def upsample_cams(cams: np.ndarray, spatial_shape: Sequence[int]) -> np.ndarray:
+    """Resize layer-resolution CAMs (N, h, w[, d]) to ``spatial_shape`` with cell-centred linear interpolation.
+
+    Each feature-map cell covers a block of input pixels; ``grid_mode=True``
+    places the cell's value at the block's centre (edges held constant), so a
+    peak stays over the image region its cell saw.
+    """
+    from scipy import ndimage
+
+    cams = np.asarray(cams, dtype=np.float32)
+    factors = [1.0] + [target / source for source, target in zip(cams.shape[1:], spatial_shape)]
+    if all(factor == 1.0 for factor in factors):
+        return cams
+    return ndimage.zoom(cams, factors, order=1, grid_mode=True, mode="nearest").astype(np.float32)
 
 
 def normalise_cams(cams: np.ndarray) -> np.ndarray:
@@ -270,6 +291,7 @@ class CamExplainer:
             "penultimate_layer": layer,
             "seek_penultimate_conv_layer": False,
             "normalize_cam": False,
+            "expand_cam": False,  # upsampled here, cell-centred (see the module docstring)
         }
         images_per_call = batch_size
         if self.weighs_by_probability:
@@ -287,7 +309,7 @@ class CamExplainer:
             for start in range(0, len(images), images_per_call):
                 stop = start + images_per_call
                 raw = self.visualiser(self._score(indices[start:stop]), images[start:stop], **call_options)
-                cams[start:stop] = normalise_cams(raw)
+                cams[start:stop] = normalise_cams(upsample_cams(np.asarray(raw), images.shape[1:-1]))
         return cams
 
 
