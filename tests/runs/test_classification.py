@@ -37,7 +37,8 @@ def test_smoke_run_writes_metrics_with_cis_and_figures(smoke_results, experiment
     assert (record["dir"] / f"{experiment_id}.ipynb").exists()
     # both splits are reported; phantoms hold no duplicates, so the two coincide
     assert set(metrics["splits"]) == {"image", "grouped"}
-    assert metrics["splits"]["grouped"]["models"] == metrics["models"]
+    assert metrics["splits"]["grouped"]["models"]["ResNet50"] == metrics["models"]["ResNet50"]
+    assert metrics["splits"]["image"]["same_as"] == "grouped"
     assert metrics["train_test_duplicate_share"] == 0
 
 
