@@ -174,7 +174,8 @@ def resolve(
         task=entry["task"],
         classes=list(entry["classes"]),
         positive=entry.get("positive"),
-        label_map=entry[source].get("label_map"),
+        # An experiment may declare a label_map parameter so a user can map other folder names.
+        label_map=params.get("label_map") or entry[source].get("label_map"),
         manifest=entry["real_data"].get("manifest") if source == "real_data" else "phantoms",
     )
     if source == "phantoms":
