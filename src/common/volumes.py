@@ -315,6 +315,20 @@ class CrossValidation:
             probabilities[result.test_positions] = result.probabilities
         return probabilities
 
+    def save_served_model(self, out_dir: str | Path, fold: int = 1):
+        """Save one fold's model as ``out_dir/model.keras``, the model ``camstudy predict`` serves.
+
+        Cross-validation has no single final model; the served one is a fold's
+        (the first by default), named in the model card, so a prediction can be
+        traced to the fold and its test metrics.
+
+        Returns:
+            The saved model.
+        """
+        model = self.folds[fold - 1].model
+        model.save(Path(out_dir) / "model.keras")
+        return model
+
     def confusion_matrix(self) -> list[list[int]]:
         """Confusion matrix summed over the test folds (each sample counted once)."""
         return np.sum([np.asarray(r.metrics["confusion_matrix"]) for r in self.folds], axis=0).tolist()
