@@ -1,0 +1,75 @@
+"""The nine-models experiment runs end to end in the smoke profile, all nine models."""
+
+import nbformat
+import pytest
+
+from common import comparison, registry
+from common.results import METRICS_KEYS
+
+from tests.runs.checks import assert_metric_entry, assert_png
+
+EXPERIMENT = "nine-models"
+NINE = ["DenseNet121", "MobileNetV2", "InceptionV3", "InceptionResNetV2", "ResNet50", "ResNet101", "VGG16",
+        "VGG19", "Xception"]
+FIGURES = ("samples", "roc_curves", "metric_bars", "confusion_matrix", "confusion_matrix_grid", "training_curves",
+           "cam_grid", "cam_layers_ResNet50", "cam_layers_VGG19", "cam_layers_InceptionV3", "explanation_scores")
+COSTS = ("params_total", "params_trainable", "train_seconds", "inference_images_per_s")
+
+
+@pytest.mark.notebook
+def test_one_entry_per_model_with_metrics_and_costs(smoke_results):
+    record = smoke_results(EXPERIMENT)
+    metrics = record["metrics"]
+    assert set(METRICS_KEYS) <= set(metrics)
+    assert metrics["profile"] == "smoke" and metrics["parameters"]["models"] == NINE
+    assert list(metrics["models"]) == NINE
+    n_test = sum(metrics["data"]["class_counts"]["test"].values())
+    for name, entry in metrics["models"].items():
+        for metric in comparison.TABLE_METRICS:
+            assert_metric_entry(entry[metric])
+        assert sum(map(sum, entry["confusion_matrix"])) == n_test
+        assert 0 < entry["params_trainable"] <= entry["params_total"], name
+        assert entry["train_seconds"] > 0 and entry["inference_images_per_s"] > 0, name
+    # Each architecture at its own size: the smallest it accepts in the smoke profile.
+    assert metrics["models"]["InceptionV3"]["input_size"] == 75
+    assert metrics["models"]["Xception"]["input_size"] == 71
+    assert metrics["model_settings"]["ResNet50"]["preprocess"] == "resnet50"
+
+
+@pytest.mark.notebook
+def test_comparison_table_paper_rows_and_best_models(smoke_results):
+    metrics = smoke_results(EXPERIMENT)["metrics"]
+    table = comparison.comparison_table(metrics["models"])
+    assert list(table.index) == NINE
+    assert list(table.columns) == list(comparison.TABLE_METRICS) + list(comparison.COST_COLUMNS)
+    assert set(metrics["best_per_metric"]) == set(comparison.TABLE_METRICS)
+    for metric, model in metrics["best_per_metric"].items():
+        best = metrics["models"][model][metric]["value"]
+        assert all(entry[metric]["value"] <= best for entry in metrics["models"].values())
+    rows = {(row["model"], row["metric"]): row for row in metrics["paper_vs_run"]}
+    assert len(rows) == 9 * 6
+    assert rows[("ResNet50", "accuracy")]["paper"] == pytest.approx(0.977)
+    assert rows[("InceptionV3", "specificity")]["paper"] == pytest.approx(0.980)
+    assert rows[("VGG19", "f1")]["this_run"] == metrics["models"]["VGG19"]["f1"]["value"]
+    assert set(metrics["paper"]) == set(registry.paper_claims(EXPERIMENT)["models"])
+
+
+@pytest.mark.notebook
+def test_figures_cam_layers_and_explanations(smoke_results):
+    record = smoke_results(EXPERIMENT)
+    metrics = record["metrics"]
+    for name in FIGURES:
+        assert_png(record["dir"] / "figures" / f"{name}.png")
+    layers = metrics["cam_layers"]
+    assert layers["last"]["ResNet50"] == "conv5_block3_out" and layers["last"]["VGG19"] == "block5_conv4"
+    assert "conv5_block3_2_conv" in layers["by_model"]["ResNet50"]["layers"]
+    groups = layers["by_model"]["VGG19"]["groups"]
+    assert groups["frozen"] and groups["trainable"] and not set(groups["frozen"]) & set(groups["trainable"])
+    assert set(metrics["explanations"]) == set(NINE)
+    for by_method in metrics["explanations"].values():
+        assert set(by_method) == {"gradcam"}
+        for score in comparison.EXPLANATION_SCORES:
+            assert_metric_entry(by_method["gradcam"][score])  # undefined (None) when no image qualifies
+            assert by_method["gradcam"][score]["n"] >= 0
+    notebook = nbformat.read(record["dir"] / f"{EXPERIMENT}.ipynb", as_version=4)
+    assert not any(output.get("output_type") == "error" for cell in notebook.cells for output in cell.get("outputs", []))
