@@ -34,6 +34,8 @@ def test_explained_subset_keeps_correct_lesion_images_only():
     probabilities = np.eye(3)[[0, 1, 0, 2]]  # the second benign image is misclassified
     assert workflow.explained_subset(samples, probabilities, n=10).tolist() == [1, 3]
     assert workflow.explained_subset(samples, probabilities, n=10, lesion_classes=["malignant"]).tolist() == [3]
+    # the smoke profile scores every lesion image, right or wrong
+    assert workflow.explained_subset(samples, probabilities, n=10, only_correct=False).tolist() == [1, 2, 3]
 
 
 def test_example_positions_pick_a_correct_and_a_wrong_prediction_per_class():

@@ -466,7 +466,8 @@ def explain_folds(params: dict, cv: CrossValidation, volumes: np.ndarray, sample
 
     probabilities = cv.out_of_fold_probabilities()
     lesion_classes = [params["positive"]] if params.get("positive") else None
-    positions = workflow.explained_subset(samples, probabilities, params["n_explain"], lesion_classes)
+    positions = workflow.explained_subset(samples, probabilities, params["n_explain"], lesion_classes,
+                                          only_correct=params.get("explain_only_correct", True))
     owner = cv.fold_of()[positions]
     chosen_layer = layer or cam_module.last_conv_layer(cv.folds[0].model)
     out = {"positions": positions, "cams": {}, "masks": masks[positions], "scores": {}, "seconds": {},

@@ -371,16 +371,22 @@ def duplicate_shares(variants: dict[str, pd.DataFrame], audit_result: dict) -> d
 # ---------------------------------------------------------------- explanations
 
 
-def explained_subset(samples: pd.DataFrame, probabilities: np.ndarray, n: int, lesion_classes=None) -> np.ndarray:
+def explained_subset(samples: pd.DataFrame, probabilities: np.ndarray, n: int, lesion_classes=None,
+                     only_correct: bool = True) -> np.ndarray:
     """Positions (in ``samples``) of up to ``n`` correctly classified lesion images.
 
     These are the images the explanation scores are computed on: a heatmap can
     only sit on a lesion the image has, and only a right answer has a reason
     worth locating. Candidates are images with a mask file (and of
     ``lesion_classes`` when given); :func:`explain` drops those whose mask is empty.
+    ``only_correct=False`` keeps misclassified ones too: the smoke profile's
+    one-epoch model may get no lesion right, and smoke runs check the scoring
+    pipeline, not the explanations.
     """
     predicted = probabilities.argmax(axis=1)
     correct = predicted == samples["label_index"].to_numpy()
+    if not only_correct:
+        correct = np.ones_like(correct)
     has_mask = samples["mask_path"].notna().to_numpy().copy()
     if lesion_classes is not None:
         has_mask &= samples["label"].isin(lesion_classes).to_numpy()
@@ -410,7 +416,8 @@ def explain(params: dict, model, inputs: np.ndarray, samples: pd.DataFrame, prob
     from common import cams as cam_module, explain_metrics
 
     size = inputs.shape[1]
-    candidates = explained_subset(samples, probabilities, len(samples), lesion_classes)
+    candidates = explained_subset(samples, probabilities, len(samples), lesion_classes,
+                                  only_correct=params.get("explain_only_correct", True))
     masks = read_masks(samples.iloc[candidates], size)
     # A mask file may be empty (a normal phantom): no lesion, nothing to point at.
     keep = masks.any(axis=tuple(range(1, masks.ndim)))
