@@ -164,14 +164,15 @@ class _Outline:
         dy, dx = _rotate(y - self.cy, x - self.cx, self.angle)
         ny, nx = dy / (self.ry * scale), dx / (self.rx * scale)
         distance = np.sqrt(ny**2 + nx**2)
-        # cos(k theta + phase) as the real part of exp(i phase) * exp(i theta)^k:
-        # cheaper than arctan2 and cos on every pixel.
-        direction = (nx + 1j * ny) / np.maximum(distance, 1e-12)
-        power = direction
+        # cos(k theta) and sin(k theta) by the angle-addition recursion from
+        # cos(theta) = nx / distance: cheaper than arctan2 and cos per pixel.
+        cos1 = nx / np.maximum(distance, 1e-12)
+        sin1 = ny / np.maximum(distance, 1e-12)
+        cos_k, sin_k = cos1, sin1
         radius = np.ones_like(distance)
-        for amplitude, phase in zip(self.amplitudes, self.phases):
-            power = power * direction
-            radius = radius + amplitude * (np.exp(1j * phase) * power).real
+        for amplitude, phase in zip(self.amplitudes, self.phases):  # orders 2, 3, ...
+            cos_k, sin_k = cos_k * cos1 - sin_k * sin1, sin_k * cos1 + cos_k * sin1
+            radius = radius + amplitude * (np.cos(phase) * cos_k - np.sin(phase) * sin_k)
         return distance / radius
 
 
@@ -229,10 +230,10 @@ _LESION_STYLES = {
     "malignant_nodule": _LesionStyle((0.12, 0.165), 0.16, (5, 10), (0.5, 1.0), (-60.0, 80.0), 35.0, 1.35),
     "pneumonia": _LesionStyle((0.18, 0.28), 0.22, (0, 0), (0.0, 0.0), (-550.0, -200.0), 0.0, 0.5, diffuse=True),
     "lung_nodule": _LesionStyle((0.12, 0.17), 0.10, (0, 7), (0.3, 0.9), (-40.0, 60.0), 25.0, 1.3),
-    "volume_nodule": _LesionStyle((0.11, 0.17), 0.12, (0, 6), (0.3, 0.7), (0.0, 60.0), 15.0, 1.4),
+    "volume_nodule": _LesionStyle((0.13, 0.18), 0.12, (0, 6), (0.3, 0.7), (0.0, 60.0), 15.0, 1.25),
     "brain_tumour": _LesionStyle((0.14, 0.22), 0.15, (0, 0), (0.0, 0.0), (0.88, 1.0), 0.04),
-    "breast_mass": _LesionStyle((0.13, 0.19), 0.12, (0, 9), (0.4, 1.0), (0.88, 1.0), 0.03),
-    "kidney_tumour": _LesionStyle((0.12, 0.16), 0.1, (0, 0), (0.0, 0.0), (20.0, 60.0), 25.0, 0.3, exophytic=True),
+    "breast_mass": _LesionStyle((0.15, 0.21), 0.12, (0, 9), (0.4, 1.0), (0.88, 1.0), 0.03),
+    "kidney_tumour": _LesionStyle((0.14, 0.18), 0.1, (0, 0), (0.0, 0.0), (210.0, 260.0), 30.0, 0.3, exophytic=True),
 }
 
 
@@ -467,24 +468,7 @@ def _chest_scene(grid: _Grid, rng, lesion: str | None) -> Phantom:
     hu = np.where(trachea, -1000.0, hu)
     lung_mask = (lung_rho < 1) & (hu < -500)
 
-    # Vessels: branching trees from each hilum; in 2D, short stubs stand for
-    # vessels the slice cuts across, which show as dots.
-    segments = []
-    for lung, side in zip(lungs, (-1, 1)):
-        for _ in range(6 if is_volume else 3):
-            # In 3D the hilar roots spread over height so vessels fill every slice.
-            hilum = np.array([lung.cy, lung.cx - side * 0.45 * lung.rx]
-                             + ([rng.uniform(-0.35, 0.35)] if is_volume else []))
-            direction = np.array([rng.normal(0, 0.8), side * 1.0] + ([rng.normal(0, 0.7)] if is_volume else []))
-            # Trunks start a little apart so they do not merge into one blob at the hilum.
-            start = hilum + 0.05 * _unit(direction)
-            segments += _vessel_tree(rng, start, direction, 5, 0.065)
-        if not is_volume:
-            for _ in range(rng.integers(4, 11)):
-                spot = np.array([lung.cy + rng.uniform(-1, 1) * lung.ry, lung.cx + rng.uniform(-1, 1) * lung.rx])
-                segments.append((spot, spot + _random_direction(rng, 2) * 0.012, rng.uniform(0.4, 0.9)))
-    points, widths = _segments_array(segments)
-    vessels = _draw_segments(grid, pose.to_image(points), widths, 0.008) * lung_mask
+    vessels = _lung_vessels(grid, rng, pose, lungs) * lung_mask
 
     mask = np.zeros(full, bool)
     coords = [yb, xb] + ([z] if is_volume else [])
@@ -498,6 +482,32 @@ def _chest_scene(grid: _Grid, rng, lesion: str | None) -> Phantom:
         hu, mask, _ = _paint_lesion(grid, rng, hu, coords, lung_mask, style)
     hu = _scene_noise(rng, grid, hu, 0.6, rng.uniform(15.0, 45.0))
     return Phantom(hu.astype(np.float32), mask, lung_mask)
+
+
+def _lung_vessels(grid: _Grid, rng, pose: _Pose, lungs: list[_Outline]) -> np.ndarray:
+    """Vessel strength in [0, 1]: branching trees from each hilum.
+
+    In 2D, short stubs stand for vessels the slice cuts across, which show as
+    dots; in 3D the hilar roots spread over height so vessels reach every slice.
+    """
+    is_volume = grid.ndim == 3
+    segments = []
+    for lung, side in zip(lungs, (-1, 1)):
+        for _ in range(6 if is_volume else 3):
+            hilum = np.array([lung.cy, lung.cx - side * 0.45 * lung.rx]
+                             + ([rng.uniform(-0.35, 0.35)] if is_volume else []))
+            direction = np.array([rng.normal(0, 0.8), side * 1.0] + ([rng.normal(0, 0.7)] if is_volume else []))
+            # Trunks start a little apart so they do not merge into one blob at the hilum.
+            start = hilum + 0.05 * _unit(direction)
+            segments += _vessel_tree(rng, start, direction, 5, 0.065)
+        if not is_volume:
+            for _ in range(rng.integers(4, 11)):
+                spot = np.array([lung.cy + rng.uniform(-1, 1) * lung.ry, lung.cx + rng.uniform(-1, 1) * lung.rx])
+                segments.append((spot, spot + _random_direction(rng, 2) * 0.012, rng.uniform(0.4, 0.9)))
+    points, widths = _segments_array(segments)
+    # Volumes have ~5 mm voxels: what stays visible there are the larger vessels.
+    vessel_radius = 0.02 if is_volume else 0.008
+    return _draw_segments(grid, pose.to_image(points), widths, vessel_radius)
 
 
 def _brain_scene(grid: _Grid, rng, lesion: str | None) -> Phantom:
@@ -572,10 +582,10 @@ def _kidney_scene(grid: _Grid, rng, lesion: str | None) -> Phantom:
     hu = np.where(cavity, -90.0, hu)  # visceral fat
     liver = _Outline.random(rng, -0.1 * body_ry, -0.45 * body_rx, 0.55 * body_ry, 0.4 * body_rx, 0.3, wobble=0.08)
     hu = np.where(cavity & (liver.rho(yb, xb) < 1), 60.0, hu)
-    for _ in range(rng.integers(6, 11)):  # bowel loops with gas or fluid
+    for _ in range(rng.integers(3, 8)):  # bowel loops, mostly with gas
         cy, cx, radius = rng.uniform(-0.9, 0.1) * body_ry, rng.uniform(-0.2, 0.8) * body_rx, rng.uniform(0.05, 0.09)
         loop = np.hypot(yb - cy, xb - cx) / radius
-        lumen = -1000.0 if rng.random() < 0.5 else 10.0
+        lumen = -1000.0 if rng.random() < 0.7 else 10.0
         hu = np.where(cavity & (loop < 1), np.where(loop < 0.75, lumen, 40.0), hu)
     vertebra_y = body_ry * rng.uniform(0.5, 0.58)
     for side in (-1, 1):
@@ -601,7 +611,8 @@ def _kidney_scene(grid: _Grid, rng, lesion: str | None) -> Phantom:
     mask = np.zeros(region.shape, bool)
     if lesion is not None:
         hu, mask, lesion_rho = _paint_lesion(grid, rng, hu, [yb, xb], region, _LESION_STYLES[lesion])
-        hu = np.where(mask & (lesion_rho < rng.uniform(0.4, 0.6)), rng.uniform(-10.0, 15.0), hu)  # necrotic centre
+        # Hyper-enhancing renal cell carcinoma with a necrotic centre (arterial phase look).
+        hu = np.where(mask & (lesion_rho < rng.uniform(0.4, 0.6)), rng.uniform(-10.0, 20.0), hu)
         region = region | mask
     hu = _scene_noise(rng, grid, hu, 0.6, rng.uniform(8.0, 20.0))
     return Phantom(hu.astype(np.float32), mask, region)
@@ -660,7 +671,8 @@ def render_phantom(kind: str, class_name: str, index: int, shape: Sequence[int],
         seed: Data set seed.
 
     Returns:
-        Phantom; 2D kinds give display intensities in [0, 1], volumes HU.
+        Phantom; 2D kinds give display intensities in [0, 1], volumes HU
+        clipped to the range the DICOM files can store ([-1024, 3071]).
     """
     scene = _phantom_kind(kind).scenes.get(class_name)
     if scene is None:
@@ -725,9 +737,10 @@ def make_chest_slices(out_dir, n_per_class: int, size: int = 128, seed: int = 0,
                       classes: Sequence[str] = ("normal", "benign", "malignant", "pneumonia")) -> Path:
     """Write 2D chest CT phantoms: normal, benign nodule, malignant nodule, pneumonia.
 
-    Benign nodules are small, smooth and round (diameter 6-8.5% of the image
-    width); malignant ones larger, lobulated and spiculated; pneumonia is a
-    large patchy ground-glass/consolidation opacity. Lesions lie inside a lung.
+    Benign nodules are small, smooth and round (diameter 7-9% of the image
+    width); malignant ones larger (12-16.5%), lobulated and spiculated;
+    pneumonia is a large patchy ground-glass opacity with a few consolidated
+    cores. Lesions lie inside a lung, either side.
 
     Args:
         out_dir: Folder to write ``images/`` and ``masks/`` into.
