@@ -259,6 +259,8 @@ def make_dataset(
     # Random augmentation layers draw from one stateful seed generator: batches mapped in
     # parallel would draw in whatever order they finish, so a seeded run would not repeat.
     # Sequential when augmenting; parallel otherwise.
-    dataset = dataset.map(finish, num_parallel_calls=None if augmenters else tf.data.AUTOTUNE,
-                          deterministic=True)
+    if augmenters:
+        dataset = dataset.map(finish)
+    else:
+        dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
