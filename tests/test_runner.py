@@ -86,3 +86,14 @@ def test_every_run_is_logged_with_its_wall_time(tmp_path, fake_notebooks):
     log = read_run_log(tmp_path)
     assert [(e["experiment"], e["profile"], e["ok"]) for e in log] == [("iqoth", "smoke", True), ("iqoth", "smoke", False)]
     assert all(e["wall_time_s"] > 0 for e in log)
+
+
+def test_notebooks_show_figures_even_when_the_parent_chose_a_file_only_backend(tmp_path, monkeypatch):
+    # importing Streamlit sets MPLBACKEND=Agg; a kernel inheriting it would produce no images
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    plots = _notebook(tmp_path / "plots.ipynb", "import matplotlib.pyplot as plt\nplt.plot([1, 2])")
+    monkeypatch.setattr(runner, "notebook_path", lambda experiment_id: plots)
+    outcome = runner.run_experiment("iqoth", "smoke", results_dir=tmp_path / "results", progress_bar=False)
+    executed = nbformat.read(outcome.notebook, as_version=4)
+    assert any("image/png" in output.get("data", {}) for output in executed.cells[-1].outputs)
+    assert runner.os.environ["MPLBACKEND"] == "Agg"  # the parent's setting is restored

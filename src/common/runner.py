@@ -80,6 +80,22 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _inline_figures():
+    """Start kernels without the parent's ``MPLBACKEND``, so notebooks show their figures.
+
+    A kernel inherits this process's environment; importing Streamlit, for one,
+    sets ``MPLBACKEND=Agg``, and a kernel started with it draws figures to files
+    only, so the executed notebook (and the book) would have no images.
+    """
+    saved = os.environ.pop("MPLBACKEND", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["MPLBACKEND"] = saved
+
+
 def _replace_atomically(finished: Path, target: Path) -> None:
     """Move ``finished`` into ``target``, keeping ``target``'s ``failed/`` history out."""
     old = target.with_name(f".old-{target.name}-{os.getpid()}")
@@ -136,7 +152,7 @@ def run_experiment(
     out_nb = work / f"{experiment_id}.ipynb"
     started = time.perf_counter()
     try:
-        with _terminate_as_interrupt():
+        with _terminate_as_interrupt(), _inline_figures():
             papermill.execute_notebook(
                 str(notebook_path(experiment_id)),
                 str(out_nb),
