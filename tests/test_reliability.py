@@ -334,17 +334,20 @@ def test_a_run_killed_mid_training_keeps_the_previous_results(tmp_path, stop_sig
     notebook = _sleeping_notebook(tmp_path / "sleeps.ipynb", marker)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PROJECT_ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     # Own process group, so the signal reaches the run as Ctrl-C or `kill` would, and not pytest.
-    child = subprocess.Popen([sys.executable, "-c", RUNNER_SCRIPT, str(notebook), str(results)], env=env,
-                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr goes to a file, not a pipe: nobody reads a pipe while the run is going, and a
+    # run that writes more than the pipe holds (tracebacks on interrupt) would block on it.
+    stderr_file = tmp_path / "run.stderr"
+    with open(stderr_file, "wb") as stderr:
+        child = subprocess.Popen([sys.executable, "-c", RUNNER_SCRIPT, str(notebook), str(results)], env=env,
+                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         _wait_for(lambda: marker.exists() or child.poll() is not None, 120, "the notebook to start")
-        assert marker.exists(), child.stderr.read().decode()[-2000:]
+        assert marker.exists(), stderr_file.read_text(errors="replace")[-2000:]
         os.killpg(child.pid, stop_signal)
         child.wait(timeout=60)
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
-        child.stderr.close()
     assert child.returncode != 0
     assert previous.read_text() == '{"from": "the previous run"}'
     assert sorted(path.name for path in results.iterdir()) == ["iqoth"]  # no .running-* or .old-* left
