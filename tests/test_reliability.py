@@ -338,8 +338,12 @@ def test_a_run_killed_mid_training_keeps_the_previous_results(tmp_path, stop_sig
     # run that writes more than the pipe holds (tracebacks on interrupt) would block on it.
     stderr_file = tmp_path / "run.stderr"
     with open(stderr_file, "wb") as stderr:
+        # A child inherits ignored signals; when the test process ignores SIGINT (as it did in
+        # full-suite runs), Python in the child never turns Ctrl-C into KeyboardInterrupt.
+        # A user's shell starts the run with the default handler, so the test does too.
         child = subprocess.Popen([sys.executable, "-c", RUNNER_SCRIPT, str(notebook), str(results)], env=env,
-                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr)
+                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr,
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_for(lambda: marker.exists() or child.poll() is not None, 120, "the notebook to start")
         assert marker.exists(), stderr_file.read_text(errors="replace")[-2000:]
