@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from tests.scores import three_class_scores
+
 from common import figures
 from common.errors import DataError
 
@@ -48,12 +50,6 @@ def phantom_volume(shape=(48, 48, 20)):
     return body + lesion * 300.0, cam, lesion.astype(np.uint8)
 
 
-def three_class_scores(n=90, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 3, n)
-    probs = rng.dirichlet([1, 1, 1], n)
-    probs[np.arange(n), labels] += 0.5
-    return labels, probs / probs.sum(axis=1, keepdims=True)
 
 
 def gray_image(seed):

@@ -4,6 +4,8 @@ import time
 
 import numpy as np
 import pytest
+
+from tests.scores import three_class_scores
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 from common.errors import DataError, ParameterError
@@ -28,11 +30,7 @@ def probabilities_for(predicted, n_classes, confidence=0.8):
 
 
 def noisy_three_class(n=240, seed=1):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 3, n)
-    probs = rng.dirichlet([1, 1, 1], n)
-    probs[np.arange(n), labels] += 0.6
-    return labels, probs / probs.sum(axis=1, keepdims=True)
+    return three_class_scores(n, seed, boost=0.6)
 
 
 def test_perfect_prediction_gives_one_with_degenerate_interval():
