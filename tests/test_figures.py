@@ -52,6 +52,16 @@ def phantom_volume(shape=(48, 48, 20)):
 
 
 
+# The ratios of a bench.json record (common.bench), one below its target; other keys are ignored.
+BENCH_RECORD = {
+    "quick": True,
+    "pipeline_vs_model": {"value": 7.5, "target": 3.0, "meets_target": True, "cold_ratio": 1.2},
+    "pipeline_vs_in_memory": {"value": 0.9, "target": 0.95, "meets_target": False},
+    "batched_cam_speedup": {"value": 12.0, "target": 5.0, "meets_target": True, "batch_size": 32},
+    "machine": {"cpu_count": 2},
+}
+
+
 def gray_image(seed):
     rng = np.random.default_rng(seed)
     return np.clip(disc() * 150 + rng.normal(60, 20, (64, 64)), 0, 255)
@@ -107,6 +117,7 @@ def make_cases():
         "volume_views": lambda path: figures.volume_views(volume, cam=cam, mask=mask, path=path),
         "volume_views_mip": lambda path: figures.volume_views(volume, cam=cam, projection="max", path=path),
         "slice_montage": lambda path: figures.slice_montage(volume, cam=cam, mask=mask, n=8, path=path),
+        "bench_ratios": lambda path: figures.bench_ratios(BENCH_RECORD, path=path),
     }
 
 
@@ -163,3 +174,22 @@ def test_bad_figure_inputs_raise_data_errors():
         figures.confusion_matrix([[1, 2], [3, 4]], ["a", "b", "c"])
     with pytest.raises(DataError, match="projection"):
         figures.orthogonal_views(np.zeros((4, 4, 4)), "mean")
+
+
+def test_bench_ratios_draw_one_panel_per_ratio_with_its_target_line():
+    figure = figures.bench_ratios(BENCH_RECORD)
+    try:
+        assert [axis.get_title() for axis in figure.axes] == [
+            "pipeline vs model", "pipeline vs in memory", "batched cam speedup"]
+        for axis, key in zip(figure.axes, ("pipeline_vs_model", "pipeline_vs_in_memory", "batched_cam_speedup")):
+            (bar,) = axis.patches
+            (target_line,) = axis.lines
+            assert bar.get_height() == BENCH_RECORD[key]["value"]
+            assert target_line.get_ydata()[0] == BENCH_RECORD[key]["target"]
+        # Green when the target is met, red when it is missed.
+        colours = [axis.patches[0].get_facecolor()[:3] for axis in figure.axes]
+        assert colours[0] == colours[2] != colours[1]
+    finally:
+        plt.close(figure)
+    with pytest.raises(DataError, match="no ratio"):
+        figures.bench_ratios({"quick": True})

@@ -555,3 +555,45 @@ def randomisation_curve(steps, path=None, title: str | None = None) -> plt.Figur
     axis.legend(fontsize="small")
     axis.set_title(title or "Model-randomisation sanity check")
     return _finish(fig, path)
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+
+def bench_ratios(record: Mapping, path=None, title: str | None = None) -> plt.Figure:
+    """Each performance ratio of a ``camstudy bench`` record as a bar against its target.
+
+    One panel per ratio, each on its own scale (the targets differ by an order
+    of magnitude); the target is a dashed line, and a bar is green when the
+    ratio meets its target, red when it does not; the x label gives both numbers.
+
+    Args:
+        record: A ``bench.json`` record (see :mod:`common.bench`); every entry
+            holding ``value``, ``target`` and ``meets_target`` is drawn, in order.
+        path: Where to save the PNG, or None.
+        title: Figure title.
+    """
+    ratios = {key: entry for key, entry in record.items()
+              if isinstance(entry, Mapping) and {"value", "target", "meets_target"} <= entry.keys()}
+    if not ratios:
+        raise DataError("Nothing to draw: the benchmark record holds no ratio with a value and a target.")
+    fig, axes = plt.subplots(1, len(ratios), figsize=(3.0 * len(ratios) + 0.6, 3.4), layout="constrained",
+                             squeeze=False)
+    for axis, (key, entry) in zip(axes[0], ratios.items()):
+        value, target = float(entry["value"]), float(entry["target"])
+        colour = "tab:green" if entry["meets_target"] else "tab:red"
+        axis.bar([0], [value], width=0.5, color=colour)
+        axis.axhline(target, color="black", linestyle="--", linewidth=1.2)
+        top = np.nanmax([value, target])
+        axis.set_xlabel(f"measured {value:.2f}, target ≥ {target:g}")
+        axis.set_ylim(0, 1.25 * top if np.isfinite(top) and top > 0 else 1)
+        axis.text(0.3, target, "target", ha="left", va="bottom", fontsize="small")
+        axis.set_xlim(-0.45, 0.95)
+        axis.set_xticks([])
+        axis.set_title(key.replace("_", " "), fontsize="medium")
+        axis.grid(axis="y", alpha=0.3)
+        axis.set_axisbelow(True)
+    axes[0][0].set_ylabel("ratio (higher is better)")
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
