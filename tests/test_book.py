@@ -10,7 +10,7 @@ import nbformat
 import pytest
 import yaml
 
-from common import book, manifest, registry
+from common import book, figures, manifest, registry
 from common.errors import StudyError
 from common.results import project_root, read_metrics, write_json_atomic
 
@@ -216,3 +216,58 @@ def test_every_command_in_the_book_names_real_experiments_and_parameters():
         registry.resolve(experiment_id, profile, overrides)  # raises on an unknown parameter or type
         checked_overrides += len(overrides)
     assert checked_overrides >= 8
+
+
+def fake_bench_record() -> dict:
+    """A bench.json record as ``camstudy bench`` writes it: one ratio below its target."""
+    return {
+        "quick": True, "experiment": "resnet50-gradcam", "model": "ResNet50", "image_size": 96, "batch_size": 32,
+        "pipeline_vs_model": {"value": 7.345, "target": 3.0, "meets_target": True, "cold_images_per_s": 210.5,
+                              "cached_images_per_s": 880.25, "cold_ratio": 1.757,
+                              "model_train_images_per_s": 119.84},
+        "pipeline_vs_in_memory": {"value": 0.912, "target": 0.95, "meets_target": False,
+                                  "pipeline_train_images_per_s": 109.3, "in_memory_train_images_per_s": 119.84},
+        "batched_cam_speedup": {"value": 11.48, "target": 5.0, "meets_target": True,
+                                "batched_images_per_s": 45.92, "single_images_per_s": 4.0, "batch_size": 32},
+        "notebook_wall_times_s": {"iqoth": {"smoke": 41.3, "default": 612.0}, "gradcam-3d": {"default": 226.1}},
+        "machine": {"cpu_count": 2, "processor": "x86_64", "memory_gb": 7.7, "device": "CPU", "gpus": [],
+                    "tensorflow": "2.21.0", "load_average_1min": 3.25, "versions": {"python": "3.11.9"}},
+        "measured_at": "2026-11-22T10:00:00+0000",
+    }
+
+
+def test_performance_page_renders_every_number_from_the_bench_record(tmp_path):
+    page = book.performance_markdown(fake_bench_record(), tmp_path)
+
+    ratio_table = page.split("## Ratios")[1]
+    rows = {row[0]: row for row in table_rows(ratio_table)}
+    assert rows["`pipeline_vs_model`"][1:4] == ["7.34", "≥ 3.0", "yes"]
+    assert rows["`pipeline_vs_in_memory`"][1:4] == ["0.91", "≥ 0.95", "**no**"]
+    assert rows["`batched_cam_speedup`"][1:4] == ["11.48", "≥ 5.0", "yes"]
+    assert "880.2 img/s cached (210.5 cold" in rows["`pipeline_vs_model`"][4]
+    assert "batches of 32: 45.92 vs 4.00" in rows["`batched_cam_speedup`"][4]
+    # The ratio figure is drawn beside the page and linked from it.
+    assert (tmp_path / book.BENCH_FIGURE).read_bytes()[:4] == b"\x89PNG"
+    assert f"```{{figure}} figures/{book.BENCH_FIGURE}" in page
+    assert figures.plt.get_fignums() == []  # the page closes its figure
+    # The machine, and that it was busy: load 3.25 on 2 CPUs.
+    for text in ("**CPUs:** 2 (x86_64)", "**Memory:** 7.7 GB", "**Device:** CPU", "**TensorFlow:** 2.21.0",
+                 "when measured:** 3.25 (higher than the CPU count", "with `--quick`"):
+        assert text in page
+    wall_times = table_rows(page.split("## Notebook wall times")[1])
+    assert wall_times == [["iqoth", "41", "612", "–"], ["gradcam-3d", "–", "226", "–"]]
+    assert "No measurement yet" not in page
+
+
+def test_performance_page_without_bench_json_says_how_to_make_it(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    root = book.copy_book_sources(tmp_path / "root")
+
+    book.assemble(results, root)
+
+    page = (root / book.GENERATED / "performance.md").read_text()
+    assert "There is no `results/bench.json`" in page
+    assert "```bash\ncamstudy bench --quick\n" in page
+    assert list((root / book.GENERATED / "figures").iterdir()) == []
+    assert f"{book.GENERATED}/performance" in toc_files()

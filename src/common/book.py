@@ -2,7 +2,8 @@
 
 The book never executes anything. :func:`assemble` copies each experiment's
 executed notebook into ``book/experiments/`` with a run-summary banner on top,
-and generates the results overview (from every ``results/*/metrics.json``) and
+and generates the results overview (from every ``results/*/metrics.json``), the
+performance page (from ``results/bench.json``, written by ``camstudy bench``) and
 the data-set section of the methods page (from ``data_manifests/*.yaml``).
 :func:`build` then runs ``jupyter-book build`` with warnings as errors and
 checks that every internal link and image of the HTML resolves
@@ -17,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import shutil
 import subprocess
@@ -46,6 +49,30 @@ HEADLINE_FIGURES = {
 # A notebook saves a figure with ``run.figure_path("name")``; the cell gets the tag ``figure-name``.
 FIGURE_CALL = re.compile(r"""figure_path\(\s*f?["']([^"']+)["']""")
 FIGURE_TAG_PREFIX = "figure-"
+# ``camstudy bench`` writes this file into the results folder (common.bench).
+BENCH_FILE = "bench.json"
+BENCH_FIGURE = "bench_ratios.png"
+# What each ratio of bench.json measures: its name on the page and one sentence.
+# No numbers here: values and targets are read from bench.json.
+BENCH_RATIOS = {
+    "pipeline_vs_model": (
+        "input pipeline / model",
+        "Images per second the input pipeline delivers on its own (decode, resize, augment, batch; "
+        "the cached second pass) over the images per second the model trains on. The pipeline must be "
+        "faster than the model it feeds by at least the target factor, so the model does not wait for data.",
+    ),
+    "pipeline_vs_in_memory": (
+        "pipeline training / in-memory training",
+        "Training images per second through the project's `tf.data` pipeline over training on the "
+        "same batches already held in memory as tensors (the upper limit). Close to 1, the pipeline "
+        "costs training almost nothing.",
+    ),
+    "batched_cam_speedup": (
+        "batched / one-at-a-time Grad-CAM",
+        "Grad-CAM images per second in batches over one image at a time, through one explainer, so "
+        "preparing the model is not counted.",
+    ),
+}
 
 
 def figure_tags(source: str) -> list[str]:
@@ -159,6 +186,155 @@ def overview_markdown(all_metrics: dict[str, dict], figure_dir: Path, results_di
     return "\n".join(lines) + "\n"
 
 
+def read_bench(results_dir: Path) -> dict | None:
+    """Return the ``bench.json`` record in ``results_dir``, or None when there is none.
+
+    Raises:
+        StudyError: when the file exists but is not JSON.
+    """
+    path = Path(results_dir) / BENCH_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise StudyError(f"{path} is not valid JSON ({error}); run `camstudy bench --quick` again.") from None
+
+
+def _cell(value: object) -> str:
+    """A value as the text of one Markdown table cell."""
+    return "–" if value is None else str(value).replace("|", "\\|")
+
+
+def _number(value: object, digits: int = 2) -> str:
+    return "–" if not isinstance(value, (int, float)) or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _bench_details(key: str, entry: dict) -> str:
+    """How one ratio was measured: its two throughputs, from the record."""
+    if key == "pipeline_vs_model":
+        return (f"pipeline {_number(entry.get('cached_images_per_s'), 1)} img/s cached "
+                f"({_number(entry.get('cold_images_per_s'), 1)} cold, ratio {_number(entry.get('cold_ratio'))}); "
+                f"model trains {_number(entry.get('model_train_images_per_s'), 1)} img/s")
+    if key == "pipeline_vs_in_memory":
+        return (f"{_number(entry.get('pipeline_train_images_per_s'), 1)} vs "
+                f"{_number(entry.get('in_memory_train_images_per_s'), 1)} training img/s")
+    if key == "batched_cam_speedup":
+        return (f"batches of {entry.get('batch_size', '?')}: {_number(entry.get('batched_images_per_s'))} vs "
+                f"{_number(entry.get('single_images_per_s'))} img/s one at a time")
+    return "–"
+
+
+def _wall_time_table(wall_times: dict[str, dict[str, float]]) -> list[str]:
+    """Rows of notebook wall times (seconds) per experiment and profile."""
+    if not wall_times:
+        return ["No notebook run had been logged (`results/run_log.jsonl`) when the benchmark ran.", ""]
+    known = registry.experiment_ids()
+    order = [e for e in known if e in wall_times] + [e for e in wall_times if e not in known]
+    lines = ["| experiment | " + " | ".join(f"{p} (s)" for p in registry.PROFILES) + " |",
+             "|---|" + "---:|" * len(registry.PROFILES)]
+    for experiment_id in order:
+        times = wall_times[experiment_id]
+        lines.append(f"| {experiment_id} | " + " | ".join(_number(times.get(p), 0) for p in registry.PROFILES) + " |")
+    return lines + [""]
+
+
+def performance_markdown(record: dict | None, figure_dir: Path) -> str:
+    """Return the page "Performance on this machine", rendered from a ``bench.json`` record.
+
+    Every number on the page is read from ``record``; without a record the page
+    says how to make one.
+
+    Args:
+        record: The ``bench.json`` record (see :mod:`common.bench`), or None.
+        figure_dir: Folder beside the page for the ratio figure (linked as ``figures/<file>``).
+    """
+    lines = [
+        "# Performance on this machine",
+        "",
+        "`camstudy bench` measures three ratios. Absolute times depend on the machine and on what "
+        "else runs on it; the two measurements of each ratio are taken back to back in one process, "
+        "on the same model and images, so a slow or busy machine moves both alike and the ratio can "
+        "be compared between runs and machines. Higher is better for all three.",
+        "",
+    ]
+    lines += [f"`{key}` ({name})\n: {text}\n" for key, (name, text) in BENCH_RATIOS.items()]
+    lines += ["How to run the study on GPUs, and the speed-ups used there: [](../gpu.md).", ""]
+    if record is None:
+        lines += [
+            "## No measurement yet",
+            "",
+            f"There is no `results/{BENCH_FILE}`: the benchmark has not been run on this machine. "
+            "Measure it (the quick version takes a few minutes at most) and build the book again:",
+            "",
+            "```bash",
+            "camstudy bench --quick",
+            "camstudy book --no-run",
+            "```",
+            "",
+        ]
+        return "\n".join(lines)
+    from common import figures
+
+    lines += [
+        "## Ratios",
+        "",
+        f"Measured with the `{_cell(record.get('experiment'))}` experiment's model "
+        f"({_cell(record.get('model'))}, input {_cell(record.get('image_size'))} px, "
+        f"batch {_cell(record.get('batch_size'))}) on phantom images.",
+        "",
+        "| ratio | measured | target | met | how measured |",
+        "|---|---:|---:|---|---|",
+    ]
+    for key in BENCH_RATIOS:
+        entry = record.get(key)
+        if not isinstance(entry, dict):
+            lines.append(f"| `{key}` | – | – | not measured | – |")
+            continue
+        met = "yes" if entry.get("meets_target") else "**no**"
+        lines.append(f"| `{key}` | {_number(entry.get('value'))} | ≥ {_cell(entry.get('target'))} | {met} | "
+                     f"{_cell(_bench_details(key, entry))} |")
+    figure = figures.bench_ratios(record, path=figure_dir / BENCH_FIGURE)
+    figures.plt.close(figure)
+    lines += [
+        "",
+        f"```{{figure}} figures/{BENCH_FIGURE}",
+        ":alt: each benchmark ratio as a bar beside its target",
+        ":width: 100%",
+        "",
+        "Each ratio (bar) against its target (dashed line); a green bar meets its target, a red one does not.",
+        "```",
+        "",
+    ]
+    machine = record.get("machine", {})
+    gpus = machine.get("gpus") or []
+    load = machine.get("load_average_1min")
+    cpus = machine.get("cpu_count")
+    busy = (" (higher than the CPU count: the machine was busy, so rerun on an idle machine to be sure)"
+            if isinstance(load, (int, float)) and isinstance(cpus, int) and load > cpus else "")
+    lines += [
+        "## The machine",
+        "",
+        f"- **CPUs:** {_cell(cpus)} ({_cell(machine.get('processor'))})",
+        f"- **Memory:** {_cell(machine.get('memory_gb'))} GB",
+        f"- **Device:** {_cell(machine.get('device'))}" + (f" ({', '.join(map(str, gpus))})" if gpus else ""),
+        f"- **TensorFlow:** {_cell(machine.get('tensorflow'))}, Python "
+        f"{_cell(machine.get('versions', {}).get('python'))}",
+        f"- **Load average (1 min) when measured:** {_cell(load)}{busy}",
+        f"- **Measured at:** {_cell(record.get('measured_at'))}, "
+        + ("with `--quick` (smaller measurements)" if record.get("quick") else "full measurements (without `--quick`)"),
+        "",
+        "## Notebook wall times",
+        "",
+        "The latest successful run of each notebook per profile, in seconds, from the run log "
+        "(`results/run_log.jsonl`) when the benchmark ran; a dash marks a profile not run. "
+        "These are absolute times on the machine above.",
+        "",
+    ]
+    lines += _wall_time_table(record.get("notebook_wall_times_s") or {})
+    return "\n".join(lines)
+
+
 def _one_line(text: object) -> str:
     """Collapse a YAML value to one line of Markdown text (list items need one line).
 
@@ -216,7 +392,7 @@ def datasets_markdown() -> str:
 
 
 def assemble(results_dir: Path | None = None, book_root: Path | None = None) -> dict[str, dict]:
-    """Copy executed notebooks into the book and generate its overview and data-set pages.
+    """Copy executed notebooks into the book and generate its overview, performance and data-set pages.
 
     Args:
         results_dir: Where the runs are (default ``results/``).
@@ -249,6 +425,9 @@ def assemble(results_dir: Path | None = None, book_root: Path | None = None) -> 
         overview_markdown(found, generated / "figures", results_dir), encoding="utf-8"
     )
     (generated / "datasets.md").write_text(datasets_markdown(), encoding="utf-8")
+    (generated / "performance.md").write_text(
+        performance_markdown(read_bench(results_dir), generated / "figures"), encoding="utf-8"
+    )
     return found
 
 
