@@ -72,3 +72,12 @@ def test_paper_claims_are_data():
     assert len(claims) == 9
     assert claims["ResNet50"]["accuracy"] == pytest.approx(0.977)
     assert registry.paper_claims("resnet50-gradcam")["models"]["ResNet-50-Grad"]["accuracy"] == 98.2
+
+
+def test_yaml_switch_words_stay_strings_for_a_string_parameter_and_work_for_a_boolean_one():
+    overrides = registry.parse_overrides(["gpu_speedups=off", "baseline_cnn=no"])
+    assert overrides == {"gpu_speedups": "off", "baseline_cnn": "no"}
+    params = registry.resolve("resnet50-gradcam", "smoke", overrides)
+    assert params["gpu_speedups"] == "off"
+    assert params["baseline_cnn"] is False
+    assert registry.parse_value("true") is True and registry.parse_value("False") is False

@@ -69,6 +69,10 @@ def parse_value(text: str) -> Any:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, bool) and text.strip().lower() not in ("true", "false"):
+        # YAML 1.1 reads on/off/yes/no as booleans; keep the word, so a switch such as
+        # gpu_speedups=off stays a string (a boolean parameter accepts the words too).
+        return text.strip()
     if isinstance(value, str):
         # YAML 1.1 reads "1e-3" (no dot) as a string; a user means a number.
         try:
@@ -93,6 +97,10 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     return overrides
 
 
+# The words YAML 1.1 reads as booleans, besides true and false (see parse_value).
+YAML_BOOLEAN_WORDS = {"on": True, "yes": True, "off": False, "no": False}
+
+
 def _check_type(name: str, value: Any, reference: Any) -> Any:
     """Return ``value`` if it fits the registry's value for ``name``, else raise.
 
@@ -102,6 +110,8 @@ def _check_type(name: str, value: Any, reference: Any) -> Any:
     if reference is None or value is None:
         return value
     if isinstance(reference, bool):
+        if isinstance(value, str) and value.lower() in YAML_BOOLEAN_WORDS:
+            value = YAML_BOOLEAN_WORDS[value.lower()]
         ok = isinstance(value, bool)
     elif isinstance(reference, int):
         ok = isinstance(value, int) and not isinstance(value, bool)
