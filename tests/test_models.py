@@ -203,6 +203,26 @@ def test_freezing_and_batchnorm_momentum():
         models.build_backbone_model("VGG16", (32, 32, 3), 2, trainable_fraction=1.5)
 
 
+def test_zero_init_residual_starts_every_resnet_block_as_the_identity(tmp_path):
+    def closing_gammas(model):
+        return [layer.gamma.numpy() for layer in model.layers if layer.name.endswith("_3_bn")]
+
+    zeroed = models.build_backbone_model("ResNet50", (32, 32, 3), 2, zero_init_residual=True)
+    gammas = closing_gammas(zeroed)
+    assert len(gammas) == 16  # ResNet50's 3 + 4 + 6 + 3 bottleneck blocks
+    assert all(not gamma.any() for gamma in gammas)
+    # Only the closing batch norms change; the shortcut's (convN_block1_0_bn) keeps gamma 1.
+    assert zeroed.get_layer("conv3_block1_0_bn").gamma.numpy().all()
+    assert all(gamma.all() for gamma in closing_gammas(models.build_backbone_model("ResNet50", (32, 32, 3), 2)))
+    # Loaded weights are never overwritten, and a backbone without residual branches is untouched.
+    base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    base.save_weights(tmp_path / "resnet50.weights.h5")
+    loaded = models.build_backbone_model("ResNet50", (32, 32, 3), 2, zero_init_residual=True,
+                                         weights=tmp_path / "resnet50.weights.h5")
+    assert all(gamma.all() for gamma in closing_gammas(loaded))
+    assert models.zero_init_residual_branches(models.build_backbone_model("VGG16", (32, 32, 3), 2), None) == 0
+
+
 def test_multi_organ_cnn_matches_the_paper_summary():
     model = models.build_multi_organ_cnn()
     total, trainable = models.count_params(model)

