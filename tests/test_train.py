@@ -201,3 +201,47 @@ def test_mirrored_strategy_step_equals_single_device_step():
         env=environment, capture_output=True, text=True, timeout=120,
     )
     assert "MIRRORED_OK" in result.stdout, result.stderr[-3000:]
+
+
+def _dense_bn_dropout_model():
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(3, name="dense")(inputs)
+    hidden = keras.layers.BatchNormalization(momentum=0.99, name="bn")(hidden)
+    hidden = keras.layers.Dropout(0.5, name="drop")(hidden)
+    hidden = keras.layers.Dense(3, activation="relu", name="dense_2")(hidden)
+    hidden = keras.layers.BatchNormalization(momentum=0.99, name="bn_2")(hidden)
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="out")(hidden))
+
+
+def test_recalibrate_batch_norm_sets_plain_means_with_dropout_off():
+    model = _dense_bn_dropout_model()
+    x = np.random.default_rng(0).normal(3.0, 2.0, (32, 4)).astype("float32")
+    batches = [(x[i:i + 8], np.zeros(8, int)) for i in range(0, 32, 8)]
+    assert train.recalibrate_batch_norm(model, batches) == 4
+
+    # First batch norm: the mean over batches of each batch's mean and (biased) variance of its input.
+    features = model.get_layer("dense")(x).numpy().reshape(4, 8, 3)
+    bn = model.get_layer("bn")
+    np.testing.assert_allclose(bn.moving_mean.numpy(), features.mean(axis=1).mean(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), features.var(axis=1).mean(axis=0), rtol=1e-4, atol=1e-5)
+    # Second one: the same with dropout off, so a repeat gives the same statistics.
+    second = model.get_layer("bn_2").moving_mean.numpy().copy()
+    train.recalibrate_batch_norm(model, batches)
+    np.testing.assert_allclose(model.get_layer("bn_2").moving_mean.numpy(), second, rtol=1e-5)
+    # Settings are restored, and max_batches caps the batches used.
+    assert bn.momentum == 0.99 and model.get_layer("drop").rate == 0.5
+    assert train.recalibrate_batch_norm(model, batches, max_batches=2) == 2
+
+
+def test_fit_recalibrates_before_each_validation():
+    model = _dense_bn_dropout_model()
+    train.compile_model(model, 1e-2)
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype(int)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    train.fit(model, data, data, epochs=2, patience=2, verbose=0, recalibrate_bn=4)
+    bn = model.get_layer("bn")
+    features = model.get_layer("dense")(x).numpy().reshape(4, 16, 3)
+    # The kept weights carry the statistics of the last recalibration, taken from the final weights.
+    np.testing.assert_allclose(bn.moving_mean.numpy(), features.mean(axis=1).mean(axis=0), rtol=1e-3, atol=1e-4)

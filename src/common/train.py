@@ -84,6 +84,66 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+def recalibrate_batch_norm(model: keras.Model, batches, max_batches: int | None = None) -> int:
+    """Set the moving statistics of every batch norm to their mean over ``batches``, dropout off.
+
+    A batch norm predicts with moving averages collected while training, with
+    dropout on. Two things make those averages wrong for a model trained from
+    scratch for a few dozen steps: they lag behind weights that still change
+    fast, and a batch norm fed through dropout sees a wider spread of values
+    in training than at prediction (Li et al., 2019, "Understanding the
+    disharmony between dropout and batch normalization"). The nine-models
+    paper's head (batch norm, dropout, dense, batch norm) has both: its models
+    predicted one class for every validation image although they fitted the
+    training images. Recomputing the statistics as plain means over training
+    batches with dropout off ("precise BN", Wu & Johnson, 2021, "Rethinking
+    'Batch' in BatchNorm") removes both; no validation or test image is used.
+
+    Runs eagerly, one forward pass per batch; frozen batch norms keep theirs.
+
+    Args:
+        model: The model to recalibrate (its weights are not changed).
+        batches: ``(images, labels)`` batches of training data.
+        max_batches: Use at most this many batches; None uses all.
+
+    Returns:
+        The number of batches used.
+    """
+    norms = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    momenta, rates = [layer.momentum for layer in norms], [layer.rate for layer in dropouts]
+    used = 0
+    try:
+        for layer in dropouts:
+            layer.rate = 0.0
+        for images, _ in batches:
+            if max_batches is not None and used >= max_batches:
+                break
+            used += 1
+            # The k-th batch gets weight 1/k: the moving values become the plain mean.
+            for layer in norms:
+                layer.momentum = (used - 1) / used
+            model(images, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+        for layer, rate in zip(dropouts, rates):
+            layer.rate = rate
+    return used
+
+
+class _RecalibrateBeforeValidation(keras.callbacks.Callback):
+    """Runs :func:`recalibrate_batch_norm` before each validation inside ``fit``."""
+
+    def __init__(self, batches, max_batches: int | None):
+        super().__init__()
+        self.batches, self.max_batches = batches, max_batches
+
+    def on_test_begin(self, logs=None):
+        recalibrate_batch_norm(self.model, self.batches, self.max_batches)
+
+
 def fit(
     model: keras.Model,
     train_ds,
@@ -94,6 +154,7 @@ def fit(
     out_dir: str | pathlib.Path | None = None,
     monitor: str = "val_loss",
     verbose: int = 2,
+    recalibrate_bn: int | None = None,
 ) -> pd.DataFrame:
     """Train a compiled model with early stopping that restores the best weights.
 
@@ -109,6 +170,10 @@ def fit(
         monitor: Logged quantity to monitor; minimised when its name contains
             "loss", maximised otherwise.
         verbose: Keras verbosity; 2 prints one line per epoch.
+        recalibrate_bn: If set, before each validation the batch norms'
+            statistics are recomputed from this many training batches with
+            dropout off (:func:`recalibrate_batch_norm`), so validation, early
+            stopping and the kept weights see the statistics prediction uses.
 
     Returns:
         One row per epoch: ``epoch`` (from 1), every logged quantity (loss,
@@ -129,7 +194,9 @@ def fit(
         validation_data=val_ds,
         epochs=epochs,
         class_weight=class_weight,
-        callbacks=[stopper, timer],
+        # The recalibration runs first, so early stopping's kept weights include its statistics.
+        callbacks=([_RecalibrateBeforeValidation(train_ds, recalibrate_bn)] if recalibrate_bn else [])
+        + [stopper, timer],
         verbose=verbose,
         shuffle=False,  # the dataset shuffles itself; Keras warns if asked to
     )
