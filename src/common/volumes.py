@@ -23,6 +23,8 @@ intervals. This module holds what that experiment adds to the 2D steps of
 
 from __future__ import annotations
 
+import contextlib
+
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -364,7 +366,8 @@ def build_model(params: dict):
 
 def cross_validate(params: dict, samples: pd.DataFrame, volumes: np.ndarray,
                    new_model: Callable[[], Any] | None = None, out_dir: str | Path | None = None,
-                   metric_names: Sequence[str] = SUMMARY_METRICS, verbose: int = 0) -> CrossValidation:
+                   metric_names: Sequence[str] = SUMMARY_METRICS, verbose: int = 0,
+                   runtime=None) -> CrossValidation:
     """Train and test a fresh model on every fold of a stratified k-fold split.
 
     For each of ``params['k_folds']`` folds: carve ``params['val_fraction']`` of
@@ -386,6 +389,8 @@ def cross_validate(params: dict, samples: pd.DataFrame, volumes: np.ndarray,
             ``out_dir/fold_<n>/``.
         metric_names: Metrics summarised over folds (mean and t-interval).
         verbose: Keras verbosity of ``fit``.
+        runtime: A :class:`common.workflow.Runtime`: each fold's model is built
+            and compiled in its strategy, with its speed-ups; None: one device.
 
     Returns:
         :class:`CrossValidation` with every fold and ``summary`` (from
@@ -408,8 +413,12 @@ def cross_validate(params: dict, samples: pd.DataFrame, volumes: np.ndarray,
                                   params["augment_rotation"], training=True, seed=fold_seed),
             "val": volume_dataset(volumes[val_positions], labels[val_positions], params["batch_size"]),
         }
-        model = new_model() if new_model is not None else build_model(params)
-        train.compile_model(model, params["learning_rate"])
+        with runtime.scope() if runtime else contextlib.nullcontext():
+            model = new_model() if new_model is not None else build_model(params)
+        if runtime:
+            runtime.compile(model, params["learning_rate"])
+        else:
+            train.compile_model(model, params["learning_rate"])
         history = train.fit(model, data["fit"], data["val"], params["epochs"], patience=params["patience"],
                             out_dir=None if out_dir is None else Path(out_dir) / f"fold_{fold}", verbose=verbose)
         probabilities = train.predict_proba(model, volumes[test_positions], batch_size=params["batch_size"])

@@ -189,13 +189,12 @@ def train(params: dict, model, data: dict, out_dir: str | Path | None = None, cl
 
     With a runtime, compiling happens in its strategy's scope and XLA follows its speed-up switch.
     """
-    import contextlib
-
     from common import train as training
 
-    with runtime.strategy.scope() if runtime else contextlib.nullcontext():
-        training.compile_model(model, learning_rate or params["learning_rate"], epsilon=epsilon,
-                               jit_compile=bool(runtime and runtime.speedups["jit_compile"]))
+    if runtime:
+        runtime.compile(model, learning_rate or params["learning_rate"], epsilon=epsilon)
+    else:
+        training.compile_model(model, learning_rate or params["learning_rate"], epsilon=epsilon)
     return training.fit(
         model, data["train"], data["val"], params["epochs"], patience=params["patience"],
         class_weight=class_weight, out_dir=out_dir,
@@ -268,6 +267,18 @@ class Runtime:
         return {**self.speedups, "strategy": type(self.strategy).__name__,
                 "replicas": int(self.strategy.num_replicas_in_sync)}
 
+    def scope(self):
+        """The strategy's scope: build models in it, so their variables are mirrored."""
+        return self.strategy.scope()
+
+    def compile(self, model, learning_rate, epsilon: float = 1e-7):
+        """Compile ``model`` with Adam in the strategy's scope, with XLA when the speed-ups are on."""
+        from common import train as training
+
+        with self.scope():
+            return training.compile_model(model, learning_rate, epsilon=epsilon,
+                                          jit_compile=bool(self.speedups["jit_compile"]))
+
 
 def runtime(params: dict) -> Runtime:
     """Choose the strategy (``params["strategy"]``) and GPU speed-ups (``params["gpu_speedups"]``).
@@ -297,11 +308,12 @@ def build_backbone_classifier(params: dict, runtime: Runtime | None = None, back
 
     name = backbone or params["backbone"]
     size = image_size or params["image_size"]
-    with runtime.strategy.scope() if runtime else contextlib.nullcontext():
+    with runtime.scope() if runtime else contextlib.nullcontext():
         return models.build_backbone_model(
             name, (size, size, params["channels"]), len(params["classes"]),
             head=models.gap_head(params["dropout"]), weights=params["weights"],
-            trainable_fraction=params.get("trainable_fraction"), bn_momentum=params.get("bn_momentum"), name=name,
+            trainable_fraction=params.get("trainable_fraction"), bn_momentum=params.get("bn_momentum"),
+            zero_init_residual=params.get("zero_init_residual", False), name=name,
         )
 
 

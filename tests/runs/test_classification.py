@@ -47,7 +47,10 @@ def test_explanations_are_scored_per_method(smoke_results):
     metrics = smoke_results("resnet50-gradcam")["metrics"]
     explanations = metrics["explanations"]["ResNet50"]
     assert set(explanations) == {"gradcam", "gradcam++", "scorecam"}
-    for scores in explanations.values():
+    # Grad-CAM is also scored at the finer comparison layer.
+    finer = metrics["explanations"][f"ResNet50 at {metrics['parameters']['compare_cam_layer']}"]
+    assert set(finer) == {"gradcam"}
+    for scores in [*explanations.values(), *finer.values()]:
         for name in ("pointing_game", "energy_share", "iou"):
             assert_metric_entry(scores[name])
 
