@@ -255,7 +255,9 @@ def test_performance_page_renders_every_number_from_the_bench_record(tmp_path):
                  "when measured:** 3.25 (higher than the CPU count", "with `--quick`"):
         assert text in page
     wall_times = table_rows(page.split("## Notebook wall times")[1])
-    assert wall_times == [["iqoth", "41", "612", "–"], ["gradcam-3d", "–", "226", "–"]]
+    # Each time stands beside the registry's budget for that profile (the paper profile has none).
+    assert wall_times == [["iqoth", "41 (budget 60)", "612 (budget 300)", "–"],
+                          ["gradcam-3d", "– (budget 60)", "226 (budget 300)", "–"]]
     assert "No measurement yet" not in page
 
 

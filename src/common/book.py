@@ -231,11 +231,16 @@ def _wall_time_table(wall_times: dict[str, dict[str, float]]) -> list[str]:
         return ["No notebook run had been logged (`results/run_log.jsonl`) when the benchmark ran.", ""]
     known = registry.experiment_ids()
     order = [e for e in known if e in wall_times] + [e for e in wall_times if e not in known]
-    lines = ["| experiment | " + " | ".join(f"{p} (s)" for p in registry.PROFILES) + " |",
+    lines = ["Each cell: the latest logged wall time in seconds, then the budget of the registry "
+             "(`budget_s`) where it sets one.", "",
+             "| experiment | " + " | ".join(f"{p} (s)" for p in registry.PROFILES) + " |",
              "|---|" + "---:|" * len(registry.PROFILES)]
     for experiment_id in order:
         times = wall_times[experiment_id]
-        lines.append(f"| {experiment_id} | " + " | ".join(_number(times.get(p), 0) for p in registry.PROFILES) + " |")
+        budgets = registry.experiment(experiment_id).get("budget_s", {}) if experiment_id in known else {}
+        cells = [_number(times.get(p), 0) + (f" (budget {budgets[p]})" if p in budgets else "")
+                 for p in registry.PROFILES]
+        lines.append(f"| {experiment_id} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 

@@ -21,6 +21,7 @@ layers whose averaged Grad-CAMs the paper compares (its Fig. S3).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import resource
 import time
@@ -60,6 +61,8 @@ class ModelSettings:
         epsilon: Adam epsilon.
         weights: None, ``"imagenet"`` or a weights file.
         bn_momentum: Backbone batch-norm momentum, None for Keras' default.
+        zero_init_residual: Start residual branches at zero (random weights only;
+            see :func:`common.models.zero_init_residual_branches`).
     """
 
     name: str
@@ -71,6 +74,7 @@ class ModelSettings:
     epsilon: float
     weights: str | None
     bn_momentum: float | None
+    zero_init_residual: bool = False
 
 
 # Keras' default Adam epsilon, used when the paper's per-model values are switched off.
@@ -111,6 +115,7 @@ def model_settings(params: Mapping[str, Any], name: str) -> ModelSettings:
         epsilon=paper.epsilon if use_paper_optimiser else KERAS_ADAM_EPSILON,
         weights=params["weights"],
         bn_momentum=params["bn_momentum"],
+        zero_init_residual=bool(params.get("zero_init_residual", False)),
     )
 
 
@@ -190,7 +195,7 @@ def build_model(settings: ModelSettings, n_classes: int, channels: int = 3):
         settings.name, (settings.input_size, settings.input_size, channels), n_classes,
         head=head_spec(settings), weights=settings.weights,
         trainable_last_layers=settings.trainable_last_layers, bn_momentum=settings.bn_momentum,
-        name=settings.name,
+        zero_init_residual=settings.zero_init_residual, name=settings.name,
     )
 
 
@@ -285,6 +290,7 @@ def train_and_evaluate(
     samples: pd.DataFrame,
     names: Sequence[str] | None = None,
     log: Callable[[str], None] | None = print,
+    runtime=None,
 ) -> dict[str, ModelRun]:
     """Train and evaluate each model on the same split, one after another.
 
@@ -302,6 +308,8 @@ def train_and_evaluate(
         samples: Sample table with a ``split`` column (train/val/test).
         names: Models to run; default ``params["models"]``.
         log: Called with one line per finished model; None for silence.
+        runtime: A :class:`common.workflow.Runtime`: each model is built and
+            compiled in its strategy, with its speed-ups; None: one device.
 
     Returns:
         Model name -> :class:`ModelRun`, in the order of ``names``.
@@ -314,13 +322,17 @@ def train_and_evaluate(
     for name in names:
         settings = model_settings(params, name)
         train.set_seed(params["seed"])
-        model = build_model(settings, len(params["classes"]), params["channels"])
+        with runtime.scope() if runtime else contextlib.nullcontext():
+            model = build_model(settings, len(params["classes"]), params["channels"])
         data = workflow.datasets(params, samples, settings.preprocess, image_size=settings.input_size)
         wall_started, cpu_started = time.perf_counter(), _cpu_seconds()
-        train.compile_model(model, settings.learning_rate, epsilon=settings.epsilon)
-        # Eager steps skip tracing the train step, which dominates runs of a few steps.
+        if runtime:
+            runtime.compile(model, settings.learning_rate, epsilon=settings.epsilon)
+        else:
+            train.compile_model(model, settings.learning_rate, epsilon=settings.epsilon)
         model.run_eagerly = bool(params["run_eagerly"])
-        history = train.fit(model, data["train"], data["val"], params["epochs"], patience=params["patience"])
+        history = train.fit(model, data["train"], data["val"], params["epochs"], patience=params["patience"],
+                            recalibrate_bn=params.get("recalibrate_bn"))
         train_seconds = time.perf_counter() - wall_started
         train_cpu_seconds = _cpu_seconds() - cpu_started
         probabilities, scores = workflow.evaluate(params, model, data["test"], test)
