@@ -200,18 +200,22 @@ def build_model(settings: ModelSettings, n_classes: int, channels: int = 3):
 
 
 def inference_images_per_second(model, inputs: np.ndarray, batch_size: int,
-                                min_images: int = MIN_TIMED_IMAGES) -> float:
+                                min_images: int = MIN_TIMED_IMAGES, as_graph: bool = True) -> float:
     """Prediction throughput of ``model`` on model-ready images.
 
-    Always timed as a compiled graph (also for a model trained eagerly). One
-    warm-up batch first (tracing the predict function is not inference), then ``inputs`` repeated to at least ``min_images`` images are predicted in
-    batches of ``batch_size`` and timed by the wall clock.
+    Timed as a compiled graph by default, as deployed inference runs (also for
+    a model trained eagerly). One warm-up batch first (tracing the predict
+    function is not inference), then ``inputs`` repeated to at least
+    ``min_images`` images are predicted in batches of ``batch_size`` and timed
+    by the wall clock.
 
     Args:
         model: A built model.
         inputs: Model-ready images (N, H, W, C), N >= 1.
         batch_size: Batch size of the timed predictions.
         min_images: Fewest images timed.
+        as_graph: False times eager prediction instead, which skips tracing a
+            predict graph per model (the smoke profile's seconds-long runs).
 
     Returns:
         Images per second.
@@ -222,7 +226,7 @@ def inference_images_per_second(model, inputs: np.ndarray, batch_size: int,
     if len(inputs) == 0:
         raise DataError("Cannot time inference on an empty test split.")
     was_eager = model.run_eagerly
-    model.run_eagerly = False  # deployed inference runs as a graph, so time that
+    model.run_eagerly = not as_graph
     try:
         model.predict(inputs[:batch_size], batch_size=batch_size, verbose=0)
         repeats = int(np.ceil(min_images / len(inputs)))
@@ -282,6 +286,7 @@ class ModelRun:
             "train_seconds": round(self.train_seconds, 2),
             "train_cpu_seconds": round(self.train_cpu_seconds, 2),
             "inference_images_per_s": round(self.inference_images_per_s, 2),
+            "inference_mode": "eager" if self.model.run_eagerly else "graph",
         }
 
 
@@ -342,7 +347,8 @@ def train_and_evaluate(
             settings=settings, model=model, history=history, probabilities=probabilities, metrics=scores,
             test_inputs=inputs, params_total=total, params_trainable=trainable,
             train_seconds=train_seconds, train_cpu_seconds=train_cpu_seconds,
-            inference_images_per_s=inference_images_per_second(model, inputs, params["batch_size"]),
+            inference_images_per_s=inference_images_per_second(model, inputs, params["batch_size"],
+                                                               as_graph=not params["run_eagerly"]),
         )
         if log is not None:
             log(f"{name}: {settings.input_size} px, {len(history)} epochs in {train_seconds:.0f} s "

@@ -195,6 +195,8 @@ def train(params: dict, model, data: dict, out_dir: str | Path | None = None, cl
         runtime.compile(model, learning_rate or params["learning_rate"], epsilon=epsilon)
     else:
         training.compile_model(model, learning_rate or params["learning_rate"], epsilon=epsilon)
+    # Eager steps skip tracing the train, test and predict graphs: cheaper for a one-epoch smoke run.
+    model.run_eagerly = bool(params.get("run_eagerly", False))
     return training.fit(
         model, data["train"], data["val"], params["epochs"], patience=params["patience"],
         class_weight=class_weight, out_dir=out_dir,
