@@ -23,7 +23,9 @@ $(STAMP): pyproject.toml
 phantoms: install
 	$(BIN)/camstudy data phantoms --profile default
 
+# The quick benchmark (about two minutes) first, so the book's performance page has its ratios.
 book: install phantoms
+	$(BIN)/camstudy bench --quick
 	$(BIN)/camstudy book --profile default
 
 # Headless Chromium for the browser tests; Debian packages, installed when missing.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -273,3 +274,20 @@ def test_performance_page_without_bench_json_says_how_to_make_it(tmp_path):
     assert "```bash\ncamstudy bench --quick\n" in page
     assert list((root / book.GENERATED / "figures").iterdir()) == []
     assert f"{book.GENERATED}/performance" in toc_files()
+
+
+def test_assembled_performance_page_takes_wall_times_from_the_run_log_of_the_build(tmp_path):
+    # make book measures the ratios before it runs the notebooks: the page shows the runs logged since.
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "bench.json").write_text(json.dumps(fake_bench_record()))
+    (results / "run_log.jsonl").write_text(json.dumps(
+        {"experiment": "multi-organ", "profile": "default", "ok": True, "wall_time_s": 135.2, "error": ""}) + "\n")
+    root = book.copy_book_sources(tmp_path / "root")
+
+    book.assemble(results, root)
+
+    page = (root / book.GENERATED / "performance.md").read_text()
+    wall_times = table_rows(page.split("## Notebook wall times")[1])
+    assert wall_times == [["multi-organ", "– (budget 30)", "135 (budget 180)", "–"]]
+    assert "11.48" in page  # the ratios still come from bench.json
