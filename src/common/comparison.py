@@ -21,7 +21,6 @@ layers whose averaged Grad-CAMs the paper compares (its Fig. S3).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import resource
 import time
@@ -327,17 +326,12 @@ def train_and_evaluate(
     for name in names:
         settings = model_settings(params, name)
         train.set_seed(params["seed"])
-        with runtime.scope() if runtime else contextlib.nullcontext():
+        with (runtime or workflow.Runtime.local()).scope():
             model = build_model(settings, len(params["classes"]), params["channels"])
         data = workflow.datasets(params, samples, settings.preprocess, image_size=settings.input_size)
         wall_started, cpu_started = time.perf_counter(), _cpu_seconds()
-        if runtime:
-            runtime.compile(model, settings.learning_rate, epsilon=settings.epsilon)
-        else:
-            train.compile_model(model, settings.learning_rate, epsilon=settings.epsilon)
-        model.run_eagerly = bool(params["run_eagerly"])
-        history = train.fit(model, data["train"], data["val"], params["epochs"], patience=params["patience"],
-                            recalibrate_bn=params.get("recalibrate_bn"))
+        history = workflow.train(params, model, data, epsilon=settings.epsilon,
+                                 learning_rate=settings.learning_rate, runtime=runtime)
         train_seconds = time.perf_counter() - wall_started
         train_cpu_seconds = _cpu_seconds() - cpu_started
         probabilities, scores = workflow.evaluate(params, model, data["test"], test)

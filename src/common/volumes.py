@@ -23,8 +23,6 @@ intervals. This module holds what that experiment adds to the 2D steps of
 
 from __future__ import annotations
 
-import contextlib
-
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -396,12 +394,13 @@ def cross_validate(params: dict, samples: pd.DataFrame, volumes: np.ndarray,
         :class:`CrossValidation` with every fold and ``summary`` (from
         :func:`common.metrics.summarise_folds`).
     """
-    from common import metrics, train
+    from common import metrics, train, workflow
 
     if len(samples) != len(volumes):
         raise DataError(f"{len(samples)} samples but {len(volumes)} volumes; load the volumes from the same table")
     labels = samples["label_index"].to_numpy()
     folds = splits.k_folds(samples, params["k_folds"], seed=params["seed"])
+    runtime = runtime or workflow.Runtime.local()
     results = []
     for fold, (train_positions, test_positions) in enumerate(folds, start=1):
         started = time.perf_counter()
@@ -413,12 +412,9 @@ def cross_validate(params: dict, samples: pd.DataFrame, volumes: np.ndarray,
                                   params["augment_rotation"], training=True, seed=fold_seed),
             "val": volume_dataset(volumes[val_positions], labels[val_positions], params["batch_size"]),
         }
-        with runtime.scope() if runtime else contextlib.nullcontext():
+        with runtime.scope():
             model = new_model() if new_model is not None else build_model(params)
-        if runtime:
-            runtime.compile(model, params["learning_rate"])
-        else:
-            train.compile_model(model, params["learning_rate"])
+        runtime.compile(model, params["learning_rate"])
         history = train.fit(model, data["fit"], data["val"], params["epochs"], patience=params["patience"],
                             out_dir=None if out_dir is None else Path(out_dir) / f"fold_{fold}", verbose=verbose)
         probabilities = train.predict_proba(model, volumes[test_positions], batch_size=params["batch_size"])

@@ -187,19 +187,18 @@ def train(params: dict, model, data: dict, out_dir: str | Path | None = None, cl
           epsilon: float = 1e-7, learning_rate: float | None = None, runtime: Runtime | None = None) -> pd.DataFrame:
     """Compile with Adam and sparse categorical cross-entropy, then fit with early stopping.
 
-    With a runtime, compiling happens in its strategy's scope and XLA follows its speed-up switch.
+    With a runtime, compiling happens in its strategy's scope and XLA follows its speed-up switch
+    (without one: :meth:`Runtime.local`). ``params["run_eagerly"]`` and ``params["recalibrate_bn"]``
+    (see :func:`common.train.fit`) apply when the experiment has them.
     """
     from common import train as training
 
-    if runtime:
-        runtime.compile(model, learning_rate or params["learning_rate"], epsilon=epsilon)
-    else:
-        training.compile_model(model, learning_rate or params["learning_rate"], epsilon=epsilon)
+    (runtime or Runtime.local()).compile(model, learning_rate or params["learning_rate"], epsilon=epsilon)
     # Eager steps skip tracing the train, test and predict graphs: cheaper for a one-epoch smoke run.
     model.run_eagerly = bool(params.get("run_eagerly", False))
     return training.fit(
         model, data["train"], data["val"], params["epochs"], patience=params["patience"],
-        class_weight=class_weight, out_dir=out_dir,
+        class_weight=class_weight, out_dir=out_dir, recalibrate_bn=params.get("recalibrate_bn"),
     )
 
 
@@ -269,6 +268,17 @@ class Runtime:
         return {**self.speedups, "strategy": type(self.strategy).__name__,
                 "replicas": int(self.strategy.num_replicas_in_sync)}
 
+    @classmethod
+    def local(cls) -> "Runtime":
+        """The current device set-up as it is: TensorFlow's current strategy, no speed-ups.
+
+        What a caller without a chosen runtime gets, so building and compiling
+        take one path; unlike :func:`runtime` it leaves the dtype policy alone.
+        """
+        import tensorflow as tf
+
+        return cls(tf.distribute.get_strategy(), {"enabled": False, "jit_compile": False})
+
     def scope(self):
         """The strategy's scope: build models in it, so their variables are mirrored."""
         return self.strategy.scope()
@@ -304,13 +314,11 @@ def build_backbone_classifier(params: dict, runtime: Runtime | None = None, back
 
     Built inside the runtime's distribution strategy, so its variables are mirrored.
     """
-    import contextlib
-
     from common import models
 
     name = backbone or params["backbone"]
     size = image_size or params["image_size"]
-    with runtime.scope() if runtime else contextlib.nullcontext():
+    with (runtime or Runtime.local()).scope():
         return models.build_backbone_model(
             name, (size, size, params["channels"]), len(params["classes"]),
             head=models.gap_head(params["dropout"]), weights=params["weights"],
