@@ -207,3 +207,26 @@ def test_a_real_two_class_folder_trains_with_a_label_map_parameter(tmp_path):
     assert runs["MobileNetV2"].model.run_eagerly is True
     with pytest.raises(DataError, match="empty"):
         comparison.inference_images_per_second(runs["MobileNetV2"].model, np.zeros((0, 32, 32, 3), np.float32), 4)
+
+
+def test_a_released_model_is_read_back_with_the_weights_it_trained(tmp_path):
+    root = write_mixed_folder(tmp_path / "ct", 6)
+    overrides = {"epochs": 1, "batch_size": 4, "image_size": 32, "models": ["MobileNetV2"]}
+    params = registry.resolve("nine-models", "smoke", overrides, data_dir=root)
+    samples = workflow.split(params, workflow.load_samples(params).samples)
+    runs = comparison.train_and_evaluate(params, samples, log=None, weights_dir=tmp_path / "models")
+    run = runs["MobileNetV2"]
+    assert run.model is None and run.weights_path == tmp_path / "models" / "MobileNetV2.weights.h5"
+    assert run.weights_path.stat().st_size > 4 * run.params_total * 0.9  # float32 weights, all of them
+    assert comparison.model_records(runs)["MobileNetV2"]["inference_mode"] == "eager"
+    with run.loaded() as model:
+        np.testing.assert_allclose(model.predict(run.test_inputs, verbose=0), run.probabilities, atol=2e-4)  # batch-order float noise
+    assert run.model is None  # read back for the block only
+    test = samples[samples["split"] == "test"].reset_index(drop=True)
+    explained = comparison.explain_models(params, runs, test, np.array([0, 1]), "cancer", score=False)
+    assert explained.last_layer_cams["MobileNetV2"].shape[0] == 2 and explained.scores == {}
+    assert explained.last_layer["MobileNetV2"] == "out_relu"  # MobileNetV2's last spatial layer in Keras
+    gone = dataclasses.replace(run, weights_path=None)
+    with pytest.raises(DataError, match="neither a model in memory nor saved weights"):
+        with gone.loaded():
+            pass

@@ -21,7 +21,10 @@ layers whose averaged Grad-CAMs the paper compares (its Fig. S3).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
+import pathlib
 import resource
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -250,7 +253,8 @@ class ModelRun:
 
     Attributes:
         settings: What it was built and trained with.
-        model: The trained model (best epoch's weights).
+        model: The trained model (best epoch's weights), or None once
+            :meth:`release` has written it to ``weights_path``.
         history: One row per epoch (see :func:`common.train.fit`).
         probabilities: Test-split probabilities (N, C), in test-table order.
         metrics: :func:`common.metrics.classification_metrics` of the test split.
@@ -260,6 +264,10 @@ class ModelRun:
         train_seconds: Wall-clock seconds of training (fit, validation included).
         train_cpu_seconds: CPU seconds of the process during training.
         inference_images_per_s: See :func:`inference_images_per_second`.
+        inference_mode: ``"graph"`` or ``"eager"``, how the throughput was timed.
+        n_classes: Softmax units, to rebuild the model.
+        channels: Input channels, to rebuild the model.
+        weights_path: Where :meth:`release` wrote the weights, else None.
     """
 
     settings: ModelSettings
@@ -273,6 +281,10 @@ class ModelRun:
     train_seconds: float
     train_cpu_seconds: float
     inference_images_per_s: float
+    inference_mode: str = "graph"
+    n_classes: int = 2
+    channels: int = 3
+    weights_path: pathlib.Path | None = None
 
     def record(self) -> dict:
         """The model's ``metrics.json`` entry: its metrics plus sizes and costs."""
@@ -285,8 +297,51 @@ class ModelRun:
             "train_seconds": round(self.train_seconds, 2),
             "train_cpu_seconds": round(self.train_cpu_seconds, 2),
             "inference_images_per_s": round(self.inference_images_per_s, 2),
-            "inference_mode": "eager" if self.model.run_eagerly else "graph",
+            "inference_mode": self.inference_mode,
         }
+
+    def release(self, weights_dir: str | pathlib.Path) -> None:
+        """Write the weights to ``weights_dir/<name>.weights.h5`` and drop the model from memory.
+
+        A trained model holds its optimiser state and traced graphs as well as
+        its weights; nine of them resident at once took 16 GB in the default
+        profile. Released, a run keeps only its numbers, and :meth:`loaded`
+        rebuilds the model when a CAM needs it.
+        """
+        weights_dir = pathlib.Path(weights_dir)
+        weights_dir.mkdir(parents=True, exist_ok=True)
+        self.weights_path = weights_dir / f"{self.settings.name}.weights.h5"
+        self.model.save_weights(self.weights_path)
+        self.model = None
+        free_memory()
+
+    @contextlib.contextmanager
+    def loaded(self):
+        """The trained model for the ``with`` block; a released one is rebuilt and freed after.
+
+        Yields:
+            The model with its trained weights (not compiled when rebuilt).
+        """
+        if self.model is not None:
+            yield self.model
+            return
+        if self.weights_path is None:
+            raise DataError(f"{self.settings.name} has neither a model in memory nor saved weights.")
+        model = build_model(self.settings, self.n_classes, self.channels)
+        model.load_weights(self.weights_path)
+        try:
+            yield model
+        finally:
+            del model
+            free_memory()
+
+
+def free_memory() -> None:
+    """Drop Keras' global state and collect garbage, so released models' memory returns."""
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
 
 
 def train_and_evaluate(
@@ -295,6 +350,7 @@ def train_and_evaluate(
     names: Sequence[str] | None = None,
     log: Callable[[str], None] | None = print,
     runtime=None,
+    weights_dir: str | pathlib.Path | None = None,
 ) -> dict[str, ModelRun]:
     """Train and evaluate each model on the same split, one after another.
 
@@ -314,6 +370,9 @@ def train_and_evaluate(
         log: Called with one line per finished model; None for silence.
         runtime: A :class:`common.workflow.Runtime`: each model is built and
             compiled in its strategy, with its speed-ups; None: one device.
+        weights_dir: When given, each model is released there
+            (:meth:`ModelRun.release`) before the next is built, so memory
+            holds one model at a time; None keeps every model in memory.
 
     Returns:
         Model name -> :class:`ModelRun`, in the order of ``names``.
@@ -343,10 +402,15 @@ def train_and_evaluate(
             train_seconds=train_seconds, train_cpu_seconds=train_cpu_seconds,
             inference_images_per_s=inference_images_per_second(model, inputs, params["batch_size"],
                                                                as_graph=not params["run_eagerly"]),
+            inference_mode="eager" if params["run_eagerly"] else "graph",
+            n_classes=len(params["classes"]), channels=params["channels"],
         )
         if log is not None:
             log(f"{name}: {settings.input_size} px, {len(history)} epochs in {train_seconds:.0f} s "
                 f"({train_cpu_seconds:.0f} s CPU), test accuracy {scores['accuracy']['value']:.3f}")
+        if weights_dir is not None:
+            del model
+            runs[name].release(weights_dir)
     return runs
 
 
@@ -539,33 +603,82 @@ def overlay_panels(images: np.ndarray, cams_by_row: Mapping[str, np.ndarray], ma
 EXPLANATION_SCORES = ("pointing_game", "energy_share", "iou")
 
 
-def explanation_scores(params: Mapping[str, Any], runs: Mapping[str, ModelRun], test: pd.DataFrame,
-                       lesion_classes: Sequence[str]) -> dict[str, dict]:
-    """Score every model's CAMs against the lesion masks (:func:`common.workflow.explain`).
+@dataclasses.dataclass
+class ModelExplanations:
+    """The heatmaps and scores of a comparison's CAM sections, per model.
 
-    Each model is scored on its own correctly classified test images of
-    ``lesion_classes`` (up to ``params["n_explain"]``), with every method of
-    ``params["cam_methods"]`` at its last convolutional layer. A model with no
-    such image gets undefined scores (value and CI NaN, ``n`` 0), so every
-    model has an entry.
+    Attributes:
+        positions: Positions in the test table of the images every model's
+            heatmap is shown on (:func:`correct_by_all`).
+        last_layer: Model -> its last convolutional layer (found automatically).
+        last_layer_cams: Model -> Grad-CAMs (N, h, w) of the target class at
+            ``last_layer`` on the images at ``positions``.
+        layer_cams: Model -> row label (a layer, or a frozen / trainable group
+            mean) -> Grad-CAMs on the same images, for the models of
+            ``params["cam_layers"]``.
+        layer_records: Model -> ``{"layers", "groups"}`` behind ``layer_cams``.
+        scores: Model -> method -> ``{pointing_game, energy_share, iou}``
+            (empty when not scored).
+    """
+
+    positions: np.ndarray
+    last_layer: dict[str, str] = dataclasses.field(default_factory=dict)
+    last_layer_cams: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    layer_cams: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
+    layer_records: dict[str, dict] = dataclasses.field(default_factory=dict)
+    scores: dict[str, dict] = dataclasses.field(default_factory=dict)
+
+
+def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], test: pd.DataFrame,
+                   positions: np.ndarray, target_class: str, score: bool = True) -> ModelExplanations:
+    """Every CAM the comparison shows or scores, with each model loaded once.
+
+    Per model (read back from its weights when released, then freed again):
+    Grad-CAM of ``target_class`` at the last convolutional layer on the shown
+    images; for the models of ``params["cam_layers"]``, Grad-CAM at each listed
+    layer and averaged over the frozen and the trainable convolutions
+    (:func:`layer_groups`, at most ``params["group_cam_max_layers"]`` each);
+    and, with ``score``, every method of ``params["cam_methods"]`` scored
+    against the lesion masks (:func:`common.workflow.explain`) on the model's
+    own correctly classified test images of ``target_class`` (up to
+    ``params["n_explain"]``). A model with no such image gets undefined
+    scores (value and CI NaN, ``n`` 0), so every model has an entry.
 
     Args:
         params: Resolved run parameters.
         runs: The comparison's runs.
-        test: Test sample table with ``mask_path``.
-        lesion_classes: Classes whose masks are lesions (e.g. ``["cancer"]``).
+        test: Test sample table (``mask_path`` needed when scoring).
+        positions: Test positions of the shown images.
+        target_class: Class explained and scored (the lesion class, e.g. ``"cancer"``).
+        score: False skips the scores (a data set without lesion masks).
 
     Returns:
-        Model -> method -> ``{pointing_game, energy_share, iou}``, each
-        ``{"value", "ci95", "n", ...}``.
+        :class:`ModelExplanations`.
     """
-    from common import workflow
+    from common import cams, workflow
 
+    target = list(params["classes"]).index(target_class)
     undefined = {"value": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0}
-    scores: dict[str, dict] = {}
+    out = ModelExplanations(positions=np.asarray(positions))
     for name, run in runs.items():
-        explained = workflow.explain(params, run.model, run.test_inputs, test, run.probabilities,
-                                     lesion_classes=list(lesion_classes))
-        scores[name] = {method: explained["scores"].get(method) or {key: dict(undefined) for key in EXPLANATION_SCORES}
-                        for method in params["cam_methods"]}
-    return scores
+        inputs = run.test_inputs[positions]
+        with run.loaded() as model:
+            explainer = cams.CamExplainer(model, "gradcam")
+            out.last_layer[name] = explainer.default_layer
+            out.last_layer_cams[name] = explainer.cams(inputs, target)
+            if name in params["cam_layers"]:
+                groups = layer_groups(model, run.settings, params["group_cam_max_layers"])
+                rows = {layer: explainer.cams(inputs, target, layer) for layer in params["cam_layers"][name]}
+                for group, layers in groups.items():
+                    rows[f"mean of {len(layers)} {group} conv layers"] = cams.group_average_cam(
+                        model, inputs, target, layers)
+                out.layer_cams[name] = rows
+                out.layer_records[name] = {"layers": params["cam_layers"][name], "groups": groups}
+            del explainer  # its clone of the model goes with the model
+            if score:
+                explained = workflow.explain(params, model, run.test_inputs, test, run.probabilities,
+                                             lesion_classes=[target_class])
+                out.scores[name] = {
+                    method: explained["scores"].get(method) or {key: dict(undefined) for key in EXPLANATION_SCORES}
+                    for method in params["cam_methods"]}
+    return out
