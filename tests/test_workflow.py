@@ -90,3 +90,41 @@ def test_runtime_on_a_cpu_keeps_float32_and_one_replica(tiny_params):
     assert rt.record["replicas"] == 1 and rt.record["mixed_precision"] is False and rt.record["jit_compile"] is False
     with pytest.raises(Exception, match="must be auto, on or off"):
         workflow.runtime({**tiny_params, "gpu_speedups": "maybe"})
+
+
+def test_select_cam_layer_scores_every_candidate_on_the_validation_split(tiny_params):
+    import keras
+
+    params = {**tiny_params, "explain_only_correct": False, "n_resamples": 50}
+    samples = workflow.split(params, workflow.load_samples(params).samples)
+    val = samples[samples["split"] == "val"].reset_index(drop=True)
+    data = workflow.datasets(params, samples, None, channels=3)
+    inputs = keras.Input((params["image_size"], params["image_size"], 3))
+    fine = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="fine")(inputs)
+    coarse = keras.layers.Conv2D(4, 3, strides=4, padding="same", activation="relu", name="coarse")(fine)
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(coarse))
+    model = keras.Model(inputs, outputs)
+    selection = workflow.select_cam_layer(params, model, data["val"], val, ["coarse", "fine"])
+    assert set(selection["validation"]) == {"coarse", "fine"}
+    assert selection["n"] == int(val["label"].isin(["benign", "malignant"]).sum()) > 0
+    ranked = sorted(selection["validation"], key=lambda layer: (selection["validation"][layer]["pointing_game"]["value"],
+                                                                selection["validation"][layer]["energy_share"]["value"]))
+    assert selection["chosen"] == ranked[-1]
+
+
+def test_select_cam_layer_breaks_ties_by_energy_share_then_by_order(monkeypatch):
+    from common import train
+
+    def scores(pointing, energy):
+        return {"scores": {"gradcam": {"pointing_game": {"value": pointing}, "energy_share": {"value": energy}}},
+                "positions": np.arange(3)}
+
+    table = {"a": scores(0.5, 0.1), "b": scores(0.9, 0.1), "c": scores(0.9, 0.2), "d": scores(0.9, 0.2)}
+    monkeypatch.setattr(workflow, "explain", lambda *args, layer, **kwargs: table[layer])
+    monkeypatch.setattr(workflow, "model_inputs", lambda dataset: None)
+    monkeypatch.setattr(train, "predict_proba", lambda model, dataset: None)
+    assert workflow.select_cam_layer({}, None, None, None, ["a", "b", "c", "d"])["chosen"] == "c"
+    assert workflow.select_cam_layer({}, None, None, None, ["d", "c"])["chosen"] == "d"
+    table["e"] = {"scores": {}, "positions": np.arange(0)}  # no lesion image in the validation split
+    assert workflow.select_cam_layer({}, None, None, None, ["e"]) == {"chosen": None, "validation": {}, "n": 0,
+                                                                      "seconds": pytest.approx(0, abs=1)}

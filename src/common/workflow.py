@@ -464,6 +464,51 @@ def explain(params: dict, model, inputs: np.ndarray, samples: pd.DataFrame, prob
     return out
 
 
+def select_cam_layer(params: dict, model, dataset, samples: pd.DataFrame, layers, lesion_classes=None) -> dict:
+    """Choose, on the validation split, the layer whose Grad-CAM finds the lesions best.
+
+    A CPU-sized ResNet50's last convolutional layer is a 3 x 3 grid at 96 px:
+    its heatmap can only peak on one of nine cell centres, too coarse to point
+    at a nodule a few pixels wide. Finer layers localise better but carry less
+    class-specific evidence, so which one to score is a choice, made like any
+    other: on the validation split's correctly classified lesion images
+    (highest pointing game, then energy share; the first listed layer on a
+    tie), never on the test split the chosen layer is then scored on.
+
+    Args:
+        params: Run parameters (``n_explain``, ``explain_only_correct``, ``seed``...).
+        model: Trained model.
+        dataset: The validation split's unshuffled dataset.
+        samples: The validation sample table, in ``dataset`` order.
+        layers: Candidate layer names, deepest first.
+        lesion_classes: Classes whose masks count as lesions (default: any non-empty mask).
+
+    Returns:
+        ``{"chosen": layer or None, "validation": {layer: Grad-CAM scores}, "n": images,
+        "seconds": s}``; ``chosen`` is None when the validation split has no
+        lesion image to score.
+    """
+    import time
+
+    from common import train as training
+
+    started = time.perf_counter()
+    inputs = model_inputs(dataset)
+    probabilities = training.predict_proba(model, dataset)
+    gradcam_only = {**params, "cam_methods": ["gradcam"]}
+    scored = {layer: explain(gradcam_only, model, inputs, samples, probabilities, layer=layer,
+                             lesion_classes=lesion_classes) for layer in layers}
+    validation = {layer: out["scores"]["gradcam"] for layer, out in scored.items() if out["scores"]}
+    chosen = None
+    if validation:
+        chosen = max(validation, key=lambda layer: (validation[layer]["pointing_game"]["value"],
+                                                    validation[layer]["energy_share"]["value"],
+                                                    -list(layers).index(layer)))
+    n = len(next(iter(scored.values()))["positions"]) if scored else 0
+    return {"chosen": chosen, "validation": validation, "n": n,
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
 def example_positions(samples: pd.DataFrame, probabilities: np.ndarray, per_class: int = 1) -> np.ndarray:
     """Positions of up to ``per_class`` correct and ``per_class`` wrong predictions of every class."""
     predicted = probabilities.argmax(axis=1)

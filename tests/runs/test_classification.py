@@ -47,8 +47,12 @@ def test_explanations_are_scored_per_method(smoke_results):
     metrics = smoke_results("resnet50-gradcam")["metrics"]
     explanations = metrics["explanations"]["ResNet50"]
     assert set(explanations) == {"gradcam", "gradcam++", "scorecam"}
-    # Grad-CAM is also scored at the finer comparison layer.
-    finer = metrics["explanations"][f"ResNet50 at {metrics['parameters']['compare_cam_layer']}"]
+    # Grad-CAM is also scored at the finer layer chosen on the validation split, one of the candidates.
+    selection = metrics["cam_layer_selection"]
+    assert set(selection["validation"]) == set(metrics["parameters"]["cam_layer_candidates"])
+    best = max(scores["pointing_game"]["value"] for scores in selection["validation"].values())
+    assert selection["validation"][selection["chosen"]]["pointing_game"]["value"] == best
+    finer = metrics["explanations"][f"ResNet50 at {selection['chosen']}"]
     assert set(finer) == {"gradcam"}
     for scores in [*explanations.values(), *finer.values()]:
         for name in ("pointing_game", "energy_share", "iou"):
