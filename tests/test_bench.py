@@ -31,4 +31,20 @@ def test_quick_bench_measures_every_ratio(tmp_path, monkeypatch):
         assert isinstance(entry["meets_target"], bool)
     assert written["machine"]["cpu_count"] >= 1 and written["machine"]["device"] in ("CPU", "GPU")
     assert "notebook_wall_times_s" in written
+    cam = written["batched_cam_speedup"]
+    assert cam["gradient_floor_images_per_s"] > 0
+    assert cam["ceiling"] == pytest.approx(cam["gradient_floor_images_per_s"] / cam["single_images_per_s"], rel=0.01)
     assert "pipeline_vs_model" in bench.summary(record)
+
+
+def test_gradient_floor_times_whole_batches_of_a_tiny_model():
+    import keras
+    import numpy as np
+
+    inputs = keras.Input((16, 16, 3))
+    features = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(features))
+    model = keras.Model(inputs, outputs)
+    images = np.random.default_rng(0).random((5, 16, 16, 3), dtype=np.float32)
+    assert bench.gradient_floor(model, images, np.array([0, 1, 0, 1, 0]), batch_size=2) > 0
+    assert bench.gradient_floor(model, images, np.zeros(5, int), layer="conv", batch_size=32) > 0

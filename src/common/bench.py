@@ -11,7 +11,9 @@ numbers can be compared across runs:
    ``tf.data`` pipeline over training on the same batches already in memory as
    tensors (the upper limit). At least 0.95.
 3. ``batched_cam_speedup``: Grad-CAM images/s in batches of 32 over one image
-   at a time, through one explainer (so model preparation is not counted).
+   at a time, through one explainer (so model preparation is not counted);
+   beside it the ceiling any batching could reach on this machine
+   (:func:`gradient_floor`).
 4. ``notebook_wall_times_s``: wall time of every notebook per profile, read from
    the runner's log (``results/run_log.jsonl``), not re-run.
 """
@@ -89,16 +91,62 @@ def training_throughput(model, batches, steps: int) -> float:
     )
 
 
+def gradient_floor(model, images: np.ndarray, classes: np.ndarray, layer: str | None = None,
+                   batch_size: int = 32) -> float:
+    """Images/s of the least work any batched Grad-CAM does: no more than that.
+
+    One compiled forward pass to the class scores and their gradient with
+    respect to the CAM layer's output, in batches of ``batch_size`` (the
+    weighting and upsampling that follow are cheap). Batched Grad-CAM cannot be
+    faster, so ``gradient_floor / single`` bounds the batching speed-up: where
+    one image alone already keeps the cores busy, no batch size reaches a
+    large ratio.
+
+    Args:
+        model: Functional model.
+        images: Model-ready images; timed in whole batches (at least one).
+        classes: Class index per image.
+        layer: CAM layer; None: the last convolutional layer.
+        batch_size: Images per batch (capped at ``len(images)``).
+    """
+    import keras
+    import tensorflow as tf
+
+    from common.cams import last_conv_layer
+
+    probe = keras.Model(model.inputs, [model.get_layer(layer or last_conv_layer(model)).output, model.outputs[0]])
+
+    @tf.function
+    def gradient(x, c):
+        with tf.GradientTape() as tape:
+            features, scores = probe(x, training=False)
+            score = tf.gather(scores, c, batch_dims=1)
+        return tape.gradient(score, features)
+
+    batch_size = min(batch_size, len(images))
+    n = len(images) // batch_size * batch_size
+    batches = [(tf.constant(images[i:i + batch_size]), tf.constant(classes[i:i + batch_size], tf.int32))
+               for i in range(0, n, batch_size)]
+    gradient(*batches[0]).numpy()  # traces the graph
+    return _images_per_second(lambda: sum(int(gradient(x, c).shape[0]) for x, c in batches))
+
+
 def cam_batching(model, images: np.ndarray, classes: np.ndarray, method: str = "gradcam",
                  batch_size: int = 32) -> dict[str, float]:
-    """CAM images/s in batches of ``batch_size`` and one image at a time, one explainer for both."""
+    """CAM images/s in batches of ``batch_size`` and one image at a time, one explainer for both.
+
+    Also the :func:`gradient_floor` of the same batches and the ceiling it puts
+    on the speed-up (``floor / single``).
+    """
     from common.cams import CamExplainer
 
     explainer = CamExplainer(model, method)
     explainer.cams(images[:2], classes[:2], None, batch_size=2)  # warm-up: graph building, caches
     batched = _images_per_second(lambda: len(explainer.cams(images, classes, None, batch_size=batch_size)))
     single = _images_per_second(lambda: len(explainer.cams(images, classes, None, batch_size=1)))
+    floor = gradient_floor(model, images, classes, batch_size=batch_size)
     return {"batched_images_per_s": round(batched, 2), "single_images_per_s": round(single, 2),
+            "gradient_floor_images_per_s": round(floor, 2), "ceiling": round(floor / single, 2),
             "batch_size": batch_size}
 
 

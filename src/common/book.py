@@ -221,7 +221,9 @@ def _bench_details(key: str, entry: dict) -> str:
                 f"{_number(entry.get('in_memory_train_images_per_s'), 1)} training img/s")
     if key == "batched_cam_speedup":
         return (f"batches of {entry.get('batch_size', '?')}: {_number(entry.get('batched_images_per_s'))} vs "
-                f"{_number(entry.get('single_images_per_s'))} img/s one at a time")
+                f"{_number(entry.get('single_images_per_s'))} img/s one at a time; the bare compiled gradient "
+                f"runs at {_number(entry.get('gradient_floor_images_per_s'))} img/s, a ceiling of "
+                f"{_number(entry.get('ceiling'))} for any batching here")
     return "–"
 
 
