@@ -301,17 +301,18 @@ class ModelRun:
         }
 
     def release(self, weights_dir: str | pathlib.Path) -> None:
-        """Write the weights to ``weights_dir/<name>.weights.h5`` and drop the model from memory.
+        """Write the weights to ``weights_dir/<name>.weights.npz`` and drop the model from memory.
 
         A trained model holds its optimiser state and traced graphs as well as
         its weights; nine of them resident at once took 16 GB in the default
         profile. Released, a run keeps only its numbers, and :meth:`loaded`
-        rebuilds the model when a CAM needs it.
+        rebuilds the model when a CAM needs it. Only the weights are written
+        (Keras' ``save_weights`` adds Adam's two moments, three times the size).
         """
         weights_dir = pathlib.Path(weights_dir)
         weights_dir.mkdir(parents=True, exist_ok=True)
-        self.weights_path = weights_dir / f"{self.settings.name}.weights.h5"
-        self.model.save_weights(self.weights_path)
+        self.weights_path = weights_dir / f"{self.settings.name}.weights.npz"
+        np.savez(self.weights_path, *self.model.get_weights())
         self.model = None
         free_memory()
 
@@ -328,7 +329,8 @@ class ModelRun:
         if self.weights_path is None:
             raise DataError(f"{self.settings.name} has neither a model in memory nor saved weights.")
         model = build_model(self.settings, self.n_classes, self.channels)
-        model.load_weights(self.weights_path)
+        with np.load(self.weights_path) as stored:  # arrays arr_0, arr_1, ... in get_weights() order
+            model.set_weights([stored[f"arr_{i}"] for i in range(len(stored.files))])
         try:
             yield model
         finally:
