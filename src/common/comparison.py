@@ -329,7 +329,7 @@ class ModelRun:
         if self.weights_path is None:
             raise DataError(f"{self.settings.name} has neither a model in memory nor saved weights.")
         model = build_model(self.settings, self.n_classes, self.channels)
-        with np.load(self.weights_path) as stored:  # arrays arr_0, arr_1, ... in get_weights() order
+        with np.load(self.weights_path, allow_pickle=False) as stored:  # arrays arr_0, arr_1, ... in get_weights() order
             model.set_weights([stored[f"arr_{i}"] for i in range(len(stored.files))])
         try:
             yield model
