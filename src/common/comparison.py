@@ -265,8 +265,6 @@ class ModelRun:
         train_cpu_seconds: CPU seconds of the process during training.
         inference_images_per_s: See :func:`inference_images_per_second`.
         inference_mode: ``"graph"`` or ``"eager"``, how the throughput was timed.
-        n_classes: Softmax units, to rebuild the model.
-        channels: Input channels, to rebuild the model.
         weights_path: Where :meth:`release` wrote the weights, else None.
     """
 
@@ -282,8 +280,6 @@ class ModelRun:
     train_cpu_seconds: float
     inference_images_per_s: float
     inference_mode: str = "graph"
-    n_classes: int = 2
-    channels: int = 3
     weights_path: pathlib.Path | None = None
 
     def record(self) -> dict:
@@ -328,7 +324,8 @@ class ModelRun:
             return
         if self.weights_path is None:
             raise DataError(f"{self.settings.name} has neither a model in memory nor saved weights.")
-        model = build_model(self.settings, self.n_classes, self.channels)
+        # Softmax units and input channels as the test split was predicted and fed.
+        model = build_model(self.settings, self.probabilities.shape[1], self.test_inputs.shape[-1])
         with np.load(self.weights_path, allow_pickle=False) as stored:  # arrays arr_0, arr_1, ... in get_weights() order
             model.set_weights([stored[f"arr_{i}"] for i in range(len(stored.files))])
         try:
@@ -405,7 +402,6 @@ def train_and_evaluate(
             inference_images_per_s=inference_images_per_second(model, inputs, params["batch_size"],
                                                                as_graph=not params["run_eagerly"]),
             inference_mode="eager" if params["run_eagerly"] else "graph",
-            n_classes=len(params["classes"]), channels=params["channels"],
         )
         if log is not None:
             log(f"{name}: {settings.input_size} px, {len(history)} epochs in {train_seconds:.0f} s "
