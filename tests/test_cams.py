@@ -107,6 +107,45 @@ def test_gradcam_matches_hand_computation_3d_with_upsampling():
     np.testing.assert_allclose(computed, min_max(upsampled), atol=1e-4)
 
 
+@pytest.mark.parametrize("three_d", [False, True], ids=["2d", "3d"])
+@pytest.mark.parametrize("units,activation", [(3, "softmax"), (1, "sigmoid")])
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_compiled_gradient_methods_reproduce_tf_keras_vis(method, units, activation, three_d):
+    """The compiled Grad-CAM and Grad-CAM++ give tf-keras-vis 0.8.7's maps (the reference implementation)."""
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import BinaryScore, CategoricalScore
+
+    model = tiny_model(three_d=three_d, units=units, activation=activation, pooled=True, seed=3)
+    images = random_images(model, n=4)
+    classes = [0, 1, 1, 0]
+    reference = {"gradcam": Gradcam, "gradcam++": GradcamPlusPlus}[method](
+        model, model_modifier=ReplaceToLinear(), clone=True)
+    score = BinaryScore([bool(c) for c in classes]) if units == 1 else CategoricalScore(classes)
+    raw = reference(score, images, penultimate_layer="relu", seek_penultimate_conv_layer=False,
+                    normalize_cam=False, expand_cam=False)
+    expected = cams.normalise_cams(cams.upsample_cams(np.asarray(raw), images.shape[1:-1]))
+    assert np.ptp(expected.reshape(4, -1), axis=1).min() > 0, "degenerate fixture: a flat reference CAM"
+    computed = cams.compute_cam(model, images, classes, method=method, layer="relu", batch_size=3)
+    np.testing.assert_allclose(computed, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_eager_and_compiled_steps_give_the_same_maps(method):
+    model = tiny_model(pooled=True, seed=3)
+    images = random_images(model, n=5)
+    eager = cams.CamExplainer(model, method, compile_after_images=100)
+    compiled = cams.CamExplainer(model, method, compile_after_images=0)
+    first = eager.cams(images, 1, "relu")
+    np.testing.assert_allclose(compiled.cams(images, 1, "relu"), first, atol=1e-5)
+    assert not eager._layer_steps["relu"]["compiled"] and compiled._layer_steps["relu"]["compiled"]
+    # The threshold counts every image explained at the layer, over calls.
+    eager.compile_after_images = 8
+    np.testing.assert_allclose(eager.cams(images, 1, "relu"), first, atol=1e-5)
+    assert eager._layer_steps["relu"]["compiled"]
+
+
 def test_binary_classes_give_opposite_evidence():
     model = tiny_model(units=1, activation="sigmoid")
     images = random_images(model, n=2)
