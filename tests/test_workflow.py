@@ -112,19 +112,11 @@ def test_select_cam_layer_scores_every_candidate_on_the_validation_split(tiny_pa
     assert selection["chosen"] == ranked[-1]
 
 
-def test_select_cam_layer_breaks_ties_by_energy_share_then_by_order(monkeypatch):
-    from common import train
-
+def test_best_layer_breaks_ties_by_energy_share_then_by_order():
     def scores(pointing, energy):
-        return {"scores": {"gradcam": {"pointing_game": {"value": pointing}, "energy_share": {"value": energy}}},
-                "positions": np.arange(3)}
+        return {"pointing_game": {"value": pointing}, "energy_share": {"value": energy}}
 
     table = {"a": scores(0.5, 0.1), "b": scores(0.9, 0.1), "c": scores(0.9, 0.2), "d": scores(0.9, 0.2)}
-    monkeypatch.setattr(workflow, "explain", lambda *args, layer, **kwargs: table[layer])
-    monkeypatch.setattr(workflow, "model_inputs", lambda dataset: None)
-    monkeypatch.setattr(train, "predict_proba", lambda model, dataset: None)
-    assert workflow.select_cam_layer({}, None, None, None, ["a", "b", "c", "d"])["chosen"] == "c"
-    assert workflow.select_cam_layer({}, None, None, None, ["d", "c"])["chosen"] == "d"
-    table["e"] = {"scores": {}, "positions": np.arange(0)}  # no lesion image in the validation split
-    assert workflow.select_cam_layer({}, None, None, None, ["e"]) == {"chosen": None, "validation": {}, "n": 0,
-                                                                      "seconds": pytest.approx(0, abs=1)}
+    assert workflow.best_layer(table, ["a", "b", "c", "d"]) == "c"
+    assert workflow.best_layer({k: table[k] for k in "dc"}, ["d", "c"]) == "d"
+    assert workflow.best_layer({}, ["e"]) is None  # no lesion image in the validation split

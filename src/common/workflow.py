@@ -416,6 +416,44 @@ def explained_subset(samples: pd.DataFrame, probabilities: np.ndarray, n: int, l
     return positions[:n]
 
 
+def lesion_subset(params: dict, samples: pd.DataFrame, probabilities: np.ndarray, size: int,
+                  lesion_classes=None) -> tuple[np.ndarray, np.ndarray]:
+    """The images whose CAMs are scored, and their lesion masks.
+
+    Up to ``params["n_explain"]`` lesion images (correctly classified ones only,
+    unless ``explain_only_correct`` is false) whose mask is not empty.
+
+    Returns:
+        ``(positions, masks)``: row positions in ``samples`` and masks (N, size, size).
+    """
+    candidates = explained_subset(samples, probabilities, len(samples), lesion_classes,
+                                  only_correct=params.get("explain_only_correct", True))
+    masks = read_masks(samples.iloc[candidates], size)
+    # A mask file may be empty (a normal phantom): no lesion, nothing to point at.
+    keep = masks.any(axis=tuple(range(1, masks.ndim)))
+    return candidates[keep][: params["n_explain"]], masks[keep][: params["n_explain"]]
+
+
+def score_cams(params: dict, explainer, images: np.ndarray, targets: np.ndarray, masks: np.ndarray,
+               layer: str) -> tuple[np.ndarray, dict, float]:
+    """CAMs of one explainer at one layer, scored against the masks.
+
+    Returns:
+        ``(cams, scores, seconds)``; seconds counts the CAMs, not the scoring.
+    """
+    import time
+
+    from common import explain_metrics
+
+    started = time.perf_counter()
+    maps = explainer.cams(images, targets, layer,
+                          max_channels=params.get("scorecam_max_channels") if explainer.method == "scorecam" else None)
+    seconds = round(time.perf_counter() - started, 2)
+    scores = explain_metrics.score_explanations(maps, masks, seed=params["seed"], n_resamples=params["n_resamples"],
+                                                fraction=params.get("cam_fraction", 0.5))
+    return maps, scores, seconds
+
+
 def explain(params: dict, model, inputs: np.ndarray, samples: pd.DataFrame, probabilities: np.ndarray,
             layer: str | None = None, lesion_classes=None) -> dict:
     """CAMs of every method on the explained subset, scored against the lesion masks.
@@ -433,34 +471,18 @@ def explain(params: dict, model, inputs: np.ndarray, samples: pd.DataFrame, prob
         ``{"positions", "cams": {method: array}, "scores": {method: {...}}, "masks",
         "seconds": {method: s}, "layer"}``.
     """
-    import time
+    from common import cams as cam_module
 
-    from common import cams as cam_module, explain_metrics
-
-    size = inputs.shape[1]
-    candidates = explained_subset(samples, probabilities, len(samples), lesion_classes,
-                                  only_correct=params.get("explain_only_correct", True))
-    masks = read_masks(samples.iloc[candidates], size)
-    # A mask file may be empty (a normal phantom): no lesion, nothing to point at.
-    keep = masks.any(axis=tuple(range(1, masks.ndim)))
-    positions, masks = candidates[keep][: params["n_explain"]], masks[keep][: params["n_explain"]]
+    positions, masks = lesion_subset(params, samples, probabilities, inputs.shape[1], lesion_classes)
     chosen_layer = layer or cam_module.last_conv_layer(model)
     out = {"positions": positions, "cams": {}, "scores": {}, "masks": masks, "seconds": {}, "layer": chosen_layer}
     if len(positions) == 0:
         return out
     targets = samples["label_index"].to_numpy()[positions]
     for method in params["cam_methods"]:
-        started = time.perf_counter()
-        maps = cam_module.compute_cam(
-            model, inputs[positions], targets, method=method, layer=chosen_layer,
-            max_channels=params.get("scorecam_max_channels") if method == "scorecam" else None,
-        )
-        out["seconds"][method] = round(time.perf_counter() - started, 2)
-        out["cams"][method] = maps
-        out["scores"][method] = explain_metrics.score_explanations(
-            maps, masks, seed=params["seed"], n_resamples=params["n_resamples"],
-            fraction=params.get("cam_fraction", 0.5),
-        )
+        explainer = cam_module.CamExplainer(model, method)
+        out["cams"][method], out["scores"][method], out["seconds"][method] = score_cams(
+            params, explainer, inputs[positions], targets, masks, chosen_layer)
     return out
 
 
@@ -490,23 +512,37 @@ def select_cam_layer(params: dict, model, dataset, samples: pd.DataFrame, layers
     """
     import time
 
-    from common import train as training
+    from common import cams as cam_module, train as training
 
     started = time.perf_counter()
     inputs = model_inputs(dataset)
     probabilities = training.predict_proba(model, dataset)
-    gradcam_only = {**params, "cam_methods": ["gradcam"]}
-    scored = {layer: explain(gradcam_only, model, inputs, samples, probabilities, layer=layer,
-                             lesion_classes=lesion_classes) for layer in layers}
-    validation = {layer: out["scores"]["gradcam"] for layer, out in scored.items() if out["scores"]}
-    chosen = None
-    if validation:
-        chosen = max(validation, key=lambda layer: (validation[layer]["pointing_game"]["value"],
-                                                    validation[layer]["energy_share"]["value"],
-                                                    -list(layers).index(layer)))
-    n = len(next(iter(scored.values()))["positions"]) if scored else 0
-    return {"chosen": chosen, "validation": validation, "n": n,
+    positions, masks = lesion_subset(params, samples, probabilities, inputs.shape[1], lesion_classes)
+    validation = {}
+    if len(positions):
+        explainer = cam_module.CamExplainer(model, "gradcam")  # one clone for every candidate layer
+        targets = samples["label_index"].to_numpy()[positions]
+        validation = {layer: score_cams(params, explainer, inputs[positions], targets, masks, layer)[1]
+                      for layer in layers}
+    return {"chosen": best_layer(validation, layers), "validation": validation, "n": len(positions),
             "seconds": round(time.perf_counter() - started, 2)}
+
+
+def best_layer(scores: dict, layers) -> str | None:
+    """The layer with the highest pointing game, then energy share, then earliest in ``layers``.
+
+    Args:
+        scores: Layer -> scores of :func:`common.explain_metrics.score_explanations`.
+        layers: The candidate layers in order of preference.
+
+    Returns:
+        A layer name, or None when ``scores`` is empty.
+    """
+    if not scores:
+        return None
+    order = list(layers)
+    return max(scores, key=lambda layer: (scores[layer]["pointing_game"]["value"],
+                                          scores[layer]["energy_share"]["value"], -order.index(layer)))
 
 
 def example_positions(samples: pd.DataFrame, probabilities: np.ndarray, per_class: int = 1) -> np.ndarray:
