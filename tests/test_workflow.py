@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common import registry, workflow
+from common import explain_metrics, registry, workflow
 
 
 @pytest.fixture
@@ -110,6 +110,45 @@ def test_select_cam_layer_scores_every_candidate_on_the_validation_split(tiny_pa
     ranked = sorted(selection["validation"], key=lambda layer: (selection["validation"][layer]["pointing_game"]["value"],
                                                                 selection["validation"][layer]["energy_share"]["value"]))
     assert selection["chosen"] == ranked[-1]
+
+
+def test_explain_test_split_scores_the_cam_layer_and_the_validation_choice(tiny_params):
+    import keras
+
+    params = {**tiny_params, "explain_only_correct": False, "n_resamples": 50,
+              "cam_methods": ["gradcam", "gradcam++"], "cam_layer_candidates": ["coarse", "fine"]}
+    samples = workflow.split(params, workflow.load_samples(params).samples)
+    data = workflow.datasets(params, samples, None, channels=3)
+    inputs = keras.Input((params["image_size"], params["image_size"], 3))
+    fine = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="fine")(inputs)
+    coarse = keras.layers.Conv2D(4, 3, strides=4, padding="same", activation="relu", name="coarse")(fine)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(coarse)))
+    test_inputs = workflow.model_inputs(data["test"])
+    probabilities = model.predict(test_inputs, verbose=0)
+    scored = workflow.explain_test_split(params, model, data, samples, test_inputs, probabilities, "coarse")
+    chosen = scored.selection["chosen"]
+    assert chosen in ("coarse", "fine") and scored.chosen["layer"] == chosen
+    assert set(scored.scores) == {model.name, f"{model.name} at {chosen}"}
+    assert set(scored.scores[model.name]) == {"gradcam", "gradcam++"}
+    assert set(scored.scores[f"{model.name} at {chosen}"]) == {"gradcam"}
+    grid = params["image_size"] // 4
+    assert list(scored.test_table().index) == [f"coarse ({grid}, {grid}), gradcam", f"coarse ({grid}, {grid}), gradcam++",
+                                               f"{chosen} {scored.layer_shapes[chosen]}, gradcam"]
+    assert list(scored.validation_table().index) == [f"coarse ({grid}, {grid})",
+                                                     f"fine ({params['image_size']}, {params['image_size']})"]
+    assert set(scored.seconds) == {"coarse", "choosing the layer (validation)", f"chosen: {chosen}"}
+    n = len(scored.chosen["positions"])
+    k = min(2, n // 2)
+    assert k >= 1, "degenerate fixture: fewer than two lesion images in the test split"
+    positions, maps, masks, layer = scored.best_and_worst(k)
+    assert layer == chosen and len(positions) == len(maps) == len(masks) == 2 * k
+    energy = explain_metrics.energy_share(maps, masks)
+    assert energy[:k].min() >= energy[k:].max()  # the best k before the worst k
+    test = samples[samples["split"] == "test"].reset_index(drop=True)
+    assert set(positions) <= set(scored.chosen["positions"]) and test["mask_path"].iloc[positions].notna().all()
+    # No lesion mask in the test split: nothing to score.
+    unmasked = samples.assign(mask_path=None)
+    assert workflow.explain_test_split(params, model, data, unmasked, test_inputs, probabilities, "coarse") is None
 
 
 def test_best_layer_breaks_ties_by_energy_share_then_by_order():

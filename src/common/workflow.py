@@ -545,6 +545,119 @@ def best_layer(scores: dict, layers) -> str | None:
                                           scores[layer]["energy_share"]["value"], -order.index(layer)))
 
 
+LOCALISATION_METRICS = ("pointing_game", "energy_share", "iou")
+
+
+@dataclass
+class ScoredExplanations:
+    """The test split's scored CAMs: every method at the CAM layer, Grad-CAM at the validation-chosen layer.
+
+    Attributes:
+        model_name: Name of the explained model (the key of its scores).
+        last: :func:`explain` at the CAM layer, every method of ``cam_methods``.
+        selection: :func:`select_cam_layer` on the validation split, or None
+            (no ``cam_layer_candidates``).
+        chosen: :func:`explain` (Grad-CAM) at the chosen layer, or None.
+        layer_shapes: Layer name -> its feature grid (rows, columns), for labels.
+    """
+
+    model_name: str
+    last: dict
+    selection: dict | None = None
+    chosen: dict | None = None
+    layer_shapes: dict = field(default_factory=dict)
+
+    @property
+    def scores(self) -> dict:
+        """Metrics-file entry: model name [at layer] -> method -> scores."""
+        out = {self.model_name: self.last["scores"]}
+        if self.chosen:
+            out[f"{self.model_name} at {self.chosen['layer']}"] = self.chosen["scores"]
+        return out
+
+    @property
+    def seconds(self) -> dict:
+        """Time of every step: CAMs per layer and method, and the layer choice."""
+        out = {self.last["layer"]: self.last["seconds"]}
+        if self.selection:
+            out["choosing the layer (validation)"] = self.selection["seconds"]
+        if self.chosen:
+            out[f"chosen: {self.chosen['layer']}"] = self.chosen["seconds"]
+        return out
+
+    def _label(self, layer: str) -> str:
+        return f"{layer} {self.layer_shapes.get(layer, '')}".strip()
+
+    def validation_table(self) -> pd.DataFrame | None:
+        """Grad-CAM per candidate layer on the validation split (None without candidates)."""
+        from common import metrics
+
+        if not self.selection:
+            return None
+        return metrics.metrics_table({self._label(layer): scores for layer, scores in self.selection["validation"].items()},
+                                     names=LOCALISATION_METRICS)
+
+    def test_table(self) -> pd.DataFrame:
+        """Every method at the CAM layer, then Grad-CAM at the chosen layer, on the test split."""
+        from common import metrics
+
+        rows = {f"{self._label(out['layer'])}, {method}": scores
+                for out in (self.last, self.chosen) if out for method, scores in out["scores"].items()}
+        return metrics.metrics_table(rows, names=LOCALISATION_METRICS)
+
+    def best_and_worst(self, k: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+        """The ``k`` best then ``k`` worst explained images by Grad-CAM energy share.
+
+        Drawn from the chosen layer's heatmaps when there is one (the layer that
+        can localise), else from the CAM layer's.
+
+        Returns:
+            ``(positions, cams, masks, layer)``: test positions, their Grad-CAMs and masks.
+        """
+        from common import explain_metrics
+
+        source = self.chosen if self.chosen and len(self.chosen["positions"]) else self.last
+        maps = source["cams"]["gradcam"]
+        order = np.argsort(explain_metrics.energy_share(maps, source["masks"]))
+        picks = np.concatenate([order[-k:][::-1], order[:k]])
+        return source["positions"][picks], maps[picks], source["masks"][picks], source["layer"]
+
+
+def explain_test_split(params: dict, model, data: dict, samples: pd.DataFrame, inputs: np.ndarray,
+                       probabilities: np.ndarray, layer: str, lesion_classes=None) -> ScoredExplanations | None:
+    """Score every CAM method on the test split, and Grad-CAM at the layer chosen on validation.
+
+    Args:
+        params: Run parameters (``cam_methods``, ``cam_layer_candidates``, ``n_explain``...).
+        model: Trained model.
+        data: The run's datasets (``"val"`` is used to choose the layer).
+        samples: The sample table with its ``split`` column.
+        inputs: Model-ready test images, in test-split order.
+        probabilities: Test probabilities.
+        layer: The CAM layer every method is scored at.
+        lesion_classes: Classes whose masks count as lesions (default: any non-empty mask).
+
+    Returns:
+        The scored explanations, or None when no test image can be scored (no
+        lesion mask, or no correctly classified lesion image).
+    """
+    test = samples[samples["split"] == "test"].reset_index(drop=True)
+    last = explain(params, model, inputs, test, probabilities, layer=layer, lesion_classes=lesion_classes)
+    if not last["scores"]:
+        return None
+    scored = ScoredExplanations(model.name, last)
+    if params.get("cam_layer_candidates"):  # Grad-CAM only: the comparison is about the layer, not the method
+        val = samples[samples["split"] == "val"].reset_index(drop=True)
+        scored.selection = select_cam_layer(params, model, data["val"], val, params["cam_layer_candidates"],
+                                            lesion_classes)
+        if scored.selection["chosen"]:
+            scored.chosen = explain({**params, "cam_methods": ["gradcam"]}, model, inputs, test, probabilities,
+                                    layer=scored.selection["chosen"], lesion_classes=lesion_classes)
+    scored.layer_shapes = {name: tuple(model.get_layer(name).output.shape[1:-1])
+                           for name in [layer, *(params.get("cam_layer_candidates") or [])]}
+    return scored
+
+
 def example_positions(samples: pd.DataFrame, probabilities: np.ndarray, per_class: int = 1) -> np.ndarray:
     """Positions of up to ``per_class`` correct and ``per_class`` wrong predictions of every class."""
     predicted = probabilities.argmax(axis=1)
