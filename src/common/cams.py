@@ -1,8 +1,8 @@
 """Class activation maps (Grad-CAM, Grad-CAM++, Score-CAM) and their display.
 
-All three methods run through one class, :class:`CamExplainer`, on a clone of
-the model whose output activation is linear, so gradients and scores are taken
-on logits; the explained model is never modified. Every model must be
+All three methods run through one class, :class:`CamExplainer`, on a view of
+the model whose output layer is linear (:func:`logit_model`), so gradients and
+scores are taken on logits; the explained model is never modified. Every model must be
 functional (a ``Sequential`` cannot be traced to an inner layer).
 
 * The two gradient methods share one compiled step per layer: a forward pass
@@ -20,7 +20,7 @@ Scores:
 * softmax (or linear) outputs with C >= 2 units: the target class's logit;
 * a single sigmoid unit (binary model): the logit ``z`` for class 1 and ``-z``
   for class 0. Score-CAM weights channels by the softmax of the model outputs,
-  which is the constant 1 for a single unit, so for Score-CAM the clone gets
+  which is the constant 1 for a single unit, so for Score-CAM the view gets
   the two logits ``[0, z]`` whose softmax is exactly
   ``[1 - sigmoid(z), sigmoid(z)]``.
 
@@ -149,13 +149,19 @@ def last_conv_layer(model: keras.Model) -> str:
     return chosen.name
 
 
-def _linear_clone(model: keras.Model) -> keras.Model:
-    """A copy of the model, same weights, whose output layer returns logits (linear activation)."""
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    # Layers read their activation when called, so the clone's graph now ends in logits.
-    clone.get_layer(model.output_names[0]).activation = keras.activations.linear
-    return clone
+def logit_model(model: keras.Model) -> keras.Model:
+    """The model ending in logits: its output layer copied with a linear activation.
+
+    Every other layer is the model's own (shared, not copied), so this costs
+    one small layer instead of a clone of the backbone, and the model itself
+    is not changed. Code that changes weights (the randomisation check) must
+    pass a clone.
+    """
+    output_layer = model.get_layer(model.output_names[0])
+    linear = type(output_layer).from_config({**output_layer.get_config(), "activation": "linear"})
+    logits = linear(output_layer.input)
+    linear.set_weights(output_layer.get_weights())
+    return keras.Model(model.inputs, logits, name=f"{model.name}_logits")
 
 
 def _two_logit_head(model: keras.Model) -> keras.Model:
@@ -237,20 +243,20 @@ def _class_index_array(class_indices, n_images: int, n_outputs: int) -> np.ndarr
 class CamExplainer:
     """A model prepared once for CAMs by one method, reused over images and layers.
 
-    Preparing clones the model (seconds for ResNet50), and a layer's gradient
-    step is compiled once it has been used on a few images, so compute many
-    CAMs through one explainer rather than one explainer per call.
+    A layer's gradient step is compiled once it has been used on a few images
+    (seconds for ResNet50), so compute many CAMs through one explainer rather
+    than one explainer per call.
 
     Attributes:
         method: One of :data:`METHODS`.
         binary: True when the model ends in a single (sigmoid) unit.
         default_layer: :func:`last_conv_layer` of the model.
-        model: The linear-output clone the CAMs are computed on.
+        model: :func:`logit_model` of the explained model, which the CAMs are computed on.
         compile_after_images: See :meth:`_gradient_step`.
     """
 
     def __init__(self, model: keras.Model, method: str = "gradcam", compile_after_images: int = 8):
-        """Clone the model with linear outputs (and, for Score-CAM, wrap it in tf-keras-vis' visualiser).
+        """Make the model's logit view (and, for Score-CAM, wrap it in tf-keras-vis' visualiser).
 
         Args:
             model: Functional Keras model with one input and one output.
@@ -283,7 +289,7 @@ class CamExplainer:
         self.binary = self.n_outputs == 1
         self.default_layer = last_conv_layer(model)
         self.input_rank = len(model.inputs[0].shape)
-        self.model = _linear_clone(model)
+        self.model = logit_model(model)
         self.compile_after_images = compile_after_images
         self._layer_steps: dict[str, dict] = {}
         self._scorecam = None
@@ -431,7 +437,7 @@ def layer_cams(
     method: str = "gradcam",
     **cam_options,
 ) -> dict[str, np.ndarray]:
-    """CAMs of the same images taken at several layers (one model clone for all).
+    """CAMs of the same images taken at several layers (one explainer for all).
 
     Args:
         model: Functional Keras model.

@@ -23,6 +23,7 @@ package) and scikit-image, and its pointing game has no distance tolerance.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 from scipy import ndimage, stats
 
@@ -178,10 +179,9 @@ def randomisation_check(
 ) -> list[dict]:
     """Cascading model-parameter randomisation test (Adebayo et al., 2018).
 
-    A clone of the model (the CAM explainer's own; the given model is not
-    touched) has its weighted layers re-initialised one at a time from the
-    output down, cumulatively, each from its own initializers with a seed
-    derived from ``seed``. After every step the CAMs are recomputed at the same
+    A clone of the model (the given model is not touched) has its weighted
+    layers re-initialised one at a time from the output down, cumulatively,
+    each from its own initializers with a seed derived from ``seed``. After every step the CAMs are recomputed at the same
     layer and compared with the trained model's CAMs by Spearman rank
     correlation. A faithful explanation decorrelates as layers are randomised;
     one that stays correlated reflects the input, not the model.
@@ -203,7 +203,10 @@ def randomisation_check(
         (mean over images), ``spearman_per_image`` and ``n_constant_maps``
         (images whose trained or randomised CAM is flat, counted as correlation 0).
     """
-    explainer = CamExplainer(model, method)
+    # The explainer shares the layers of the model it is given: give it a copy to re-initialise.
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    explainer = CamExplainer(copy, method)
     cam_layer = explainer.default_layer if layer is None else layer
     trained = explainer.cams(images, class_indices, cam_layer, **cam_options)
     weighted_layers = [candidate for candidate in reversed(explainer.model.layers) if candidate.weights]
