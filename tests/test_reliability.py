@@ -380,24 +380,3 @@ def test_run_all_continues_after_failures_and_exits_non_zero_listing_them(tmp_pa
     assert "failed: nine-models: RuntimeError: training diverged" in err
     assert "failed: iqoth: Data folder /x does not exist" in err
     assert "failed: multi-organ" not in err
-
-
-# --- determinism -----------------------------------------------------------------
-
-
-@pytest.mark.notebook
-def test_same_experiment_profile_and_seed_twice_gives_identical_metrics(tmp_path):
-    """Two CPU smoke runs of multi-organ (its CNN is small) give the same numbers, exactly."""
-    if not runner.notebook_path("multi-organ").exists():
-        pytest.skip("notebooks/multi-organ.ipynb not written yet")
-    metrics = []
-    for attempt in ("first", "second"):
-        outcome = runner.run_experiment("multi-organ", "smoke", results_dir=tmp_path / attempt, progress_bar=False)
-        assert outcome.ok, f"{outcome.error} (see {outcome.notebook})"
-        metrics.append(json.loads((tmp_path / attempt / "multi-organ" / "metrics.json").read_text()))
-    first, second = metrics
-    assert first["models"] and first["models"] == second["models"]
-    # Training curves too, loss by loss; only the wall time per epoch may differ.
-    curves = [{name: {key: values for key, values in history.items() if key != "time_s"}
-               for name, history in run.get("histories", {}).items()} for run in metrics]
-    assert curves[0] == curves[1]

@@ -43,7 +43,8 @@ COST_COLUMNS = ("input_size", "params_total", "params_trainable", "epochs_traine
                 "train_seconds", "train_cpu_seconds", "inference_images_per_s")
 # Appended to the table cell of the best model of a metric (ties all marked).
 BEST_MARK = " ◆"
-# Fewest images timed for the throughput, so small test splits still give a stable rate.
+# Fewest images timed for the throughput (registry ``throughput_images`` sets it per profile),
+# so small test splits still give a stable rate.
 MIN_TIMED_IMAGES = 64
 
 
@@ -399,8 +400,9 @@ def train_and_evaluate(
             settings=settings, model=model, history=history, probabilities=probabilities, metrics=scores,
             test_inputs=inputs, params_total=total, params_trainable=trainable,
             train_seconds=train_seconds, train_cpu_seconds=train_cpu_seconds,
-            inference_images_per_s=inference_images_per_second(model, inputs, params["batch_size"],
-                                                               as_graph=not params["run_eagerly"]),
+            inference_images_per_s=inference_images_per_second(
+                model, inputs, params["batch_size"], min_images=params.get("throughput_images", MIN_TIMED_IMAGES),
+                as_graph=not params["run_eagerly"]),
             inference_mode="eager" if params["run_eagerly"] else "graph",
         )
         if log is not None:

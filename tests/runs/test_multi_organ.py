@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from common import registry
+from common import registry, runner
 from common.results import METRICS_KEYS
 
 from tests.runs.checks import assert_metric_entry, assert_png
@@ -78,3 +78,20 @@ def test_explanations_and_paper_rows(smoke_results):
     notebook = json.loads((record["dir"] / f"{EXPERIMENT}.ipynb").read_text())
     assert not any(output.get("output_type") == "error"
                    for cell in notebook["cells"] for output in cell.get("outputs", []))
+
+
+@pytest.mark.notebook
+def test_a_second_run_with_the_same_profile_and_seed_gives_identical_metrics(smoke_results, tmp_path):
+    """Two CPU smoke runs of multi-organ (its CNN is small) give the same numbers, exactly.
+
+    The first run is the session's; the second goes to its own results folder.
+    """
+    outcome = runner.run_experiment(EXPERIMENT, "smoke", results_dir=tmp_path, progress_bar=False)
+    assert outcome.ok, f"{outcome.error} (see {outcome.notebook})"
+    first = smoke_results(EXPERIMENT)["metrics"]
+    second = json.loads((tmp_path / EXPERIMENT / "metrics.json").read_text())
+    assert first["models"] and first["models"] == second["models"]
+    # Training curves too, loss by loss; only the wall time per epoch may differ.
+    curves = [{name: {key: values for key, values in history.items() if key != "time_s"}
+               for name, history in run.get("histories", {}).items()} for run in (first, second)]
+    assert curves[0] == curves[1]
