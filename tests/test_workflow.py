@@ -144,6 +144,8 @@ def test_explain_test_split_scores_the_cam_layer_and_the_validation_choice(tiny_
     assert layer == chosen and len(positions) == len(maps) == len(masks) == 2 * k
     energy = explain_metrics.energy_share(maps, masks)
     assert energy[:k].min() >= energy[k:].max()  # the best k before the worst k
+    # Asked for more than there are: every image once, best first.
+    assert sorted(scored.best_and_worst(n)[0]) == sorted(scored.chosen["positions"])
     test = samples[samples["split"] == "test"].reset_index(drop=True)
     assert set(positions) <= set(scored.chosen["positions"]) and test["mask_path"].iloc[positions].notna().all()
     # No lesion mask in the test split: nothing to score.

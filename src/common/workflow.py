@@ -606,7 +606,7 @@ class ScoredExplanations:
         return metrics.metrics_table(rows, names=LOCALISATION_METRICS)
 
     def best_and_worst(self, k: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-        """The ``k`` best then ``k`` worst explained images by Grad-CAM energy share.
+        """The ``k`` best then ``k`` worst explained images by Grad-CAM energy share, best first.
 
         Drawn from the chosen layer's heatmaps when there is one (the layer that
         can localise), else from the CAM layer's.
@@ -618,8 +618,9 @@ class ScoredExplanations:
 
         source = self.chosen if self.chosen and len(self.chosen["positions"]) else self.last
         maps = source["cams"]["gradcam"]
-        order = np.argsort(explain_metrics.energy_share(maps, source["masks"]))
-        picks = np.concatenate([order[-k:][::-1], order[:k]])
+        order = np.argsort(explain_metrics.energy_share(maps, source["masks"]))[::-1]
+        # With 2k images or fewer, each is shown once, best first.
+        picks = order if len(order) <= 2 * k else np.concatenate([order[:k], order[-k:]])
         return source["positions"][picks], maps[picks], source["masks"][picks], source["layer"]
 
 
