@@ -601,8 +601,10 @@ class ScoredExplanations:
         """Every method at the CAM layer, then Grad-CAM at the chosen layer, on the test split."""
         from common import metrics
 
-        rows = {f"{self._label(out['layer'])}, {method}": scores
-                for out in (self.last, self.chosen) if out for method, scores in out["scores"].items()}
+        rows = {f"{self._label(self.last['layer'])}, {method}": scores for method, scores in self.last["scores"].items()}
+        if self.chosen:  # may be the CAM layer itself, so its rows are named apart
+            rows |= {f"{self._label(self.chosen['layer'])}, {method}, chosen on validation": scores
+                     for method, scores in self.chosen["scores"].items()}
         return metrics.metrics_table(rows, names=LOCALISATION_METRICS)
 
     def best_and_worst(self, k: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
