@@ -2,8 +2,8 @@
 
 All three methods run through one class, :class:`CamExplainer`, on a view of
 the model whose output layer is linear (:func:`logit_model`), so gradients and
-scores are taken on logits; the explained model is never modified. Every model must be
-functional (a ``Sequential`` cannot be traced to an inner layer).
+scores are taken on logits; the explained model is never modified. Every
+model must be functional (a ``Sequential`` cannot be traced to an inner layer).
 
 * The two gradient methods share one compiled step per layer: a forward pass
   to the layer's feature maps ``A`` and the class score, and the score's
@@ -154,8 +154,9 @@ def logit_model(model: keras.Model) -> keras.Model:
 
     Every other layer is the model's own (shared, not copied), so this costs
     one small layer instead of a clone of the backbone, and the model itself
-    is not changed. Code that changes weights (the randomisation check) must
-    pass a clone.
+    is not changed. The copied output layer keeps the weights it had when the
+    view was made, so make a new view after further training; code that
+    changes weights (the randomisation check) must pass a clone.
     """
     output_layer = model.get_layer(model.output_names[0])
     linear = type(output_layer).from_config({**output_layer.get_config(), "activation": "linear"})

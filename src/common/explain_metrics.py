@@ -181,9 +181,9 @@ def randomisation_check(
 
     A clone of the model (the given model is not touched) has its weighted
     layers re-initialised one at a time from the output down, cumulatively,
-    each from its own initializers with a seed derived from ``seed``. After every step the CAMs are recomputed at the same
-    layer and compared with the trained model's CAMs by Spearman rank
-    correlation. A faithful explanation decorrelates as layers are randomised;
+    each from its own initializers with a seed derived from ``seed``. After
+    every step the CAMs are recomputed at the same layer and compared with the
+    trained model's CAMs by Spearman rank correlation. A faithful explanation decorrelates as layers are randomised;
     one that stays correlated reflects the input, not the model.
 
     Args:

@@ -594,14 +594,15 @@ class ScoredExplanations:
 
         if not self.selection:
             return None
-        return metrics.metrics_table({self._label(layer): scores for layer, scores in self.selection["validation"].items()},
-                                     names=LOCALISATION_METRICS)
+        rows = {self._label(layer): scores for layer, scores in self.selection["validation"].items()}
+        return metrics.metrics_table(rows, names=LOCALISATION_METRICS)
 
     def test_table(self) -> pd.DataFrame:
         """Every method at the CAM layer, then Grad-CAM at the chosen layer, on the test split."""
         from common import metrics
 
-        rows = {f"{self._label(self.last['layer'])}, {method}": scores for method, scores in self.last["scores"].items()}
+        last_label = self._label(self.last["layer"])
+        rows = {f"{last_label}, {method}": scores for method, scores in self.last["scores"].items()}
         if self.chosen:  # may be the CAM layer itself, so its rows are named apart
             rows |= {f"{self._label(self.chosen['layer'])}, {method}, chosen on validation": scores
                      for method, scores in self.chosen["scores"].items()}
