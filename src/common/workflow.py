@@ -520,7 +520,7 @@ def select_cam_layer(params: dict, model, dataset, samples: pd.DataFrame, layers
     positions, masks = lesion_subset(params, samples, probabilities, inputs.shape[1], lesion_classes)
     validation = {}
     if len(positions):
-        explainer = cam_module.CamExplainer(model, "gradcam")  # one clone for every candidate layer
+        explainer = cam_module.CamExplainer(model, "gradcam")  # one explainer for every candidate layer
         targets = samples["label_index"].to_numpy()[positions]
         validation = {layer: score_cams(params, explainer, inputs[positions], targets, masks, layer)[1]
                       for layer in layers}
@@ -619,7 +619,7 @@ class ScoredExplanations:
         """
         from common import explain_metrics
 
-        source = self.chosen if self.chosen and len(self.chosen["positions"]) else self.last
+        source = self.chosen or self.last
         maps = source["cams"]["gradcam"]
         order = np.argsort(explain_metrics.energy_share(maps, source["masks"]))[::-1]
         # With 2k images or fewer, each is shown once, best first.
@@ -654,9 +654,15 @@ def explain_test_split(params: dict, model, data: dict, samples: pd.DataFrame, i
         val = samples[samples["split"] == "val"].reset_index(drop=True)
         scored.selection = select_cam_layer(params, model, data["val"], val, params["cam_layer_candidates"],
                                             lesion_classes)
-        if scored.selection["chosen"]:
-            scored.chosen = explain({**params, "cam_methods": ["gradcam"]}, model, inputs, test, probabilities,
-                                    layer=scored.selection["chosen"], lesion_classes=lesion_classes)
+        chosen = scored.selection["chosen"]
+        if chosen:  # the same test images and masks as at the CAM layer, Grad-CAM only
+            from common import cams as cam_module
+
+            targets = test["label_index"].to_numpy()[last["positions"]]
+            maps, scores, seconds = score_cams(params, cam_module.CamExplainer(model, "gradcam"),
+                                               inputs[last["positions"]], targets, last["masks"], chosen)
+            scored.chosen = {**last, "cams": {"gradcam": maps}, "scores": {"gradcam": scores},
+                             "seconds": {"gradcam": seconds}, "layer": chosen}
     scored.layer_shapes = {name: tuple(model.get_layer(name).output.shape[1:-1])
                            for name in [layer, *(params.get("cam_layer_candidates") or [])]}
     return scored
