@@ -56,6 +56,30 @@ def test_cpu_profiles_use_the_smallest_accepted_size_and_train_everything():
     assert settings.epsilon == comparison.KERAS_ADAM_EPSILON and settings.weights is None
 
 
+def test_a_models_override_row_changes_that_model_only():
+    params = registry.resolve("nine-models", "smoke", {"model_overrides": {
+        "MobileNetV2": {"learning_rate": 0.003, "epochs": 4, "augment": {"flip": "horizontal"}}}})
+    changed, other = comparison.model_parameters(params, "MobileNetV2"), comparison.model_parameters(params, "VGG16")
+    assert (changed["epochs"], changed["augment"]) == (4, {"flip": "horizontal"})
+    assert other == params and params["epochs"] == 1  # the run's parameters themselves are left alone
+    assert comparison.model_settings(params, "MobileNetV2").learning_rate == 0.003
+    assert comparison.model_settings(params, "VGG16").learning_rate == params["learning_rate"]
+    table = comparison.settings_table(params, ["MobileNetV2", "VGG16"])
+    assert table.loc["MobileNetV2", "epochs"] == 4 and table.loc["VGG16", "epochs"] == 1
+    assert table.loc["VGG16", "augment"] == "none"
+
+
+@pytest.mark.parametrize("rows, message", [
+    ({"MobileNetV3": {"epochs": 2}}, "unknown model"),
+    ({"VGG16": {"epoch": 2}}, "epoch"),
+    ({"VGG16": {"models": ["VGG16"]}}, "models"),
+])
+def test_override_rows_name_known_models_and_parameters(rows, message):
+    params = registry.resolve("nine-models", "smoke", {"model_overrides": rows})
+    with pytest.raises(ParameterError, match=message):
+        comparison.model_settings(params, "VGG16")
+
+
 def test_head_is_the_papers_with_the_runs_batch_norm_momentum():
     paper = comparison.model_settings(registry.resolve("nine-models", "paper"), "Xception")
     assert comparison.head_spec(paper) == models.NINE_MODEL_SETTINGS["Xception"].head
@@ -182,7 +206,8 @@ def test_a_real_two_class_folder_trains_with_a_label_map_parameter(tmp_path):
     root = write_mixed_folder(tmp_path / "ct", 8)
     (root / "cancer").rename(root / "tumour")  # folder names the manifest does not know
     overrides = {"label_map": {"tumour": "cancer", "pneumonia": "pneumonia"}, "epochs": 1, "batch_size": 4,
-                 "image_size": 32, "models": ["MobileNetV2"]}
+                 "image_size": 32, "models": ["MobileNetV2"],
+                 "model_overrides": {"MobileNetV2": {"epochs": 2, "patience": 2}}}
     params = registry.resolve("nine-models", "smoke", overrides, data_dir=root)
     loaded = workflow.load_samples(params)
     assert sorted(loaded.samples["class_folder"].unique()) == ["pneumonia", "tumour"]
@@ -199,7 +224,8 @@ def test_a_real_two_class_folder_trains_with_a_label_map_parameter(tmp_path):
     # Everything trains but batch-norm moving statistics.
     assert (record["params_total"], record["params_trainable"]) == models.count_params(runs["MobileNetV2"].model)
     assert 0 < record["params_total"] - record["params_trainable"] < 0.02 * record["params_total"]
-    assert record["epochs_trained"] == 1 and record["train_seconds"] > 0 and record["inference_images_per_s"] > 0
+    # Its override row, not the run's one epoch.
+    assert record["epochs_trained"] == 2 and record["train_seconds"] > 0 and record["inference_images_per_s"] > 0
     head_norms = [layer for layer in runs["MobileNetV2"].model.layers
                   if models.is_head_layer(layer) and isinstance(layer, keras.layers.BatchNormalization)]
     assert len(head_norms) == 2 and all(layer.momentum == params["bn_momentum"] for layer in head_norms)

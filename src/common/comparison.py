@@ -84,6 +84,38 @@ class ModelSettings:
 KERAS_ADAM_EPSILON = 1e-7
 
 
+def model_parameters(params: Mapping[str, Any], name: str) -> dict:
+    """The run's parameters with ``name``'s row of ``params["model_overrides"]`` applied.
+
+    From scratch on a few hundred CPU-sized images some architectures need
+    other training settings than the rest (the registry gives each row with
+    the validation figures it was chosen on). The paper profile has no rows:
+    its per-model values are :data:`common.models.NINE_MODEL_SETTINGS`.
+
+    Args:
+        params: Resolved run parameters, optionally with ``model_overrides``
+            (model name -> {parameter: value}).
+        name: A :data:`common.models.BACKBONES` key.
+
+    Returns:
+        A new dict: ``params`` updated with the model's row.
+
+    Raises:
+        ParameterError: a row names an unknown model or parameter.
+    """
+    overrides = params.get("model_overrides") or {}
+    unknown_models = sorted(set(overrides) - set(models.BACKBONES))
+    if unknown_models:
+        raise ParameterError(f"model_overrides names unknown model(s) {unknown_models}; "
+                             f"choose from {', '.join(models.BACKBONES)}.")
+    row = overrides.get(name) or {}
+    # Which models run, and the rows themselves, are settings of the whole run.
+    unknown = sorted(key for key in row if key not in params or key in ("models", "model_overrides"))
+    if unknown:
+        raise ParameterError(f"model_overrides[{name!r}] sets {unknown}, which are not per-model run parameters.")
+    return {**params, **row}
+
+
 def model_settings(params: Mapping[str, Any], name: str) -> ModelSettings:
     """Resolve one model's settings from the run's parameters and the paper's tables.
 
@@ -91,7 +123,8 @@ def model_settings(params: Mapping[str, Any], name: str) -> ModelSettings:
         params: Resolved parameters of the run (:func:`common.registry.resolve`):
             ``image_size``, ``paper_input_sizes``, ``paper_trainable_layers``,
             ``paper_optimiser``, ``learning_rate``, ``weights``, ``bn_momentum``.
-        name: A :data:`common.models.BACKBONES` key.
+        name: A :data:`common.models.BACKBONES` key; its ``model_overrides``
+            row applies (:func:`model_parameters`).
 
     Returns:
         The settings. Without ``paper_input_sizes`` the input side is
@@ -103,6 +136,7 @@ def model_settings(params: Mapping[str, Any], name: str) -> ModelSettings:
     """
     backbone = models.backbone_spec(name)
     paper = models.NINE_MODEL_SETTINGS[name]
+    params = model_parameters(params, name)
     if params["paper_input_sizes"]:
         input_size = backbone.paper_size
     else:
@@ -149,7 +183,7 @@ def settings_table(params: Mapping[str, Any], names: Sequence[str]) -> pd.DataFr
     """
     rows = {}
     for name in check_model_names(names):
-        settings = model_settings(params, name)
+        settings, run_params = model_settings(params, name), model_parameters(params, name)
         paper = models.NINE_MODEL_SETTINGS[name]
         rows[name] = {
             "input_size": settings.input_size,
@@ -159,6 +193,9 @@ def settings_table(params: Mapping[str, Any], names: Sequence[str]) -> pd.DataFr
             "trainable last layers": settings.trainable_last_layers or "all",
             "learning_rate": settings.learning_rate,
             "adam_epsilon": settings.epsilon,
+            "epochs": run_params["epochs"],
+            "batch_size": run_params["batch_size"],
+            "augment": run_params.get("augment") or "none",
             "weights": settings.weights or "none (random)",
         }
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -383,17 +420,17 @@ def train_and_evaluate(
     test = samples[samples["split"] == "test"].reset_index(drop=True)
     runs: dict[str, ModelRun] = {}
     for name in names:
-        settings = model_settings(params, name)
+        settings, run_params = model_settings(params, name), model_parameters(params, name)
         train.set_seed(params["seed"])
         with (runtime or workflow.Runtime.local()).scope():
             model = build_model(settings, len(params["classes"]), params["channels"])
-        data = workflow.datasets(params, samples, settings.preprocess, image_size=settings.input_size)
+        data = workflow.datasets(run_params, samples, settings.preprocess, image_size=settings.input_size)
         wall_started, cpu_started = time.perf_counter(), _cpu_seconds()
-        history = workflow.train(params, model, data, epsilon=settings.epsilon,
+        history = workflow.train(run_params, model, data, epsilon=settings.epsilon,
                                  learning_rate=settings.learning_rate, runtime=runtime)
         train_seconds = time.perf_counter() - wall_started
         train_cpu_seconds = _cpu_seconds() - cpu_started
-        probabilities, scores = workflow.evaluate(params, model, data["test"], test)
+        probabilities, scores = workflow.evaluate(run_params, model, data["test"], test)
         inputs = workflow.model_inputs(data["test"])
         total, trainable = models.count_params(model)
         runs[name] = ModelRun(
