@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from common import bench
@@ -39,7 +40,6 @@ def test_quick_bench_measures_every_ratio(tmp_path, monkeypatch):
 
 def test_gradient_floor_times_whole_batches_of_a_tiny_model():
     import keras
-    import numpy as np
 
     inputs = keras.Input((16, 16, 3))
     features = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
@@ -48,3 +48,21 @@ def test_gradient_floor_times_whole_batches_of_a_tiny_model():
     images = np.random.default_rng(0).random((5, 16, 16, 3), dtype=np.float32)
     assert bench.gradient_floor(model, images, np.array([0, 1, 0, 1, 0]), batch_size=2) > 0
     assert bench.gradient_floor(model, images, np.zeros(5, int), layer="conv", batch_size=32) > 0
+
+
+def test_training_throughputs_times_every_source_in_alternation(monkeypatch):
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs)))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((8, 8, 8, 1), "float32"), np.zeros(8, "int64")))
+    order = []
+    fit = model.fit
+    monkeypatch.setattr(model, "fit", lambda batches, **kw: (order.append(batches), fit(batches, **kw))[1])
+    sources = {"a": data.batch(4).repeat(), "b": data.batch(2).repeat()}
+    speeds = bench.training_throughputs(model, sources, steps=2, rounds=3)
+    assert set(speeds) == {"a", "b"} and all(speed > 0 for speed in speeds.values())
+    # One warm-up each, then a, b, a, b, a, b.
+    assert order == [sources["a"], sources["b"]] + [sources["a"], sources["b"]] * 3

@@ -65,7 +65,8 @@ BENCH_RATIOS = {
         "pipeline training / in-memory training",
         "Training images per second through the project's `tf.data` pipeline over training on the "
         "same batches already held in memory as tensors (the upper limit). Close to 1, the pipeline "
-        "costs training almost nothing.",
+        "costs training almost nothing. The two are timed in alternating rounds, the best round of each "
+        "counting, so a burst of other work on the machine does not fall on one side only.",
     ),
     "batched_cam_speedup": (
         "batched / one-at-a-time Grad-CAM",
