@@ -139,11 +139,36 @@ def test_eager_and_compiled_steps_give_the_same_maps(method):
     compiled = cams.CamExplainer(model, method, compile_after_images=0)
     first = eager.cams(images, 1, "relu")
     np.testing.assert_allclose(compiled.cams(images, 1, "relu"), first, atol=1e-5)
-    assert not eager._layer_steps["relu"]["compiled"] and compiled._layer_steps["relu"]["compiled"]
+    assert not eager._layer_steps[("relu",)]["compiled"] and compiled._layer_steps[("relu",)]["compiled"]
     # The threshold counts every image explained at the layer, over calls.
     eager.compile_after_images = 8
     np.testing.assert_allclose(eager.cams(images, 1, "relu"), first, atol=1e-5)
-    assert eager._layer_steps["relu"]["compiled"]
+    assert eager._layer_steps[("relu",)]["compiled"]
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "scorecam"])
+@pytest.mark.parametrize("three_d", [False, True])
+def test_several_layers_at_once_equal_each_layer_alone(method, three_d):
+    model = tiny_model(three_d=three_d, pooled=True, seed=4)
+    images = random_images(model, n=3)
+    explainer = cams.CamExplainer(model, method)
+    together = explainer.cams_at_layers(images, [0, 1, 1], ["conv", "relu", "conv2", "relu"])
+    assert list(together) == ["conv", "relu", "conv2"]  # in order, a repeat once
+    for layer, maps in together.items():
+        alone = cams.CamExplainer(model, method).cams(images, [0, 1, 1], layer)
+        np.testing.assert_allclose(maps, alone, atol=1e-5, err_msg=layer)
+    if method != "scorecam":  # one gradient step for the three layers
+        assert list(explainer._layer_steps) == [("conv", "relu", "conv2")]
+    with pytest.raises(ParameterError, match="no layer"):
+        explainer.cams_at_layers(images, 0, [])
+    with pytest.raises(ParameterError, match="no layer 'nope'"):
+        explainer.cams_at_layers(images, 0, ["relu", "nope"])
+
+
+def test_mean_cam_is_the_renormalised_mean():
+    first, second = np.array([[0.0, 1.0]]), np.array([[0.0, 0.5]])
+    np.testing.assert_allclose(cams.mean_cam([first, second]), [[0.0, 1.0]])
+    np.testing.assert_allclose(cams.mean_cam(iter([first])), first)
 
 
 def test_binary_classes_give_opposite_evidence():

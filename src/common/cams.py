@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import cv2
 import keras
@@ -298,17 +298,20 @@ class CamExplainer:
             scored = _two_logit_head(self.model) if self.binary else self.model
             self._scorecam = Scorecam(scored, clone=False)
 
-    def _gradient_step(self, layer: str, n_images: int):
-        """The batch step of a gradient method at ``layer``: images, classes -> raw CAMs.
+    def _gradient_step(self, layers: tuple[str, ...], n_images: int):
+        """The batch step of a gradient method at ``layers``: images, classes -> raw CAM per layer.
 
+        One forward and one backward pass give every listed layer's feature
+        maps and gradients, so CAMs at several layers cost about what one does.
         The step runs eagerly until the explainer has used it on
         :attr:`compile_after_images` images; from then on it is a compiled
-        ``tf.function``. Compiling costs seconds (about 7 s per ResNet50 layer
-        on a 2-core CPU), the eager step about a second per call, so a single
-        image in the app stays eager and a scored test split is compiled.
+        ``tf.function``. Compiling costs seconds (about 7 s for a ResNet50
+        layer on a 2-core CPU), the eager step about a second per call, so a
+        single image in the app stays eager and a scored test split is compiled.
         """
-        if layer not in self._layer_steps:
-            probe = keras.Model(self.model.inputs, [self.model.get_layer(layer).output, self.model.outputs[0]])
+        if layers not in self._layer_steps:
+            probe = keras.Model(self.model.inputs,
+                                [[self.model.get_layer(layer).output for layer in layers], self.model.outputs[0]])
             weigh, binary = CHANNEL_WEIGHTS[self.method], self.binary
 
             def step(images, classes):
@@ -319,12 +322,15 @@ class CamExplainer:
                     else:
                         scores = tf.gather(logits, classes, axis=1, batch_dims=1)
                 # Images are independent, so the gradient of the summed scores is each image's own.
-                gradients = tf.cast(tape.gradient(scores, features), tf.float32)
-                features = tf.cast(features, tf.float32)
-                return tf.nn.relu(tf.reduce_sum(weigh(features, gradients) * features, axis=-1))
+                gradients = tape.gradient(scores, features)
+                maps = []
+                for feature, gradient in zip(features, gradients):
+                    feature, gradient = tf.cast(feature, tf.float32), tf.cast(gradient, tf.float32)
+                    maps.append(tf.nn.relu(tf.reduce_sum(weigh(feature, gradient) * feature, axis=-1)))
+                return maps
 
-            self._layer_steps[layer] = {"step": step, "images": 0, "compiled": False}
-        entry = self._layer_steps[layer]
+            self._layer_steps[layers] = {"step": step, "images": 0, "compiled": False}
+        entry = self._layer_steps[layers]
         entry["images"] += n_images
         if entry["images"] >= self.compile_after_images and not entry["compiled"]:
             entry["compiled"] = True
@@ -354,6 +360,33 @@ class CamExplainer:
         score_batch_size: int = 32,
     ) -> np.ndarray:
         """CAMs of a stack of images; see :func:`compute_cam` for the arguments."""
+        layer = self.default_layer if layer is None else layer
+        return self.cams_at_layers(images, class_indices, [layer], batch_size, max_channels, score_batch_size)[layer]
+
+    def cams_at_layers(
+        self,
+        images: np.ndarray,
+        class_indices,
+        layers: Sequence[str],
+        batch_size: int = 32,
+        max_channels: int | None = None,
+        score_batch_size: int = 32,
+    ) -> dict[str, np.ndarray]:
+        """CAMs of the same images at each of ``layers``.
+
+        Gradient methods take every layer from one forward and backward pass
+        per batch; Score-CAM, which masks the input with each layer's own maps,
+        runs layer by layer.
+
+        Args:
+            images: Model-ready inputs, see :func:`compute_cam`.
+            class_indices: One class index for all images or one per image.
+            layers: Names of layers with spatial outputs (at least one; repeats are computed once).
+            batch_size, max_channels, score_batch_size: See :func:`compute_cam`.
+
+        Returns:
+            Layer name -> float32 CAMs in [0, 1] at the input's spatial size.
+        """
         images = np.asarray(images, dtype=np.float32)
         if images.ndim != self.input_rank:
             raise DataError(
@@ -364,7 +397,32 @@ class CamExplainer:
             raise ParameterError(f"batch sizes must be >= 1, got {batch_size} and {score_batch_size}")
         if max_channels is not None and max_channels < 1:
             raise ParameterError(f"max_channels must be >= 1 or None (all channels), got {max_channels}")
-        layer = self.default_layer if layer is None else layer
+        layers = tuple(dict.fromkeys(layers))
+        if not layers:
+            raise ParameterError("no layer given to take CAMs from")
+        channels = {layer: self._spatial_channels(layer) for layer in layers}
+        indices = _class_index_array(class_indices, len(images), self.n_outputs)
+        cams = {layer: np.empty(images.shape[:-1], dtype=np.float32) for layer in layers}
+        if self._scorecam is not None:
+            # tf-keras-vis keeps the union of every image's top channels, so a
+            # multi-image call would make a CAM depend on its batch neighbours;
+            # one image per call, its masked copies batched by score_batch_size.
+            for layer in layers:
+                for i, (image, class_index) in enumerate(zip(images, indices)):
+                    raw = self._scorecam_maps(image, int(class_index), layer, channels[layer],
+                                              max_channels, score_batch_size)
+                    cams[layer][i] = normalise_cams(upsample_cams(raw, images.shape[1:-1]))[0]
+            return cams
+        step = self._gradient_step(layers, len(images))
+        for start in range(0, len(images), batch_size):
+            stop = start + batch_size
+            raw = step(tf.constant(images[start:stop]), tf.constant(indices[start:stop], tf.int32))
+            for layer, maps in zip(layers, raw):
+                cams[layer][start:stop] = normalise_cams(upsample_cams(maps.numpy(), images.shape[1:-1]))
+        return cams
+
+    def _spatial_channels(self, layer: str) -> int:
+        """Channels of ``layer``'s feature maps, after checking it has spatial ones."""
         try:
             layer_shape = self.model.get_layer(layer).output.shape
         except ValueError as error:
@@ -374,23 +432,7 @@ class CamExplainer:
                 f"layer {layer!r} has output shape {tuple(layer_shape)}, not a spatial feature map "
                 f"of rank {self.input_rank}"
             )
-        indices = _class_index_array(class_indices, len(images), self.n_outputs)
-        cams = np.empty(images.shape[:-1], dtype=np.float32)
-        if self._scorecam is not None:
-            # tf-keras-vis keeps the union of every image's top channels, so a
-            # multi-image call would make a CAM depend on its batch neighbours;
-            # one image per call, its masked copies batched by score_batch_size.
-            for i, (image, class_index) in enumerate(zip(images, indices)):
-                raw = self._scorecam_maps(image, int(class_index), layer, int(layer_shape[-1]),
-                                          max_channels, score_batch_size)
-                cams[i] = normalise_cams(upsample_cams(raw, images.shape[1:-1]))[0]
-            return cams
-        step = self._gradient_step(layer, len(images))
-        for start in range(0, len(images), batch_size):
-            stop = start + batch_size
-            raw = step(tf.constant(images[start:stop]), tf.constant(indices[start:stop], tf.int32)).numpy()
-            cams[start:stop] = normalise_cams(upsample_cams(raw, images.shape[1:-1]))
-        return cams
+        return int(layer_shape[-1])
 
 
 def compute_cam(
@@ -438,7 +480,7 @@ def layer_cams(
     method: str = "gradcam",
     **cam_options,
 ) -> dict[str, np.ndarray]:
-    """CAMs of the same images taken at several layers (one explainer for all).
+    """CAMs of the same images taken at several layers (gradient methods: in one pass).
 
     Args:
         model: Functional Keras model.
@@ -451,8 +493,7 @@ def layer_cams(
     Returns:
         Layer name -> CAM array at the input's spatial size.
     """
-    explainer = CamExplainer(model, method)
-    return {name: explainer.cams(images, class_indices, name, **cam_options) for name in layers}
+    return CamExplainer(model, method).cams_at_layers(images, class_indices, layers, **cam_options)
 
 
 def group_average_cam(
@@ -482,8 +523,12 @@ def group_average_cam(
     """
     if not layers:
         raise ParameterError("group_average_cam needs at least one layer name")
-    per_layer = layer_cams(model, images, class_indices, layers, method, **cam_options)
-    return normalise_cams(np.mean(np.stack(list(per_layer.values())), axis=0))
+    return mean_cam(layer_cams(model, images, class_indices, layers, method, **cam_options).values())
+
+
+def mean_cam(cams: Iterable[np.ndarray]) -> np.ndarray:
+    """Mean of CAMs already at one size and in [0, 1], normalised again to [0, 1] (see :func:`group_average_cam`)."""
+    return normalise_cams(np.mean(np.stack(list(cams)), axis=0))
 
 
 def _rgb_uint8(image: np.ndarray) -> np.ndarray:

@@ -705,10 +705,12 @@ def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], test
             out.last_layer_cams[name] = explainer.cams(inputs, target)
             if name in params["cam_layers"]:
                 groups = layer_groups(model, run.settings, params["group_cam_max_layers"])
-                rows = {layer: explainer.cams(inputs, target, layer) for layer in params["cam_layers"][name]}
+                listed = params["cam_layers"][name]
+                # Every layer shown or averaged, from one pass per batch.
+                by_layer = explainer.cams_at_layers(inputs, target, listed + [l for ls in groups.values() for l in ls])
+                rows = {layer: by_layer[layer] for layer in listed}
                 for group, layers in groups.items():
-                    rows[f"mean of {len(layers)} {group} conv layers"] = cams.group_average_cam(
-                        model, inputs, target, layers)
+                    rows[f"mean of {len(layers)} {group} conv layers"] = cams.mean_cam(by_layer[l] for l in layers)
                 out.layer_cams[name] = rows
                 out.layer_records[name] = {"layers": params["cam_layers"][name], "groups": groups}
             del explainer  # its clone of the model goes with the model

@@ -443,15 +443,19 @@ def score_cams(params: dict, explainer, images: np.ndarray, targets: np.ndarray,
     """
     import time
 
-    from common import explain_metrics
-
     started = time.perf_counter()
     maps = explainer.cams(images, targets, layer,
                           max_channels=params.get("scorecam_max_channels") if explainer.method == "scorecam" else None)
     seconds = round(time.perf_counter() - started, 2)
-    scores = explain_metrics.score_explanations(maps, masks, seed=params["seed"], n_resamples=params["n_resamples"],
-                                                fraction=params.get("cam_fraction", 0.5))
-    return maps, scores, seconds
+    return maps, score_maps(params, maps, masks), seconds
+
+
+def score_maps(params: dict, maps: np.ndarray, masks: np.ndarray) -> dict:
+    """Localisation scores of CAMs against lesion masks, with the run's seed, resamples and CAM fraction."""
+    from common import explain_metrics
+
+    return explain_metrics.score_explanations(maps, masks, seed=params["seed"], n_resamples=params["n_resamples"],
+                                              fraction=params.get("cam_fraction", 0.5))
 
 
 def explain(params: dict, model, inputs: np.ndarray, samples: pd.DataFrame, probabilities: np.ndarray,
@@ -520,10 +524,10 @@ def select_cam_layer(params: dict, model, dataset, samples: pd.DataFrame, layers
     positions, masks = lesion_subset(params, samples, probabilities, inputs.shape[1], lesion_classes)
     validation = {}
     if len(positions):
-        explainer = cam_module.CamExplainer(model, "gradcam")  # one explainer for every candidate layer
         targets = samples["label_index"].to_numpy()[positions]
-        validation = {layer: score_cams(params, explainer, inputs[positions], targets, masks, layer)[1]
-                      for layer in layers}
+        # Every candidate layer's Grad-CAM from one pass per batch.
+        maps = cam_module.CamExplainer(model, "gradcam").cams_at_layers(inputs[positions], targets, layers)
+        validation = {layer: score_maps(params, maps[layer], masks) for layer in layers}
     return {"chosen": best_layer(validation, layers), "validation": validation, "n": len(positions),
             "seconds": round(time.perf_counter() - started, 2)}
 
