@@ -97,13 +97,14 @@ def training_throughputs(model, sources: dict[str, Any], steps: int, rounds: int
         Name -> best images/s.
     """
     best = dict.fromkeys(sources, 0.0)
-    for batches in sources.values():
+    images_per_round = {}
+    for name, batches in sources.items():
         model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0)
+        images_per_round[name] = steps * int(next(iter(batches))[0].shape[0])
     for _ in range(rounds):
         for name, batches in sources.items():
-            batch_size = int(next(iter(batches))[0].shape[0])
             speed = _images_per_second(
-                lambda: (model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0), steps * batch_size)[1])
+                lambda: (model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0), images_per_round[name])[1])
             best[name] = max(best[name], speed)
     return best
 

@@ -701,19 +701,22 @@ def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], test
         inputs = run.test_inputs[positions]
         with run.loaded() as model:
             explainer = cams.CamExplainer(model, "gradcam")
-            out.last_layer[name] = explainer.default_layer
-            out.last_layer_cams[name] = explainer.cams(inputs, target)
-            if name in params["cam_layers"]:
-                groups = layer_groups(model, run.settings, params["group_cam_max_layers"])
-                listed = params["cam_layers"][name]
-                # Every layer shown or averaged, from one pass per batch.
-                by_layer = explainer.cams_at_layers(inputs, target, listed + [l for ls in groups.values() for l in ls])
+            last = explainer.default_layer
+            by_layers = name in params["cam_layers"]
+            listed = params["cam_layers"][name] if by_layers else []
+            groups = layer_groups(model, run.settings, params["group_cam_max_layers"]) if by_layers else {}
+            # The last layer and every layer shown or averaged, from one pass per batch
+            # (the last layer is often among the listed ones).
+            grouped = [layer for layers in groups.values() for layer in layers]
+            by_layer = explainer.cams_at_layers(inputs, target, [last, *listed, *grouped])
+            out.last_layer[name], out.last_layer_cams[name] = last, by_layer[last]
+            if by_layers:
                 rows = {layer: by_layer[layer] for layer in listed}
                 for group, layers in groups.items():
                     rows[f"mean of {len(layers)} {group} conv layers"] = cams.mean_cam(by_layer[l] for l in layers)
                 out.layer_cams[name] = rows
-                out.layer_records[name] = {"layers": params["cam_layers"][name], "groups": groups}
-            del explainer  # its clone of the model goes with the model
+                out.layer_records[name] = {"layers": listed, "groups": groups}
+            del explainer  # its logit view holds the model's layers
             if score:
                 explained = workflow.explain(params, model, run.test_inputs, test, run.probabilities,
                                              lesion_classes=[target_class])
