@@ -1,14 +1,21 @@
-"""Shared fixtures: the real IQ-OTH/NCCD copy (skipped when absent) and tiny class-folder sets."""
+"""Shared fixtures: the real IQ-OTH/NCCD copy (skipped when absent), tiny class-folder sets,
+and the session's smoke runs of the experiment notebooks (``smoke_results``)."""
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from common import runner
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -69,3 +76,98 @@ def make_class_folders(tmp_path: Path) -> Callable[..., Path]:
         return write_class_folders(tmp_path / name, counts, **options)
 
     return make
+
+
+# --- Smoke runs of the experiment notebooks ---------------------------------
+# Every experiment notebook runs once per test session (smoke profile).
+#
+# Each experiment runs through :func:`common.runner.run_experiment` exactly as
+# ``camstudy run ID --profile smoke`` does, into a temporary results folder, so
+# the tests check the executed notebook, ``metrics.json`` and the figures a user
+# would get.
+#
+# The runs go side by side, ``CAMSTUDY_TEST_JOBS`` at a time (default 2). A
+# smoke run is bounded by Python's per-operation overhead, which keeps one core
+# busy, so two runs on two cores take little longer than one: all five smoke
+# notebooks took 328 s two at a time against 609 s one after another. Tests
+# name the runs they read in their marker, ``@pytest.mark.notebook(*ids)``
+# (``twice=[...]`` for a second, independent run); the first test that asks
+# for a run starts every run the collected tests named, the longest first.
+
+# Started first because it takes longest (nine networks; 267 s of the 609 s
+# the five smoke notebooks take in a row), so the others fill the second worker.
+LONGEST_FIRST = ("nine-models",)
+_PLANNED = pytest.StashKey[tuple]()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Remember every smoke run the collected tests name (marker ``notebook``)."""
+    once: list[str] = []
+    twice: list[str] = []
+    for item in items:
+        for marker in item.iter_markers("notebook"):
+            once.extend(e for e in marker.args if e not in once)
+            twice.extend(e for e in marker.kwargs.get("twice", ()) if e not in twice)
+    config.stash[_PLANNED] = (once, twice)
+
+
+class SmokeRuns:
+    """Smoke runs of the session's experiments, executed in a pool of threads.
+
+    Call it with an experiment id for the session's run of it; :meth:`second`
+    gives an independent second run (its own results folder). Each record holds
+    ``dir`` (results/<id>), ``metrics`` (parsed metrics.json), ``outcome`` and
+    ``seconds`` (wall time of the papermill run).
+    """
+
+    def __init__(self, root: Path, planned: tuple[list[str], list[str]], jobs: int):
+        self.root = root
+        self._planned = planned
+        self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="smoke-run")
+        self._futures: dict[tuple[str, int], Future] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, experiment_id: str) -> dict:
+        return self._record(experiment_id, 1)
+
+    def second(self, experiment_id: str) -> dict:
+        """A second smoke run of ``experiment_id``, into a folder of its own."""
+        return self._record(experiment_id, 2)
+
+    def _record(self, experiment_id: str, run: int) -> dict:
+        with self._lock:
+            if not self._futures:  # the first request starts every named run
+                once, twice = self._planned
+                order = sorted(once, key=lambda e: e not in LONGEST_FIRST)
+                for key in [(e, 1) for e in order] + [(e, 2) for e in twice]:
+                    self._submit(key)
+            future = self._futures.get((experiment_id, run)) or self._submit((experiment_id, run))
+        return future.result()
+
+    def _submit(self, key: tuple[str, int]) -> Future:
+        experiment_id, run = key
+        root = self.root if run == 1 else self.root.with_name(f"{self.root.name}-run{run}")
+        self._futures[key] = self._pool.submit(_smoke_run, experiment_id, root)
+        return self._futures[key]
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _smoke_run(experiment_id: str, root: Path) -> dict:
+    started = time.perf_counter()
+    outcome = runner.run_experiment(experiment_id, "smoke", results_dir=root, progress_bar=False)
+    seconds = time.perf_counter() - started
+    assert outcome.ok, f"{experiment_id} smoke run failed: {outcome.error} (see {outcome.notebook})"
+    metrics = json.loads((root / experiment_id / "metrics.json").read_text())
+    return {"dir": root / experiment_id, "metrics": metrics, "outcome": outcome, "seconds": seconds}
+
+
+@pytest.fixture(scope="session")
+def smoke_results(tmp_path_factory, pytestconfig):
+    """The session's :class:`SmokeRuns` (call it with an experiment id)."""
+    runs = SmokeRuns(tmp_path_factory.mktemp("results"),
+                     pytestconfig.stash.get(_PLANNED, ([], [])),
+                     jobs=max(1, int(os.environ.get("CAMSTUDY_TEST_JOBS", "2"))))
+    yield runs
+    runs.shutdown()

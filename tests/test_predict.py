@@ -13,7 +13,6 @@ from PIL import Image
 from common import cli, data, models, phantoms, pipeline, predict, registry, splits, train, workflow
 from common.errors import DataError, ParameterError
 from common.results import RunRecorder
-from tests.runs.conftest import smoke_results  # noqa: F401 (the session fixture)
 
 EXPERIMENT = "toy-chest"
 CLASSES = ["normal", "malignant"]
@@ -231,7 +230,7 @@ def test_a_volume_model_reads_a_dicom_series_as_its_run_did(tmp_path):
     assert predictions[0].probabilities == pytest.approx(records[0]["probabilities"], abs=1e-6)
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook("resnet50-gradcam")
 def test_probabilities_equal_the_saved_model_on_a_smoke_run_test_split(smoke_results, tmp_path):
     experiment = "resnet50-gradcam"
     run_dir = smoke_results(experiment)["dir"]

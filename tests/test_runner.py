@@ -97,3 +97,25 @@ def test_notebooks_show_figures_even_when_the_parent_chose_a_file_only_backend(t
     executed = nbformat.read(outcome.notebook, as_version=4)
     assert any("image/png" in output.get("data", {}) for output in executed.cells[-1].outputs)
     assert runner.os.environ["MPLBACKEND"] == "Agg"  # the parent's setting is restored
+
+
+def test_runs_in_threads_keep_the_backend_unset_until_the_last_one_ends(monkeypatch):
+    import threading
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    second_in, first_out, seen = threading.Event(), threading.Event(), []
+
+    def second():
+        with runner._inline_figures():
+            second_in.set()
+            first_out.wait(5)
+            seen.append(runner.os.environ.get("MPLBACKEND"))  # the first run has ended by now
+
+    with runner._inline_figures():
+        thread = threading.Thread(target=second)
+        thread.start()
+        second_in.wait(5)
+    first_out.set()
+    thread.join(5)
+    assert seen == [None]
+    assert runner.os.environ["MPLBACKEND"] == "Agg"

@@ -80,20 +80,33 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+_ENVIRONMENT_LOCK = threading.Lock()
+_inline_runs = 0  # runs (threads) inside _inline_figures
+_saved_backend: str | None = None
+
+
 @contextlib.contextmanager
 def _inline_figures():
     """Start kernels without the parent's ``MPLBACKEND``, so notebooks show their figures.
 
     A kernel inherits this process's environment; importing Streamlit, for one,
     sets ``MPLBACKEND=Agg``, and a kernel started with it draws figures to files
-    only, so the executed notebook (and the book) would have no images.
+    only, so the executed notebook (and the book) would have no images. Runs
+    in several threads share the environment, so it is restored only when the
+    last of them ends.
     """
-    saved = os.environ.pop("MPLBACKEND", None)
+    global _inline_runs, _saved_backend
+    with _ENVIRONMENT_LOCK:
+        if _inline_runs == 0:
+            _saved_backend = os.environ.pop("MPLBACKEND", None)
+        _inline_runs += 1
     try:
         yield
     finally:
-        if saved is not None:
-            os.environ["MPLBACKEND"] = saved
+        with _ENVIRONMENT_LOCK:
+            _inline_runs -= 1
+            if _inline_runs == 0 and _saved_backend is not None:
+                os.environ["MPLBACKEND"] = _saved_backend
 
 
 def _replace_atomically(finished: Path, target: Path) -> None:

@@ -61,7 +61,7 @@ def page_of(html_dir: Path, experiment_id: str) -> Path:
     return html_dir / book.EXPERIMENT_PAGES / f"{experiment_id}.html"
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook(*experiments_with_notebooks())
 def test_book_builds_with_warnings_as_errors_and_no_broken_links(built_book):
     html_dir, ran, _ = built_book
     # build() ran jupyter-book with -W -n and checked the links; check again what it left.
@@ -119,7 +119,7 @@ def image_widths(driver, selector: str = "img") -> list[tuple[str, int]]:
 
 
 @pytest.mark.browser
-@pytest.mark.notebook
+@pytest.mark.notebook(*experiments_with_notebooks())
 def test_every_page_shows_its_images_in_chromium(built_book, browser):
     html_dir, _, _ = built_book
     pages = sorted((html_dir / book.BOOK_DIR).rglob("*.html"))
@@ -132,7 +132,7 @@ def test_every_page_shows_its_images_in_chromium(built_book, browser):
 
 
 @pytest.mark.browser
-@pytest.mark.notebook
+@pytest.mark.notebook(*experiments_with_notebooks())
 def test_experiment_pages_show_confusion_matrix_and_heatmaps(built_book, browser):
     html_dir, ran, _ = built_book
     for experiment_id in ran:
@@ -143,7 +143,7 @@ def test_experiment_pages_show_confusion_matrix_and_heatmaps(built_book, browser
 
 
 @pytest.mark.browser
-@pytest.mark.notebook
+@pytest.mark.notebook(*experiments_with_notebooks())
 def test_overview_table_has_a_row_per_experiment_and_is_screenshotted(built_book, browser):
     html_dir, ran, _ = built_book
     load(browser, html_dir / book.GENERATED / "overview.html")

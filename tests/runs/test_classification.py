@@ -11,10 +11,9 @@ METRIC_NAMES = ("accuracy", "precision", "recall", "specificity", "f1", "auc")
 FIGURES = ("samples", "training_curves", "confusion_matrix", "roc_curves", "cam_grid")
 
 
-@pytest.mark.notebook
 @pytest.mark.parametrize("experiment_id, models", [
-    ("resnet50-gradcam", ["ResNet50", "plain_cnn"]),
-    ("iqoth", ["ResNet50"]),
+    pytest.param("resnet50-gradcam", ["ResNet50", "plain_cnn"], marks=pytest.mark.notebook("resnet50-gradcam")),
+    pytest.param("iqoth", ["ResNet50"], marks=pytest.mark.notebook("iqoth")),
 ])
 def test_smoke_run_writes_metrics_with_cis_and_figures(smoke_results, experiment_id, models):
     record = smoke_results(experiment_id)
@@ -42,7 +41,7 @@ def test_smoke_run_writes_metrics_with_cis_and_figures(smoke_results, experiment
     assert metrics["train_test_duplicate_share"] == 0
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook("resnet50-gradcam")
 def test_explanations_are_scored_per_method(smoke_results):
     metrics = smoke_results("resnet50-gradcam")["metrics"]
     explanations = metrics["explanations"]["ResNet50"]
@@ -59,7 +58,7 @@ def test_explanations_are_scored_per_method(smoke_results):
             assert_metric_entry(scores[name])
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook("resnet50-gradcam")
 def test_paper_table_is_generated_from_the_registry(smoke_results):
     metrics = smoke_results("resnet50-gradcam")["metrics"]
     rows = {(row["model"], row["metric"]): row for row in metrics["paper_vs_run"]}

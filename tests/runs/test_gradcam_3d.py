@@ -14,7 +14,7 @@ FIGURES = ("dicom_slices", "dicom_volume", "sobel", "training_curves", "confusio
            "cam_grid", "cam_mip")
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook(EXPERIMENT)
 def test_cross_validated_metrics_have_folds_and_cis(smoke_results):
     record = smoke_results(EXPERIMENT)
     metrics = record["metrics"]
@@ -41,7 +41,7 @@ def test_cross_validated_metrics_have_folds_and_cis(smoke_results):
     assert entry["confusion_matrix"] == summed.tolist() and summed.sum() == n_volumes
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook(EXPERIMENT)
 def test_paper_claims_stand_beside_the_run(smoke_results):
     metrics = smoke_results(EXPERIMENT)["metrics"]
     rows = {(row["model"], row["metric"]): row for row in metrics["paper_vs_run"]}
@@ -50,7 +50,7 @@ def test_paper_claims_stand_beside_the_run(smoke_results):
     assert rows[("CNN3D", "accuracy")]["this_run"] == metrics["models"]["CNN3D"]["accuracy"]["value"]
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook(EXPERIMENT)
 def test_figures_and_fold_models_are_written(smoke_results):
     record = smoke_results(EXPERIMENT)
     for name in FIGURES:
@@ -60,7 +60,7 @@ def test_figures_and_fold_models_are_written(smoke_results):
     assert (record["dir"] / f"{EXPERIMENT}.ipynb").exists()
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook(EXPERIMENT)
 def test_explanations_are_scored_when_a_tumour_is_found(smoke_results):
     metrics = smoke_results(EXPERIMENT)["metrics"]
     explanations = metrics["explanations"]

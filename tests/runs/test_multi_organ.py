@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from common import registry, runner
+from common import registry
 from common.results import METRICS_KEYS
 
 from tests.runs.checks import assert_metric_entry, assert_png
@@ -16,7 +16,7 @@ FIGURES = ("samples", "training_curves", "confusion_matrix", "roc_curves", "per_
 ORGANS = ["brain", "breast", "kidney", "lung"]
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook(EXPERIMENT)
 def test_smoke_run_writes_8_class_metrics_with_cis_and_figures(smoke_results):
     record = smoke_results(EXPERIMENT)
     metrics = record["metrics"]
@@ -38,7 +38,7 @@ def test_smoke_run_writes_8_class_metrics_with_cis_and_figures(smoke_results):
     assert (record["dir"] / "history.csv").exists() and (record["dir"] / "model.keras").exists()
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook(EXPERIMENT)
 def test_model_is_the_papers_cnn(smoke_results):
     metrics = smoke_results(EXPERIMENT)["metrics"]
     assert metrics["parameter_count"] == {"weights": 3_305_096, "with_optimizer": 3_305_098}
@@ -46,7 +46,7 @@ def test_model_is_the_papers_cnn(smoke_results):
     assert metrics["parameters"]["batch_size"] == 32 and metrics["parameters"]["split_fractions"] == [0.7, 0.1, 0.2]
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook(EXPERIMENT)
 def test_organ_and_tumour_accuracies_agree_with_the_confusion_matrix(smoke_results):
     metrics = smoke_results(EXPERIMENT)["metrics"]
     matrix = metrics["models"]["CNN"]["confusion_matrix"]
@@ -64,7 +64,7 @@ def test_organ_and_tumour_accuracies_agree_with_the_confusion_matrix(smoke_resul
         assert entry["value"] == pytest.approx(tumour_right / sum(map(sum, rows)))
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook(EXPERIMENT)
 def test_explanations_and_paper_rows(smoke_results):
     record = smoke_results(EXPERIMENT)
     metrics = record["metrics"]
@@ -80,16 +80,15 @@ def test_explanations_and_paper_rows(smoke_results):
                    for cell in notebook["cells"] for output in cell.get("outputs", []))
 
 
-@pytest.mark.notebook
-def test_a_second_run_with_the_same_profile_and_seed_gives_identical_metrics(smoke_results, tmp_path):
+@pytest.mark.notebook(EXPERIMENT, twice=[EXPERIMENT])
+def test_a_second_run_with_the_same_profile_and_seed_gives_identical_metrics(smoke_results):
     """Two CPU smoke runs of multi-organ (its CNN is small) give the same numbers, exactly.
 
-    The first run is the session's; the second goes to its own results folder.
+    The second run goes to its own results folder, and may run beside the
+    first or beside another experiment: neither may change a number.
     """
-    outcome = runner.run_experiment(EXPERIMENT, "smoke", results_dir=tmp_path, progress_bar=False)
-    assert outcome.ok, f"{outcome.error} (see {outcome.notebook})"
     first = smoke_results(EXPERIMENT)["metrics"]
-    second = json.loads((tmp_path / EXPERIMENT / "metrics.json").read_text())
+    second = smoke_results.second(EXPERIMENT)["metrics"]
     assert first["models"] and first["models"] == second["models"]
     # Training curves too, loss by loss; only the wall time per epoch may differ.
     curves = [{name: {key: values for key, values in history.items() if key != "time_s"}

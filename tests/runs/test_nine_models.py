@@ -16,7 +16,7 @@ FIGURES = ("samples", "roc_curves", "metric_bars", "confusion_matrix", "confusio
 COSTS = ("params_total", "params_trainable", "train_seconds", "inference_images_per_s")
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook(EXPERIMENT)
 def test_one_entry_per_model_with_metrics_and_costs(smoke_results):
     record = smoke_results(EXPERIMENT)
     metrics = record["metrics"]
@@ -36,7 +36,7 @@ def test_one_entry_per_model_with_metrics_and_costs(smoke_results):
     assert metrics["model_settings"]["ResNet50"]["preprocess"] == "resnet50"
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook(EXPERIMENT)
 def test_comparison_table_paper_rows_and_best_models(smoke_results):
     metrics = smoke_results(EXPERIMENT)["metrics"]
     table = comparison.comparison_table(metrics["models"])
@@ -54,7 +54,7 @@ def test_comparison_table_paper_rows_and_best_models(smoke_results):
     assert set(metrics["paper"]) == set(registry.paper_claims(EXPERIMENT)["models"])
 
 
-@pytest.mark.notebook
+@pytest.mark.notebook(EXPERIMENT)
 def test_figures_cam_layers_and_explanations(smoke_results):
     record = smoke_results(EXPERIMENT)
     metrics = record["metrics"]
