@@ -243,6 +243,31 @@ def test_last_conv_layer_of_resnet50_with_upsampling_head():
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(base.inputs, keras.layers.Dense(2, activation="softmax")(x))
     assert cams.last_conv_layer(model) == "conv5_block3_out"
+    # The stage outputs the resnet50-gradcam experiment lists by hand, found from shapes;
+    # the UpSampling2D head's finer grid is not among them.
+    assert cams.finer_layers(model) == ["conv4_block6_out", "conv3_block4_out", "conv2_block3_out"]
+    assert cams.finer_layers(model, finest_stride=16) == ["conv4_block6_out"]
+
+
+@pytest.mark.parametrize("three_d", [False, True])
+def test_finer_layers_take_the_widest_layer_of_each_scale(three_d):
+    conv, pool, pad = ((keras.layers.Conv3D, keras.layers.MaxPooling3D, keras.layers.ZeroPadding3D) if three_d
+                       else (keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.ZeroPadding2D))
+    inputs = keras.Input((32, 32, 32, 1) if three_d else (32, 32, 1))
+    x = conv(4, 3, padding="same", name="full")(inputs)  # 32: one cell per pixel, finer than kept
+    x = pool(4)(x)
+    stage = conv(16, 3, padding="same", name="stage_8")(x)  # 8: one cell per 4 pixels
+    branch = conv(2, 1, name="narrow_branch_8")(stage)  # later, narrower, same grid
+    x = pad(1, name="padding_10")(branch)  # not a feature map
+    x = conv(8, 3, strides=2, name="stage_4")(x)  # (10 - 3) // 2 + 1 = 4
+    x = conv(8, 3, padding="same", strides=2, name="last")(x)  # 2: the CAM layer
+    x = keras.layers.UpSampling3D(4)(x) if three_d else keras.layers.UpSampling2D(4)(x)
+    x = keras.layers.GlobalAveragePooling3D()(x) if three_d else keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    assert cams.last_conv_layer(model) == "last"
+    assert cams.finer_layers(model) == ["stage_4", "stage_8"]
+    assert cams.finer_layers(model, finest_stride=8) == ["stage_4"]
+    assert cams.finer_layers(model, finest_stride=32) == []
 
 
 def test_bad_arguments_raise_parameter_error():

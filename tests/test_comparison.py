@@ -249,8 +249,7 @@ def test_a_released_model_is_read_back_with_the_weights_it_trained(tmp_path):
     with run.loaded() as model:
         np.testing.assert_allclose(model.predict(run.test_inputs, verbose=0), run.probabilities, atol=2e-4)  # batch-order float noise
     assert run.model is None  # read back for the block only
-    test = samples[samples["split"] == "test"].reset_index(drop=True)
-    explained = comparison.explain_models(params, runs, test, np.array([0, 1]), "cancer", score=False)
+    explained = comparison.explain_models(params, runs, samples, np.array([0, 1]), "cancer", score=False)
     assert explained.last_layer_cams["MobileNetV2"].shape[0] == 2 and explained.scores == {}
     assert explained.last_layer["MobileNetV2"] == "out_relu"  # MobileNetV2's last spatial layer in Keras
     gone = dataclasses.replace(run, weights_path=None)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from common import models
+from common import cams, models
 from common.errors import DataError, ParameterError
 
 # Parameter counts stated in seed 002's Discussion (millions, one decimal):
@@ -21,6 +21,16 @@ PAPER_PARAMS_MILLIONS = {
     "InceptionResNetV2": 55.1,
     "DenseNet121": 7.3,
     "MobileNetV2": 2.6,
+}
+
+# The widest layer of the grid before the last one, named as the paper's Fig. 4 and Keras name them.
+COARSEST_FINER_LAYER = {
+    "ResNet50": "conv4_block6_out",
+    "ResNet101": "conv4_block23_out",
+    "VGG16": "block4_conv3",
+    "VGG19": "block4_conv4",
+    "InceptionV3": "mixed7",
+    "DenseNet121": "pool4_relu",
 }
 
 
@@ -70,6 +80,10 @@ def test_every_backbone_builds_flat_at_its_paper_size_with_the_paper_head_and_tr
         assert trainable == [False] * (len(trainable) - n_trainable) + [True] * n_trainable, name
         # The paper froze about 70 % of each backbone.
         assert 0.2 <= n_trainable / len(trainable) <= 0.4, name
+
+        # Grad-CAM's finer candidates are the stage outputs, coarsest first (the nine-models experiment scores one).
+        finer = cams.finer_layers(model)
+        assert finer and finer[0] == COARSEST_FINER_LAYER.get(name, finer[0]), (name, finer)
 
         if name in PAPER_PARAMS_MILLIONS:
             total, _ = models.count_params(model)

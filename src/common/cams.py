@@ -36,6 +36,7 @@ can never put the peak on a cell's true centre.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Iterable, Sequence
 
@@ -147,6 +148,51 @@ def last_conv_layer(model: keras.Model) -> str:
             break
         chosen = layer
     return chosen.name
+
+
+def finer_layers(model: keras.Model, finest_stride: int = 4) -> list[str]:
+    """Name a CAM layer for each feature-grid scale finer than the last convolutional layer's.
+
+    A backbone halves its feature grid several times; at a CPU-sized input
+    the last convolutional layer is a 1 x 1 to 4 x 4 grid, too coarse for a
+    heatmap to point at a small lesion. Grids are grouped by scale, the input
+    side over the grid side rounded to a power of two (unpadded convolutions
+    shrink a 17 x 17 grid to 15 x 15 at one scale); for every scale between
+    the last layer's and ``finest_stride`` input pixels per cell, this takes
+    the scale's widest layer (most channels; the last of them on a tie): a
+    stage's output before the grid shrinks, such as ResNet's
+    ``conv4_block6_out``, InceptionV3's ``mixed7`` or VGG's last convolution of
+    a block, rather than a narrow branch of the next, shrinking module. It
+    looks at output shapes only, so it works for any flat functional backbone.
+    Zero-padding layers are not feature maps, and only layers up to the last
+    convolutional layer count (an UpSampling2D head is not a grid).
+
+    Args:
+        model: A flat functional Keras model.
+        finest_stride: Input pixels per grid cell of the finest scale kept.
+
+    Returns:
+        Layer names, deepest (coarsest grid) first; empty when no scale is
+        finer than the last layer's and coarse enough.
+    """
+    layers = list(model.layers)
+    last = last_conv_layer(model)
+    last_shape = _output_shape(model.get_layer(last))
+    input_side = min(model.input_shape[1:-1])
+
+    def scale(shape) -> int:
+        return round(math.log2(input_side / max(1, min(shape[1:-1]))))
+
+    padding = (keras.layers.ZeroPadding2D, keras.layers.ZeroPadding3D, keras.layers.InputLayer)
+    widest: dict[int, tuple[int, int, str]] = {}  # scale -> (channels, position, name)
+    for position, layer in enumerate(layers[: [l.name for l in layers].index(last) + 1]):
+        shape = _output_shape(layer)
+        if not isinstance(layer, padding) and shape is not None and len(shape) == len(last_shape):
+            entry = (shape[-1], position, layer.name)
+            widest[scale(shape)] = max(widest.get(scale(shape), entry), entry)
+    kept = [(position, name) for level, (_, position, name) in widest.items()
+            if math.log2(finest_stride) <= level < scale(last_shape)]
+    return [name for _, name in sorted(kept, reverse=True)]
 
 
 def logit_model(model: keras.Model) -> keras.Model:

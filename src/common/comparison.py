@@ -655,7 +655,12 @@ class ModelExplanations:
             ``params["cam_layers"]``.
         layer_records: Model -> ``{"layers", "groups"}`` behind ``layer_cams``.
         scores: Model -> method -> ``{pointing_game, energy_share, iou}``
-            (empty when not scored).
+            at the last layer, and ``"<model> at <layer>"`` -> ``{"gradcam": ...}``
+            at the finer layer chosen on validation (empty when not scored).
+        selections: Model -> the validation choice of its finer layer
+            (:func:`common.workflow.select_cam_layer`'s record plus
+            ``candidates`` and their ``grids``); models whose test split had
+            no image to score are absent.
     """
 
     positions: np.ndarray
@@ -664,9 +669,27 @@ class ModelExplanations:
     layer_cams: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
     layer_records: dict[str, dict] = dataclasses.field(default_factory=dict)
     scores: dict[str, dict] = dataclasses.field(default_factory=dict)
+    selections: dict[str, dict] = dataclasses.field(default_factory=dict)
+
+    def selection_table(self) -> pd.DataFrame:
+        """Per model: its last layer, the finer layer chosen on validation, and Grad-CAM's test scores at both."""
+        rows = {}
+        for name, selection in self.selections.items():
+            chosen = selection["chosen"]
+            grids = {layer: " x ".join(map(str, grid)) for layer, grid in selection["grids"].items()}
+            row = {"last layer": f"{self.last_layer[name]} ({grids[self.last_layer[name]]})",
+                   "chosen on validation": f"{chosen} ({grids[chosen]})" if chosen else "none (no lesion image)",
+                   "validation images": selection["n"]}
+            for label, key in (("last", name), ("chosen", f"{name} at {chosen}")):
+                scores = self.scores.get(key, {}).get("gradcam")
+                for metric in ("pointing_game", "energy_share"):
+                    row[f"{metric}, {label}"] = (f'{scores[metric]["value"]:.2f} (n = {scores[metric]["n"]})'
+                                                 if scores and scores[metric]["n"] else "")
+            rows[name] = row
+        return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], test: pd.DataFrame,
+def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], samples: pd.DataFrame,
                    positions: np.ndarray, target_class: str, score: bool = True) -> ModelExplanations:
     """Every CAM the comparison shows or scores, with each model loaded once.
 
@@ -676,15 +699,20 @@ def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], test
     layer and averaged over the frozen and the trainable convolutions
     (:func:`layer_groups`, at most ``params["group_cam_max_layers"]`` each);
     and, with ``score``, every method of ``params["cam_methods"]`` scored
-    against the lesion masks (:func:`common.workflow.explain`) on the model's
-    own correctly classified test images of ``target_class`` (up to
-    ``params["n_explain"]``). A model with no such image gets undefined
-    scores (value and CI NaN, ``n`` 0), so every model has an entry.
+    against the lesion masks on the model's own correctly classified test
+    images of ``target_class`` (up to ``params["n_explain"]``). With
+    ``params["cam_finest_stride"]``, Grad-CAM is also scored, on the same test
+    images, at one finer layer: the one of :func:`common.cams.finer_layers`
+    that localised best on the validation split
+    (:func:`common.workflow.explain_test_split`). A model with no test image
+    to score gets undefined scores (value and CI NaN, ``n`` 0), so every model
+    has an entry.
 
     Args:
         params: Resolved run parameters.
         runs: The comparison's runs.
-        test: Test sample table (``mask_path`` needed when scoring).
+        samples: The sample table with its ``split`` column (``mask_path``
+            needed when scoring).
         positions: Test positions of the shown images.
         target_class: Class explained and scored (the lesion class, e.g. ``"cancer"``).
         score: False skips the scores (a data set without lesion masks).
@@ -718,9 +746,19 @@ def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], test
                 out.layer_records[name] = {"layers": listed, "groups": groups}
             del explainer  # its logit view holds the model's layers
             if score:
-                explained = workflow.explain(params, model, run.test_inputs, test, run.probabilities,
-                                             lesion_classes=[target_class])
-                out.scores[name] = {
-                    method: explained["scores"].get(method) or {key: dict(undefined) for key in EXPLANATION_SCORES}
-                    for method in params["cam_methods"]}
+                candidates = cams.finer_layers(model, params["cam_finest_stride"]) \
+                    if params.get("cam_finest_stride") else []
+                # The validation split, made as this model saw it, to choose the finer layer on.
+                data = workflow.datasets(model_parameters(params, name), samples, run.settings.preprocess,
+                                         image_size=run.settings.input_size) if candidates else {}
+                scored = workflow.explain_test_split(dict(params), model, data, samples, run.test_inputs,
+                                                     run.probabilities, last, [target_class], candidates)
+                found = scored.last["scores"] if scored else {}
+                out.scores[name] = {method: found.get(method) or {key: dict(undefined) for key in EXPLANATION_SCORES}
+                                    for method in params["cam_methods"]}
+                if scored and scored.selection:
+                    if scored.chosen:
+                        out.scores[f"{name} at {scored.chosen['layer']}"] = scored.chosen["scores"]
+                    out.selections[name] = {**scored.selection, "candidates": candidates,
+                                            "grids": {layer: list(grid) for layer, grid in scored.layer_shapes.items()}}
     return out

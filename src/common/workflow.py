@@ -632,7 +632,8 @@ class ScoredExplanations:
 
 
 def explain_test_split(params: dict, model, data: dict, samples: pd.DataFrame, inputs: np.ndarray,
-                       probabilities: np.ndarray, layer: str, lesion_classes=None) -> ScoredExplanations | None:
+                       probabilities: np.ndarray, layer: str, lesion_classes=None,
+                       candidates=None) -> ScoredExplanations | None:
     """Score every CAM method on the test split, and Grad-CAM at the layer chosen on validation.
 
     Args:
@@ -644,6 +645,8 @@ def explain_test_split(params: dict, model, data: dict, samples: pd.DataFrame, i
         probabilities: Test probabilities.
         layer: The CAM layer every method is scored at.
         lesion_classes: Classes whose masks count as lesions (default: any non-empty mask).
+        candidates: Layers to choose from on validation; None: ``params["cam_layer_candidates"]``
+            (no choice when that is empty or absent).
 
     Returns:
         The scored explanations, or None when no test image can be scored (no
@@ -654,10 +657,10 @@ def explain_test_split(params: dict, model, data: dict, samples: pd.DataFrame, i
     if not last["scores"]:
         return None
     scored = ScoredExplanations(model.name, last)
-    if params.get("cam_layer_candidates"):  # Grad-CAM only: the comparison is about the layer, not the method
+    candidates = list(params.get("cam_layer_candidates") or [] if candidates is None else candidates)
+    if candidates:  # Grad-CAM only: the comparison is about the layer, not the method
         val = samples[samples["split"] == "val"].reset_index(drop=True)
-        scored.selection = select_cam_layer(params, model, data["val"], val, params["cam_layer_candidates"],
-                                            lesion_classes)
+        scored.selection = select_cam_layer(params, model, data["val"], val, candidates, lesion_classes)
         chosen = scored.selection["chosen"]
         if chosen:  # the same test images and masks as at the CAM layer, Grad-CAM only
             from common import cams as cam_module
@@ -667,8 +670,7 @@ def explain_test_split(params: dict, model, data: dict, samples: pd.DataFrame, i
                                                inputs[last["positions"]], targets, last["masks"], chosen)
             scored.chosen = {**last, "cams": {"gradcam": maps}, "scores": {"gradcam": scores},
                              "seconds": {"gradcam": seconds}, "layer": chosen}
-    scored.layer_shapes = {name: tuple(model.get_layer(name).output.shape[1:-1])
-                           for name in [layer, *(params.get("cam_layer_candidates") or [])]}
+    scored.layer_shapes = {name: tuple(model.get_layer(name).output.shape[1:-1]) for name in [layer, *candidates]}
     return scored
 
 

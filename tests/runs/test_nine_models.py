@@ -65,7 +65,17 @@ def test_figures_cam_layers_and_explanations(smoke_results):
     assert "conv5_block3_2_conv" in layers["by_model"]["ResNet50"]["layers"]
     groups = layers["by_model"]["VGG19"]["groups"]
     assert groups["frozen"] and groups["trainable"] and not set(groups["frozen"]) & set(groups["trainable"])
-    assert set(metrics["explanations"]) == set(NINE)
+    # Each model's Grad-CAM at its last layer, and at the finer layer chosen on the validation split:
+    # one of its candidates, the one with the highest validation pointing game.
+    chosen = layers["chosen_on_validation"]
+    assert set(chosen) == set(NINE)
+    for name, selection in chosen.items():
+        validation = selection["validation"]
+        assert list(validation) == selection["candidates"] and selection["chosen"] in validation, name
+        best = max(scores["pointing_game"]["value"] for scores in validation.values())
+        assert validation[selection["chosen"]]["pointing_game"]["value"] == best
+        assert set(selection["grids"]) == {layers["last"][name], *selection["candidates"]}
+    assert set(metrics["explanations"]) == set(NINE) | {f"{name} at {chosen[name]['chosen']}" for name in NINE}
     for by_method in metrics["explanations"].values():
         assert set(by_method) == {"gradcam"}
         for score in comparison.EXPLANATION_SCORES:
