@@ -650,6 +650,8 @@ class ModelExplanations:
         last_layer: Model -> its last convolutional layer (found automatically).
         last_layer_cams: Model -> Grad-CAMs (N, h, w) of the target class at
             ``last_layer`` on the images at ``positions``.
+        chosen_layer_cams: Model -> Grad-CAMs on the same images at the finer
+            layer chosen on validation (models with a choice only).
         layer_cams: Model -> row label (a layer, or a frozen / trainable group
             mean) -> Grad-CAMs on the same images, for the models of
             ``params["cam_layers"]``.
@@ -666,6 +668,7 @@ class ModelExplanations:
     positions: np.ndarray
     last_layer: dict[str, str] = dataclasses.field(default_factory=dict)
     last_layer_cams: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    chosen_layer_cams: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     layer_cams: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
     layer_records: dict[str, dict] = dataclasses.field(default_factory=dict)
     scores: dict[str, dict] = dataclasses.field(default_factory=dict)
@@ -704,9 +707,9 @@ def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], samp
     ``params["cam_finest_stride"]``, Grad-CAM is also scored, on the same test
     images, at one finer layer: the one of :func:`common.cams.finer_layers`
     that localised best on the validation split
-    (:func:`common.workflow.explain_test_split`). A model with no test image
-    to score gets undefined scores (value and CI NaN, ``n`` 0), so every model
-    has an entry.
+    (:func:`common.workflow.explain_test_split`), and its heatmaps are made
+    on the shown images too. A model with no test image to score gets
+    undefined scores (value and CI NaN, ``n`` 0), so every model has an entry.
 
     Args:
         params: Resolved run parameters.
@@ -726,25 +729,9 @@ def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], samp
     undefined = {"value": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0}
     out = ModelExplanations(positions=np.asarray(positions))
     for name, run in runs.items():
-        inputs = run.test_inputs[positions]
         with run.loaded() as model:
-            explainer = cams.CamExplainer(model, "gradcam")
-            last = explainer.default_layer
-            by_layers = name in params["cam_layers"]
-            listed = params["cam_layers"][name] if by_layers else []
-            groups = layer_groups(model, run.settings, params["group_cam_max_layers"]) if by_layers else {}
-            # The last layer and every layer shown or averaged, from one pass per batch
-            # (the last layer is often among the listed ones).
-            grouped = [layer for layers in groups.values() for layer in layers]
-            by_layer = explainer.cams_at_layers(inputs, target, [last, *listed, *grouped])
-            out.last_layer[name], out.last_layer_cams[name] = last, by_layer[last]
-            if by_layers:
-                rows = {layer: by_layer[layer] for layer in listed}
-                for group, layers in groups.items():
-                    rows[f"mean of {len(layers)} {group} conv layers"] = cams.mean_cam(by_layer[l] for l in layers)
-                out.layer_cams[name] = rows
-                out.layer_records[name] = {"layers": listed, "groups": groups}
-            del explainer  # its logit view holds the model's layers
+            last = cams.last_conv_layer(model)
+            chosen = None
             if score:
                 candidates = cams.finer_layers(model, params["cam_finest_stride"]) \
                     if params.get("cam_finest_stride") else []
@@ -757,8 +744,28 @@ def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], samp
                 out.scores[name] = {method: found.get(method) or {key: dict(undefined) for key in EXPLANATION_SCORES}
                                     for method in params["cam_methods"]}
                 if scored and scored.selection:
+                    chosen = scored.selection["chosen"]
                     if scored.chosen:
-                        out.scores[f"{name} at {scored.chosen['layer']}"] = scored.chosen["scores"]
+                        out.scores[f"{name} at {chosen}"] = scored.chosen["scores"]
                     out.selections[name] = {**scored.selection, "candidates": candidates,
                                             "grids": {layer: list(grid) for layer, grid in scored.layer_shapes.items()}}
+            by_layers = name in params["cam_layers"]
+            listed = params["cam_layers"][name] if by_layers else []
+            groups = layer_groups(model, run.settings, params["group_cam_max_layers"]) if by_layers else {}
+            # Every layer shown or averaged on the shown images, from one pass per batch
+            # (the last layer is often among the listed ones).
+            grouped = [layer for layers in groups.values() for layer in layers]
+            explainer = cams.CamExplainer(model, "gradcam")
+            by_layer = explainer.cams_at_layers(run.test_inputs[positions], target,
+                                                [last, *([chosen] if chosen else []), *listed, *grouped])
+            del explainer  # its logit view holds the model's layers
+            out.last_layer[name], out.last_layer_cams[name] = last, by_layer[last]
+            if chosen:
+                out.chosen_layer_cams[name] = by_layer[chosen]
+            if by_layers:
+                rows = {layer: by_layer[layer] for layer in listed}
+                for group, layers in groups.items():
+                    rows[f"mean of {len(layers)} {group} conv layers"] = cams.mean_cam(by_layer[l] for l in layers)
+                out.layer_cams[name] = rows
+                out.layer_records[name] = {"layers": listed, "groups": groups}
     return out

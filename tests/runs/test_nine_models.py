@@ -12,7 +12,8 @@ EXPERIMENT = "nine-models"
 NINE = ["DenseNet121", "MobileNetV2", "InceptionV3", "InceptionResNetV2", "ResNet50", "ResNet101", "VGG16",
         "VGG19", "Xception"]
 FIGURES = ("samples", "roc_curves", "metric_bars", "confusion_matrix", "confusion_matrix_grid", "training_curves",
-           "cam_grid", "cam_layers_ResNet50", "cam_layers_VGG19", "cam_layers_InceptionV3", "explanation_scores")
+           "cam_grid", "cam_grid_chosen_layers", "cam_layers_ResNet50", "cam_layers_VGG19", "cam_layers_InceptionV3",
+           "explanation_scores")
 COSTS = ("params_total", "params_trainable", "train_seconds", "inference_images_per_s")
 
 
