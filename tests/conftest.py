@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import runner
+from common import registry, runner
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -94,9 +94,6 @@ def make_class_folders(tmp_path: Path) -> Callable[..., Path]:
 # (``twice=[...]`` for a second, independent run); the first test that asks
 # for a run starts every run the collected tests named, the longest first.
 
-# Started first because it takes longest (nine networks; 267 s of the 609 s
-# the five smoke notebooks take in a row), so the others fill the second worker.
-LONGEST_FIRST = ("nine-models",)
 _PLANNED = pytest.StashKey[tuple]()
 
 
@@ -138,7 +135,8 @@ class SmokeRuns:
         with self._lock:
             if not self._futures:  # the first request starts every named run
                 once, twice = self._planned
-                order = sorted(once, key=lambda e: e not in LONGEST_FIRST)
+                # Longest smoke budget first (nine-models), so the others fill the second worker.
+                order = sorted(once, key=lambda e: -registry.experiment(e).get("budget_s", {}).get("smoke", 0))
                 for key in [(e, 1) for e in order] + [(e, 2) for e in twice]:
                     self._submit(key)
             future = self._futures.get((experiment_id, run)) or self._submit((experiment_id, run))

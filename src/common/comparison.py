@@ -738,7 +738,7 @@ def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], samp
                 # The validation split, made as this model saw it, to choose the finer layer on.
                 data = workflow.datasets(model_parameters(params, name), samples, run.settings.preprocess,
                                          image_size=run.settings.input_size) if candidates else {}
-                scored = workflow.explain_test_split(dict(params), model, data, samples, run.test_inputs,
+                scored = workflow.explain_test_split(params, model, data, samples, run.test_inputs,
                                                      run.probabilities, last, [target_class], candidates)
                 found = scored.last["scores"] if scored else {}
                 out.scores[name] = {method: found.get(method) or {key: dict(undefined) for key in EXPLANATION_SCORES}
