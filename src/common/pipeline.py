@@ -9,7 +9,8 @@ until ``cache`` is asked for. Order of the stages, and why:
 2. ``cache()`` in memory (greyscale, 0..255), so files are decoded once per run,
    not once per epoch;
 3. shuffle (training only; reshuffled every epoch), batch;
-4. augmentation with Keras preprocessing layers on training batches only;
+4. augmentation of training batches only, in parallel, one seed per batch
+   (:mod:`common.augment`);
 5. channel repeat and preprocessing (``[0, 1]`` scaling or a
    ``keras.applications`` ``preprocess_input``), then prefetch.
 """
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from common import augment as augment_module
 from common.data import read_image
 from common.errors import ParameterError
 
@@ -43,20 +45,6 @@ PREPROCESS_MODULES = {
     "vgg16": keras.applications.vgg16,
     "vgg19": keras.applications.vgg19,
     "xception": keras.applications.xception,
-}
-
-# Augmentation key -> Keras layer built from its value. Rotation is a fraction of a
-# full turn (0.05 = +-18 degrees), shift and zoom fractions of the image size, flip
-# a RandomFlip mode. Gaps are filled with black, the background of a CT slice.
-AUGMENTATION_LAYERS: dict[str, Callable[[Any, int], keras.layers.Layer]] = {
-    "rotation": lambda value, seed: keras.layers.RandomRotation(
-        value, fill_mode="constant", fill_value=0.0, seed=seed
-    ),
-    "shift": lambda value, seed: keras.layers.RandomTranslation(
-        value, value, fill_mode="constant", fill_value=0.0, seed=seed
-    ),
-    "flip": lambda value, seed: keras.layers.RandomFlip(value, seed=seed),
-    "zoom": lambda value, seed: keras.layers.RandomZoom(value, fill_mode="constant", fill_value=0.0, seed=seed),
 }
 
 LABEL_MODES = ("int", "onehot")
@@ -157,25 +145,6 @@ def image_inputs(paths, image_size: int, channels: int = 3,
     return finish_batch(tf.constant(images), channels, preprocess).numpy()
 
 
-def augmentation_layers(augment: Mapping[str, Any] | None, seed: int = 0) -> list[keras.layers.Layer]:
-    """Keras preprocessing layers for an augmentation dict (see :data:`AUGMENTATION_LAYERS`).
-
-    Entries whose value is falsy (0, None, False) are left out.
-
-    Raises:
-        ParameterError: unknown key.
-    """
-    augment = augment or {}
-    unknown = sorted(set(augment) - set(AUGMENTATION_LAYERS))
-    if unknown:
-        raise ParameterError(f"Unknown augmentation(s) {unknown}; known: {', '.join(AUGMENTATION_LAYERS)}.")
-    return [
-        AUGMENTATION_LAYERS[name](value, seed + offset)
-        for offset, (name, value) in enumerate(augment.items())
-        if value
-    ]
-
-
 def _check_channels(channels: int) -> None:
     if channels not in (1, 3):
         raise ParameterError(f"channels must be 1 (greyscale) or 3 (repeated greyscale), got {channels!r}.")
@@ -227,7 +196,7 @@ def make_dataset(
     if isinstance(preprocess, str) and channels != 3:
         raise ParameterError(f"preprocess={preprocess!r} expects RGB input; use channels=3.")
     preprocess_batch = preprocess_function(preprocess)
-    augmenters = augmentation_layers(augment, seed) if training else []
+    augment_batch = augment_module.augmenter(augment) if training else None
     shuffle = training if shuffle is None else shuffle
 
     paths = samples["path"].astype(str).tolist()
@@ -248,19 +217,17 @@ def make_dataset(
         dataset = dataset.shuffle(max(len(paths), 1), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
 
-    def finish(images: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        for layer in augmenters:
-            images = layer(images, training=True)
+    def finish(batch: tuple[tf.Tensor, tf.Tensor], batch_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        images, label = batch
+        if augment_batch is not None:
+            images = augment_batch(images, batch_seed)
         images = finish_batch(images, channels, preprocess_batch)
         if label_mode == "onehot":
             label = tf.one_hot(label, n_classes, dtype=tf.float32)
         return images, label
 
-    # Random augmentation layers draw from one stateful seed generator: batches mapped in
-    # parallel would draw in whatever order they finish, so a seeded run would not repeat.
-    # Sequential when augmenting; parallel otherwise.
-    if augmenters:
-        dataset = dataset.map(finish)
-    else:
-        dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # Each batch is augmented from its own seed (unused without augmentation), so the map
+    # runs in parallel and a seeded run still repeats (common.augment).
+    dataset = augment_module.with_batch_seeds(dataset, seed).map(
+        finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)

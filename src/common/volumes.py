@@ -222,21 +222,23 @@ def volume_dataset(volumes: np.ndarray, labels: np.ndarray, batch_size: int, rot
     """
     import tensorflow as tf
 
-    from common import pipeline
+    from common import augment
 
     dataset = tf.data.Dataset.from_tensor_slices((volumes.astype(np.float32), np.asarray(labels, np.int32)))
     if training:
         dataset = dataset.shuffle(len(volumes), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if training and rotation_degrees:
-        rotate = pipeline.augmentation_layers({"rotation": rotation_degrees / 360.0}, seed)[0]
+        rotate = augment.augmenter({"rotation": rotation_degrees / 360.0})
 
-        def augment(batch, batch_labels):
+        def rotate_volumes(batch, batch_seed):
             # Slices become channels, so one 2D rotation turns the whole volume about its axis.
-            slices_as_channels = tf.squeeze(batch, axis=-1)
-            return tf.expand_dims(rotate(slices_as_channels, training=True), -1), batch_labels
+            volumes_batch, batch_labels = batch
+            slices_as_channels = tf.squeeze(volumes_batch, axis=-1)
+            return tf.expand_dims(rotate(slices_as_channels, batch_seed), -1), batch_labels
 
-        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = augment.with_batch_seeds(dataset, seed).map(
+            rotate_volumes, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
