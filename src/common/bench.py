@@ -197,11 +197,12 @@ def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[
     settings = SETTINGS["quick" if quick else "full"]
     # The default profile's model and input size; only as many phantoms as are timed, both
     # classes (generating the profile's 600 to read 64 took 34 s of a 143 s quick bench, and
-    # the first 64 of them were all of one class). With both classes the quick bench measured
-    # pipeline_vs_in_memory 0.87-0.915 where the one-class images had given 0.96-0.99: the
-    # pipeline side trained slower (5.6-6.4 vs 6.2 images/s). With augmentation off it was
-    # 0.96, so the cost is the sequential augmentation map (pipeline.make_dataset) competing
-    # with the training step for the cores; why one-class images hid it is not known.
+    # the first 64 of them were all of one class). With both classes, pipeline_vs_in_memory
+    # was 0.87-0.915 while Keras' random layers augmented batch by batch, 0.96 with
+    # augmentation off; with common.augment's parallel map it measured 0.95-1.02 in three of
+    # four quick benches (0.61 in one where in-memory training and one-image Grad-CAM ran slow
+    # too: 5.0 vs 5.9-6.5 and 8.5 vs 15-17 images/s). Two timed steps per round make the
+    # quick figure noisy.
     n_classes = len(registry.experiment(BENCH_EXPERIMENT)["classes"])
     params = registry.resolve(BENCH_EXPERIMENT, "default", {"n_per_class": -(-settings["n_images"] // n_classes)})
     train.set_seed(params["seed"])
