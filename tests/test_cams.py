@@ -135,15 +135,21 @@ def test_compiled_gradient_methods_reproduce_tf_keras_vis(method, units, activat
 def test_eager_and_compiled_steps_give_the_same_maps(method):
     model = tiny_model(pooled=True, seed=3)
     images = random_images(model, n=5)
-    eager = cams.CamExplainer(model, method, compile_after_images=100)
-    compiled = cams.CamExplainer(model, method, compile_after_images=0)
+    eager = cams.CamExplainer(model, method, compile_after_batches=100)
+    compiled = cams.CamExplainer(model, method, compile_after_batches=0)
     first = eager.cams(images, 1, "relu")
     np.testing.assert_allclose(compiled.cams(images, 1, "relu"), first, atol=1e-5)
     assert not eager._layer_steps[("relu",)]["compiled"] and compiled._layer_steps[("relu",)]["compiled"]
-    # The threshold counts every image explained at the layer, over calls.
-    eager.compile_after_images = 8
-    np.testing.assert_allclose(eager.cams(images, 1, "relu"), first, atol=1e-5)
-    assert eager._layer_steps[("relu",)]["compiled"]
+    # By default one batch runs eagerly: a call that fits one batch is never compiled,
+    # and a step that runs again is, within a call or over calls.
+    default = cams.CamExplainer(model, method)
+    np.testing.assert_allclose(default.cams(images, 1, "relu"), first, atol=1e-5)
+    assert not default._layer_steps[("relu",)]["compiled"]
+    np.testing.assert_allclose(default.cams(images, 1, "relu"), first, atol=1e-5)
+    assert default._layer_steps[("relu",)]["compiled"]
+    split = cams.CamExplainer(model, method)
+    np.testing.assert_allclose(split.cams(images, 1, "relu", batch_size=2), first, atol=1e-5)
+    assert split._layer_steps[("relu",)] == {**split._layer_steps[("relu",)], "batches": 3, "compiled": True}
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "scorecam"])

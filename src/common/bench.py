@@ -158,7 +158,7 @@ def cam_batching(model, images: np.ndarray, classes: np.ndarray, method: str = "
     """
     from common.cams import CamExplainer
 
-    explainer = CamExplainer(model, method, compile_after_images=0)
+    explainer = CamExplainer(model, method, compile_after_batches=0)
     # Warm-up at both batch shapes: tracing, and TensorFlow's first run at each shape.
     explainer.cams(images[:batch_size], classes[:batch_size], None, batch_size=batch_size)
     explainer.cams(images[:1], classes[:1], None, batch_size=1)
