@@ -37,7 +37,8 @@ def check_augment(augment: Mapping[str, Any] | None) -> dict[str, Any]:
     """The augmentation dict without its falsy entries, validated.
 
     Raises:
-        ParameterError: An unknown key, a negative fraction or an unknown flip mode.
+        ParameterError: An unknown key, a rotation, shift or zoom outside (0, 1), or an
+            unknown flip mode.
     """
     augment = {name: value for name, value in (augment or {}).items() if value}
     unknown = sorted(set(augment) - set(KINDS))
