@@ -91,14 +91,27 @@ def make_class_folders(tmp_path: Path) -> Callable[..., Path]:
 # busy, so two runs on two cores take little longer than one: all five smoke
 # notebooks took 328 s two at a time against 609 s one after another. Tests
 # name the runs they read in their marker, ``@pytest.mark.notebook(*ids)``
-# (``twice=[...]`` for a second, independent run); the first test that asks
-# for a run starts every run the collected tests named, the longest first.
+# (``twice=[...]`` for a second, independent run).
+#
+# Every named run starts with the session's first test, the longest first, and
+# the tests that read runs go last. Meanwhile the other tests run in the
+# foreground: most of them keep less than one core busy, and the runs take
+# what they leave. The runs' threads (and so their kernels) run at a lower
+# priority (``CAMSTUDY_TEST_NICE``, default 10), so the foreground tests, some
+# of which time things, hardly feel them.
 
 _PLANNED = pytest.StashKey[tuple]()
 
 
+def reads_smoke_runs(item) -> bool:
+    """Whether a test reads the session's smoke runs (it waits for them)."""
+    return "smoke_results" in getattr(item, "fixturenames", ()) or any(
+        marker.args or marker.kwargs.get("twice") for marker in item.iter_markers("notebook"))
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m have deselected
 def pytest_collection_modifyitems(config, items):
-    """Remember every smoke run the collected tests name (marker ``notebook``)."""
+    """Remember every smoke run the collected tests name, and move the tests that read runs last."""
     once: list[str] = []
     twice: list[str] = []
     for item in items:
@@ -106,23 +119,36 @@ def pytest_collection_modifyitems(config, items):
             once.extend(e for e in marker.args if e not in once)
             twice.extend(e for e in marker.kwargs.get("twice", ()) if e not in twice)
     config.stash[_PLANNED] = (once, twice)
+    items.sort(key=reads_smoke_runs)  # stable: each group keeps its order
 
 
 class SmokeRuns:
     """Smoke runs of the session's experiments, executed in a pool of threads.
 
-    Call it with an experiment id for the session's run of it; :meth:`second`
-    gives an independent second run (its own results folder). Each record holds
-    ``dir`` (results/<id>), ``metrics`` (parsed metrics.json), ``outcome`` and
-    ``seconds`` (wall time of the papermill run).
+    :meth:`start` submits every planned run; call the object with an
+    experiment id for the session's run of it (waiting for it), and
+    :meth:`second` for an independent second run (its own results folder).
+    Each record holds ``dir`` (results/<id>), ``metrics`` (parsed
+    metrics.json), ``outcome`` and ``seconds`` (wall time of the papermill run).
     """
 
-    def __init__(self, root: Path, planned: tuple[list[str], list[str]], jobs: int):
+    def __init__(self, root: Path, planned: tuple[list[str], list[str]], jobs: int, nice: int = 0):
         self.root = root
         self._planned = planned
-        self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="smoke-run")
+        self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="smoke-run",
+                                        initializer=_lower_priority, initargs=(nice,))
         self._futures: dict[tuple[str, int], Future] = {}
         self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Submit every planned run (once), the longest smoke budget first (nine-models)."""
+        with self._lock:
+            if self._futures:
+                return
+            once, twice = self._planned
+            order = sorted(once, key=lambda e: -registry.experiment(e).get("budget_s", {}).get("smoke", 0))
+            for key in [(e, 1) for e in order] + [(e, 2) for e in twice]:
+                self._submit(key)
 
     def __call__(self, experiment_id: str) -> dict:
         return self._record(experiment_id, 1)
@@ -132,13 +158,8 @@ class SmokeRuns:
         return self._record(experiment_id, 2)
 
     def _record(self, experiment_id: str, run: int) -> dict:
+        self.start()
         with self._lock:
-            if not self._futures:  # the first request starts every named run
-                once, twice = self._planned
-                # Longest smoke budget first (nine-models), so the others fill the second worker.
-                order = sorted(once, key=lambda e: -registry.experiment(e).get("budget_s", {}).get("smoke", 0))
-                for key in [(e, 1) for e in order] + [(e, 2) for e in twice]:
-                    self._submit(key)
             future = self._futures.get((experiment_id, run)) or self._submit((experiment_id, run))
         return future.result()
 
@@ -150,6 +171,12 @@ class SmokeRuns:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _lower_priority(nice: int) -> None:
+    # On Linux the nice value belongs to the thread, and the kernels it starts inherit it.
+    if nice and hasattr(os, "setpriority"):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 def _smoke_run(experiment_id: str, root: Path) -> dict:
@@ -166,6 +193,14 @@ def smoke_results(tmp_path_factory, pytestconfig):
     """The session's :class:`SmokeRuns` (call it with an experiment id)."""
     runs = SmokeRuns(tmp_path_factory.mktemp("results"),
                      pytestconfig.stash.get(_PLANNED, ([], [])),
-                     jobs=max(1, int(os.environ.get("CAMSTUDY_TEST_JOBS", "2"))))
+                     jobs=max(1, int(os.environ.get("CAMSTUDY_TEST_JOBS", "2"))),
+                     nice=int(os.environ.get("CAMSTUDY_TEST_NICE", "10")))
     yield runs
     runs.shutdown()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def start_smoke_runs(request, pytestconfig):
+    """Start the planned smoke runs with the session's first test, when any is planned."""
+    if any(pytestconfig.stash.get(_PLANNED, ([], []))):
+        request.getfixturevalue("smoke_results").start()
