@@ -144,6 +144,25 @@ def test_figure_without_path_writes_nothing(tmp_path):
         plt.close(figure)
 
 
+def test_inline_backend_shows_the_saved_png_and_draws_once(tmp_path, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(figures, "_inline_backend", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    path = tmp_path / "curves.png"
+    figure = figures.training_curves(history(), path=path)
+    # The notebook gets the file's bytes, and the figure is closed so the backend does not draw it again.
+    assert len(shown) == 1 and shown[0].data == path.read_bytes()
+    assert figure.number not in plt.get_fignums()
+    monkeypatch.setattr(figures, "_inline_backend", lambda: False)
+    figure = figures.training_curves(history(), path=path)
+    try:
+        assert len(shown) == 1 and figure.number in plt.get_fignums()
+    finally:
+        plt.close(figure)
+
+
 def test_roc_curves_show_one_curve_per_class_or_one_for_binary():
     labels, probs = three_class_scores()
     multi = figures.roc_curves(labels, probs, ["normal", "benign", "malignant"])
