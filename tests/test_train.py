@@ -233,6 +233,23 @@ def test_recalibrate_batch_norm_sets_plain_means_with_dropout_off():
     assert train.recalibrate_batch_norm(model, batches, max_batches=2) == 2
 
 
+def test_a_traced_forward_recalibrates_as_the_eager_one_and_is_reused():
+    eager, traced = _dense_bn_dropout_model(), _dense_bn_dropout_model()
+    traced.set_weights(eager.get_weights())
+    x = np.random.default_rng(2).normal(1.0, 3.0, (40, 4)).astype("float32")
+    batches = [(x[i:i + 8], np.zeros(8, int)) for i in range(0, 40, 8)]  # the last one partial
+    forward = tf.function(lambda images: traced(images, training=True), reduce_retracing=True)
+    train.recalibrate_batch_norm(eager, batches, max_batches=3)
+    for _ in range(2):  # traced with momentum 0 and dropout off, which the second call sets again
+        train.recalibrate_batch_norm(traced, batches, max_batches=3, forward=forward)
+    for name in ("bn", "bn_2"):
+        for variable in ("moving_mean", "moving_variance"):
+            np.testing.assert_allclose(getattr(traced.get_layer(name), variable).numpy(),
+                                       getattr(eager.get_layer(name), variable).numpy(), rtol=1e-5, atol=1e-6)
+    assert forward.experimental_get_tracing_count() == 1
+    assert traced.get_layer("bn").momentum == 0.99 and traced.get_layer("drop").rate == 0.5
+
+
 def test_fit_recalibrates_before_each_validation():
     model = _dense_bn_dropout_model()
     train.compile_model(model, 1e-2)

@@ -12,7 +12,7 @@ import os
 import pathlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -87,7 +87,8 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def recalibrate_batch_norm(model: keras.Model, batches, max_batches: int | None = None) -> int:
+def recalibrate_batch_norm(model: keras.Model, batches, max_batches: int | None = None,
+                           forward: Callable | None = None) -> int:
     """Set the moving statistics of every batch norm to their mean over ``batches``, dropout off.
 
     A batch norm predicts with moving averages collected while training, with
@@ -102,12 +103,18 @@ def recalibrate_batch_norm(model: keras.Model, batches, max_batches: int | None 
     batches with dropout off ("precise BN", Wu & Johnson, 2021, "Rethinking
     'Batch' in BatchNorm") removes both; no validation or test image is used.
 
-    Runs eagerly, one forward pass per batch; frozen batch norms keep theirs.
+    One forward pass per batch with momentum 0, so each pass leaves that
+    batch's statistics in the moving variables; their mean is written at the
+    end. Frozen batch norms keep theirs.
 
     Args:
         model: The model to recalibrate (its weights are not changed).
         batches: ``(images, labels)`` batches of training data.
         max_batches: Use at most this many batches; None uses all.
+        forward: Runs ``model(images, training=True)``; None runs it eagerly.
+            A ``tf.function`` of it may be passed and reused between calls
+            (:class:`_RecalibrateBeforeValidation` does): it is traced with
+            momentum 0 and dropout off, which every call sets.
 
     Returns:
         The number of batches used.
@@ -116,18 +123,26 @@ def recalibrate_batch_norm(model: keras.Model, batches, max_batches: int | None 
              if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
     dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     momenta, rates = [layer.momentum for layer in norms], [layer.rate for layer in dropouts]
+    forward = forward or (lambda images: model(images, training=True))
+    sums = [[np.zeros(layer.moving_mean.shape), np.zeros(layer.moving_variance.shape)] for layer in norms]
     used = 0
     try:
         for layer in dropouts:
             layer.rate = 0.0
+        for layer in norms:
+            layer.momentum = 0.0
         for images, _ in batches:
             if max_batches is not None and used >= max_batches:
                 break
             used += 1
-            # The k-th batch gets weight 1/k: the moving values become the plain mean.
-            for layer in norms:
-                layer.momentum = (used - 1) / used
-            model(images, training=True)
+            forward(images)
+            for total, layer in zip(sums, norms):
+                total[0] += layer.moving_mean.numpy()
+                total[1] += layer.moving_variance.numpy()
+        if used:
+            for (mean, variance), layer in zip(sums, norms):
+                layer.moving_mean.assign((mean / used).astype(layer.moving_mean.dtype))
+                layer.moving_variance.assign((variance / used).astype(layer.moving_variance.dtype))
     finally:
         for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum
@@ -137,14 +152,24 @@ def recalibrate_batch_norm(model: keras.Model, batches, max_batches: int | None 
 
 
 class _RecalibrateBeforeValidation(keras.callbacks.Callback):
-    """Runs :func:`recalibrate_batch_norm` before each validation inside ``fit``."""
+    """Runs :func:`recalibrate_batch_norm` before each validation inside ``fit``.
+
+    A model trained as a graph recalibrates through one traced forward pass,
+    traced once per ``fit``: eager passes cost more than the training steps
+    they follow (DenseNet121, 64 px, batch 8: 1.6-2.2 s eager, 0.31 s traced,
+    8.8 s to trace; four passes before each of six validations).
+    """
 
     def __init__(self, batches, max_batches: int | None):
         super().__init__()
         self.batches, self.max_batches = batches, max_batches
+        self._forward = None
 
     def on_test_begin(self, logs=None):
-        recalibrate_batch_norm(self.model, self.batches, self.max_batches)
+        if self._forward is None and not self.model.run_eagerly:
+            model = self.model
+            self._forward = tf.function(lambda images: model(images, training=True), reduce_retracing=True)
+        recalibrate_batch_norm(self.model, self.batches, self.max_batches, forward=self._forward)
 
 
 def fit(
