@@ -163,6 +163,18 @@ def test_inline_backend_shows_the_saved_png_and_draws_once(tmp_path, monkeypatch
         plt.close(figure)
 
 
+def test_image_grid_wraps_titles_wider_than_a_panel():
+    images = np.zeros((2, 8, 8))
+    long = "MobileNetV2 at block_13_expand_relu (p = 0.71)"
+    figure = figures.image_grid(images, [long, "cancer"], ncols=2)
+    try:
+        titles = [axis.get_title() for axis in figure.axes]
+        assert titles[0].replace("\n", " ") == long and "\n" in titles[0]
+        assert titles[1] == "cancer"
+    finally:
+        plt.close(figure)
+
+
 def test_roc_curves_show_one_curve_per_class_or_one_for_binary():
     labels, probs = three_class_scores()
     multi = figures.roc_curves(labels, probs, ["normal", "benign", "malignant"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -412,7 +413,9 @@ def image_grid(images: Sequence, titles: Sequence[str], masks: Sequence | None =
     if len(titles) != len(images) or (masks is not None and len(masks) != len(images)):
         raise DataError("image_grid needs one title (and one mask, if masks are given) per image.")
     nrows, ncols = _grid_shape(len(images), ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.8 * nrows), squeeze=False, layout="constrained")
+    panel_inches = 2.6
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_inches * ncols, 2.8 * nrows), squeeze=False,
+                             layout="constrained")
     for index, axis in enumerate(axes.ravel()):
         if index >= len(images):
             axis.set_axis_off()
@@ -420,7 +423,9 @@ def image_grid(images: Sequence, titles: Sequence[str], masks: Sequence | None =
         _show_image(axis, images[index])
         if masks is not None and masks[index] is not None:
             _outline(axis, masks[index], mask_colour)
-        axis.set_title(titles[index], fontsize="small")
+        # A title wider than its panel runs into the next one ("MobileNetV2 at block_13_expand_relu
+        # (p = 0.71)"): wrap at about 14 characters per inch, the "small" font's width.
+        axis.set_title(textwrap.fill(titles[index], width=int(14 * panel_inches)), fontsize="small")
     if title:
         fig.suptitle(title)
     return _finish(fig, path)
