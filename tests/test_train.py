@@ -86,6 +86,24 @@ def test_fit_writes_history_and_model_and_restores_the_best_weights(tmp_path):
     )
 
 
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "categorical_crossentropy"])
+def test_the_first_train_step_is_traced_once_and_accuracy_fits_the_labels(loss):
+    x, y = tiny_data()
+    labels = y if loss.startswith("sparse") else np.eye(2, dtype="float32")[y]
+    model = train.compile_model(tiny_model(), lr=0.01, loss=loss)
+    traces = []
+    train_step = model.train_step
+    model.train_step = lambda data: traces.append(1) or train_step(data)
+    model.train_on_batch(x, labels)
+    model.train_on_batch(x, labels)
+    assert len(traces) == 1
+    # The dummy batch that built the metrics left nothing behind, and the
+    # accuracy variant follows the labels (sparse or one-hot).
+    accuracy = model.evaluate(x, labels, verbose=0, return_dict=True)["accuracy"]
+    expected = np.mean(train.predict_proba(model, x).argmax(axis=1) == y)
+    assert accuracy == pytest.approx(expected)
+
+
 def test_class_weights_are_balanced():
     # IQ-OTH/NCCD's class sizes: benign 120, malignant 561, normal 416.
     counts = [120, 561, 416]
