@@ -125,6 +125,19 @@ def test_predict_proba_from_arrays_and_datasets():
     np.testing.assert_allclose(from_array.sum(axis=1), 1.0, rtol=1e-6)
 
 
+def test_predict_proba_traces_one_function_for_datasets_and_arrays():
+    x, _ = tiny_data(n=20)
+    model = tiny_model()
+    traces = []
+    predict_step = model.predict_step
+    model.predict_step = lambda data: traces.append(1) or predict_step(data)
+    train.predict_proba(model, batches(x, np.zeros(len(x), dtype="int64")))
+    traced = len(traces)  # a full batch, then any batch size
+    train.predict_proba(model, x, batch_size=8)
+    train.predict_proba(model, x[:3])
+    assert len(traces) == traced
+
+
 def test_load_model_safe_refuses_a_lambda_layer(tmp_path):
     inputs = keras.Input((4,))
     outputs = keras.layers.Lambda(lambda t: t * 2.0)(inputs)

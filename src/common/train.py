@@ -295,6 +295,10 @@ def predict_proba(model: keras.Model, data, batch_size: int = 32) -> np.ndarray:
         ``(N, n_classes)`` float32 array.
     """
     if isinstance(data, tf.data.Dataset):
+        if isinstance(data.element_spec, tuple):
+            # Inputs only, as an array gives them: a change of structure traces the
+            # predict function again (a forward graph of the whole model each time).
+            data = data.map(lambda inputs, *labels: inputs)
         probabilities = model.predict(data, verbose=0)
     else:
         probabilities = model.predict(np.asarray(data), batch_size=batch_size, verbose=0)
