@@ -24,9 +24,10 @@ phantoms: install
 	$(BIN)/camstudy data phantoms --profile default
 
 # The quick benchmark (about two minutes) first, so the book's performance page has its ratios.
+# Two notebooks at a time: one alone keeps about one core busy while it traces graphs.
 book: install phantoms
 	$(BIN)/camstudy bench --quick
-	$(BIN)/camstudy book --profile default
+	$(BIN)/camstudy book --profile default --jobs 2
 
 # Headless Chromium for the browser tests; Debian packages, installed when missing.
 browser:

@@ -286,12 +286,13 @@ def test_no_pickle_and_no_unsafe_loading_anywhere():
 
 # --- failed runs lose nothing ----------------------------------------------------
 
-# Runs in a child process: the runner with its notebook swapped for the sleeping one.
+# Runs in a child process: the runner with each experiment's notebook swapped for a sleeping one.
 RUNNER_SCRIPT = """
-import pathlib, sys
+import json, pathlib, sys
 from common import runner
-runner.notebook_path = lambda experiment_id: pathlib.Path(sys.argv[1])
-runner.run_experiment("iqoth", "smoke", results_dir=sys.argv[2], progress_bar=False)
+notebooks = json.loads(sys.argv[1])
+runner.notebook_path = lambda experiment_id: pathlib.Path(notebooks[experiment_id])
+runner.run_all("smoke", results_dir=sys.argv[2], experiments=list(notebooks), progress_bar=False, jobs=int(sys.argv[3]))
 """
 
 
@@ -325,13 +326,17 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> Non
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_run_killed_mid_training_keeps_the_previous_results(tmp_path, stop_signal):
+@pytest.mark.parametrize("jobs", [1, 2], ids=["one-run", "two-runs-at-once"])
+def test_a_run_killed_mid_training_keeps_the_previous_results(tmp_path, stop_signal, jobs):
     results = tmp_path / "results"
-    previous = results / "iqoth" / "metrics.json"
-    previous.parent.mkdir(parents=True)
-    previous.write_text('{"from": "the previous run"}')
-    marker = tmp_path / "training-started"
-    notebook = _sleeping_notebook(tmp_path / "sleeps.ipynb", marker)
+    experiments = ["iqoth", "multi-organ"][:jobs]
+    notebooks, markers = {}, {}
+    for experiment_id in experiments:
+        previous = results / experiment_id / "metrics.json"
+        previous.parent.mkdir(parents=True)
+        previous.write_text('{"from": "the previous run"}')
+        markers[experiment_id] = tmp_path / f"{experiment_id}-training-started"
+        notebooks[experiment_id] = str(_sleeping_notebook(tmp_path / f"{experiment_id}.ipynb", markers[experiment_id]))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PROJECT_ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     # Own process group, so the signal reaches the run as Ctrl-C or `kill` would, and not pytest.
     # stderr goes to a file, not a pipe: nobody reads a pipe while the run is going, and a
@@ -341,24 +346,26 @@ def test_a_run_killed_mid_training_keeps_the_previous_results(tmp_path, stop_sig
         # A child inherits ignored signals; when the test process ignores SIGINT (as it did in
         # full-suite runs), Python in the child never turns Ctrl-C into KeyboardInterrupt.
         # A user's shell starts the run with the default handler, so the test does too.
-        child = subprocess.Popen([sys.executable, "-c", RUNNER_SCRIPT, str(notebook), str(results)], env=env,
-                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr,
+        child = subprocess.Popen([sys.executable, "-c", RUNNER_SCRIPT, json.dumps(notebooks), str(results), str(jobs)],
+                                 env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr,
                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        _wait_for(lambda: marker.exists() or child.poll() is not None, 120, "the notebook to start")
-        assert marker.exists(), stderr_file.read_text(errors="replace")[-2000:]
+        _wait_for(lambda: all(m.exists() for m in markers.values()) or child.poll() is not None, 120,
+                  "the notebooks to start")
+        assert all(m.exists() for m in markers.values()), stderr_file.read_text(errors="replace")[-2000:]
         os.killpg(child.pid, stop_signal)
         child.wait(timeout=60)
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
     assert child.returncode != 0
-    assert previous.read_text() == '{"from": "the previous run"}'
-    assert sorted(path.name for path in results.iterdir()) == ["iqoth"]  # no .running-* or .old-* left
-    failed = nbformat.read(results / "iqoth" / "failed" / "iqoth.ipynb", as_version=4)
-    assert "training-started" in failed.cells[-1].source
-    kernel_pid = int(marker.read_text())
-    _wait_for(lambda: not _alive(kernel_pid), 30, f"the notebook kernel {kernel_pid} to end")
+    assert not [path.name for path in results.iterdir() if path.name.startswith(".")]  # no .running-*, .old-*
+    for experiment_id in experiments:
+        assert (results / experiment_id / "metrics.json").read_text() == '{"from": "the previous run"}'
+        failed = nbformat.read(results / experiment_id / "failed" / f"{experiment_id}.ipynb", as_version=4)
+        assert "training-started" in failed.cells[-1].source
+        kernel_pid = int(markers[experiment_id].read_text())
+        _wait_for(lambda: not _alive(kernel_pid), 30, f"the notebook kernel {kernel_pid} to end")
 
 
 def test_run_all_continues_after_failures_and_exits_non_zero_listing_them(tmp_path, monkeypatch, capsys):

@@ -68,6 +68,23 @@ def test_run_all_continues_after_a_failure_and_reports_it(tmp_path, fake_noteboo
     assert not any(o.ok for o in outcomes)
 
 
+def test_run_all_runs_notebooks_at_once_and_reports_them_in_the_order_asked(tmp_path, monkeypatch):
+    notebooks = {
+        "iqoth": _notebook(tmp_path / "ok.ipynb", WRITES_METRICS),
+        "multi-organ": _notebook(tmp_path / "fails.ipynb", "raise RuntimeError('training diverged')"),
+        "gradcam-3d": _notebook(tmp_path / "ok2.ipynb", WRITES_METRICS),
+    }
+    monkeypatch.setattr(runner, "notebook_path", lambda experiment_id: notebooks[experiment_id])
+    outcomes = runner.run_all("smoke", results_dir=tmp_path / "results", experiments=list(notebooks),
+                              progress_bar=False, jobs=2)
+    assert [(o.experiment, o.ok) for o in outcomes] == [("iqoth", True), ("multi-organ", False), ("gradcam-3d", True)]
+    assert "training diverged" in outcomes[1].error
+    for experiment_id in ("iqoth", "gradcam-3d"):
+        assert json.loads((tmp_path / "results" / experiment_id / "metrics.json").read_text())["profile"] == "smoke"
+    with pytest.raises(ParameterError, match="jobs"):
+        runner.run_all("smoke", results_dir=tmp_path / "results", experiments=["iqoth"], jobs=0)
+
+
 def test_bad_names_and_folders_are_refused_before_anything_runs(tmp_path):
     with pytest.raises(ParameterError, match="Unknown experiment"):
         runner.run_experiment("nope", results_dir=tmp_path)

@@ -31,7 +31,13 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="override one parameter (YAML value, e.g. -p epochs=3 -p 'models=[VGG16, ResNet50]')",
     )
     run.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
+    _add_jobs(run)
     run.set_defaults(handler=_cmd_run)
+
+
+def _add_jobs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="with several experiments, run N notebooks at once (default: 1)")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -40,7 +46,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     overrides = registry.parse_overrides(args.param)
     if args.experiment == "all":
         outcomes = runner.run_all(
-            args.profile, args.data_dir, overrides, args.results_dir, progress_bar=not args.no_progress
+            args.profile, args.data_dir, overrides, args.results_dir, progress_bar=not args.no_progress,
+            jobs=args.jobs,
         )
         failed = [o for o in outcomes if not o.ok]
         for outcome in failed:
@@ -66,6 +73,7 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
     book.add_argument("--profile", default="default", choices=registry.PROFILES)
     book.add_argument("--rerun", action="store_true", help="rerun every experiment before building")
     book.add_argument("--no-run", action="store_true", help="build from the results as they are")
+    _add_jobs(book)
     book.set_defaults(handler=_cmd_book)
 
 
@@ -79,7 +87,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
             e for e in registry.experiment_ids()
             if args.rerun or not (results_root() / e / "metrics.json").exists()
         ]
-        outcomes = runner.run_all(args.profile, experiments=missing) if missing else []
+        outcomes = runner.run_all(args.profile, experiments=missing, jobs=args.jobs) if missing else []
         status = 1 if any(not o.ok for o in outcomes) else 0
     index = book.build()
     print(index)

@@ -16,12 +16,13 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common import registry
-from common.errors import DataError, StudyError
+from common.errors import DataError, ParameterError, StudyError
 from common.results import append_run_log, project_root, results_root
 
 KERNEL_NAME = "camstudy"
@@ -230,18 +231,70 @@ def run_all(
     results_dir: str | Path | None = None,
     experiments: list[str] | None = None,
     progress_bar: bool = True,
+    jobs: int = 1,
 ) -> list[RunOutcome]:
-    """Run every experiment (or the listed ones), continuing after a failure."""
-    outcomes = []
-    for experiment_id in experiments or registry.experiment_ids():
-        print(f"== {experiment_id} ({profile})", file=sys.stderr, flush=True)
+    """Run every experiment (or the listed ones), continuing after a failure.
+
+    Args:
+        profile, data_dir, overrides, results_dir, progress_bar: As for
+            :func:`run_experiment`.
+        experiments: Registry ids, in the order of the returned outcomes
+            (default: all).
+        jobs: Notebooks run at once. A default-profile notebook alone kept
+            1.0-1.4 of this machine's 2 cores busy, as tracing a model's graphs
+            is single-threaded Python, so two at a time use the idle core.
+            With more than one job the longest budgets start first, progress
+            bars are off, and TensorFlow's GPU memory grows on demand
+            (``TF_FORCE_GPU_ALLOW_GROWTH``) so the kernels can share a GPU.
+
+    Returns:
+        One :class:`RunOutcome` per experiment.
+
+    Raises:
+        ParameterError: ``jobs`` below 1.
+    """
+    ids = list(experiments or registry.experiment_ids())
+    if jobs < 1:
+        raise ParameterError(f"jobs={jobs} must be at least 1.")
+    if jobs == 1:
+        return [_run_reported(e, profile, data_dir, overrides, results_dir, progress_bar) for e in ids]
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    longest_first = sorted(ids, key=lambda e: -registry.experiment(e).get("budget_s", {}).get(profile, 0))
+    with _terminate_as_interrupt(), ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="run") as pool:
+        futures = {e: pool.submit(_run_reported, e, profile, data_dir, overrides, results_dir, False)
+                   for e in longest_first}
         try:
-            outcome = run_experiment(
-                experiment_id, profile, data_dir, overrides, results_dir, progress_bar
-            )
-        except StudyError as exc:
-            outcome = RunOutcome(experiment_id, False, Path(), 0.0, error=str(exc))
-        status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
-        print(f"   {experiment_id}: {status} ({outcome.wall_time_s:.0f} s)", file=sys.stderr, flush=True)
-        outcomes.append(outcome)
-    return outcomes
+            wait(futures.values())
+        except KeyboardInterrupt:
+            for future in futures.values():
+                future.cancel()
+            # The kernels run in sessions of their own, out of reach of Ctrl-C: interrupt
+            # them, so each run fails in its cell and keeps the earlier results.
+            while not all(future.done() for future in futures.values()):
+                _interrupt_kernels()
+                wait(futures.values(), timeout=10)
+            raise
+    return [futures[e].result() for e in ids]
+
+
+def _run_reported(experiment_id: str, profile: str, data_dir, overrides, results_dir,
+                  progress_bar: bool) -> RunOutcome:
+    """:func:`run_experiment` with a line on stderr as it starts and ends; a refused run fails."""
+    print(f"== {experiment_id} ({profile})", file=sys.stderr, flush=True)
+    try:
+        outcome = run_experiment(experiment_id, profile, data_dir, overrides, results_dir, progress_bar)
+    except StudyError as exc:
+        outcome = RunOutcome(experiment_id, False, Path(), 0.0, error=str(exc))
+    status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
+    print(f"   {experiment_id}: {status} ({outcome.wall_time_s:.0f} s)", file=sys.stderr, flush=True)
+    return outcome
+
+
+def _interrupt_kernels() -> None:
+    """Send SIGINT (a kernel's interrupt) to every Jupyter kernel this process started."""
+    import psutil
+
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if any("ipykernel" in part for part in child.cmdline()):
+                child.send_signal(signal.SIGINT)
