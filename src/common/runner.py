@@ -280,14 +280,21 @@ def run_all(
 def _run_reported(experiment_id: str, profile: str, data_dir, overrides, results_dir,
                   progress_bar: bool) -> RunOutcome:
     """:func:`run_experiment` with a line on stderr as it starts and ends; a refused run fails."""
-    print(f"== {experiment_id} ({profile})", file=sys.stderr, flush=True)
+    _say(f"== {experiment_id} ({profile})")
     try:
         outcome = run_experiment(experiment_id, profile, data_dir, overrides, results_dir, progress_bar)
     except StudyError as exc:
         outcome = RunOutcome(experiment_id, False, Path(), 0.0, error=str(exc))
     status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
-    print(f"   {experiment_id}: {status} ({outcome.wall_time_s:.0f} s)", file=sys.stderr, flush=True)
+    _say(f"   {experiment_id}: {status} ({outcome.wall_time_s:.0f} s)")
     return outcome
+
+
+def _say(line: str) -> None:
+    # One write per line: print() writes the text and its newline separately, and the
+    # lines of runs in other threads would fall between them.
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _interrupt_kernels() -> None:
