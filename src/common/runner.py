@@ -240,9 +240,9 @@ def run_all(
             :func:`run_experiment`.
         experiments: Registry ids, in the order of the returned outcomes
             (default: all).
-        jobs: Notebooks run at once. A default-profile notebook alone kept
-            1.0-1.4 of this machine's 2 cores busy, as tracing a model's graphs
-            is single-threaded Python, so two at a time use the idle core.
+        jobs: Notebooks run at once. The nine-models default notebook alone
+            kept 1.04 of a 2-core machine's cores busy, as tracing a model's
+            graphs is single-threaded Python; two at a time use the idle core.
             With more than one job the longest budgets start first, progress
             bars are off, and TensorFlow's GPU memory grows on demand
             (``TF_FORCE_GPU_ALLOW_GROWTH``) so the kernels can share a GPU.
