@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import registry, runner
+from common.config import registry
+from common import runner
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

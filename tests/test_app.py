@@ -18,7 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from common import predict
-from common.results import project_root
+from common.report.results import project_root
 from tests.test_predict import CLASSES, EXPERIMENT, save_tiny_run
 
 APP_TIMEOUT_S = 120  # loading TensorFlow and the model on a busy machine

@@ -19,7 +19,7 @@ def test_wall_times_come_from_the_run_log(tmp_path, monkeypatch):
 
 @pytest.mark.notebook
 def test_quick_bench_measures_every_ratio(tmp_path, monkeypatch):
-    from common import workflow
+    from common.experiments import workflow
 
     monkeypatch.setattr(workflow, "phantom_root", lambda: tmp_path / "phantoms")
     out = tmp_path / "bench.json"

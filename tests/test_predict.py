@@ -10,9 +10,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from common import cli, data, models, phantoms, pipeline, predict, registry, splits, train, workflow
+from common import cli, models, predict
+from common.data import folders, phantoms, pipeline, splits
+from common.config import registry
+from common.training import train
+from common.experiments import workflow
 from common.errors import DataError, ParameterError
-from common.results import RunRecorder
+from common.report.results import RunRecorder
 
 EXPERIMENT = "toy-chest"
 CLASSES = ["normal", "malignant"]
@@ -27,7 +31,7 @@ def save_tiny_run(root: Path) -> dict:
         ``results_dir``, ``model`` and the split ``samples`` of the run.
     """
     phantoms.make_chest_slices(root / "phantoms", n_per_class=10, size=48, classes=tuple(CLASSES))
-    samples, _ = data.load_class_folders(root / "phantoms" / "images", {name: name for name in CLASSES})
+    samples, _ = folders.load_class_folders(root / "phantoms" / "images", {name: name for name in CLASSES})
     samples = splits.split_samples(samples, fractions=(0.6, 0.2, 0.2), seed=0)
     train.set_seed(0)
     model = models.build_plain_cnn((IMAGE_SIZE, IMAGE_SIZE, 3), len(CLASSES), filters=(4, 8))
@@ -89,7 +93,7 @@ def test_every_input_gets_probabilities_overlay_and_contour_map(tiny_run, tmp_pa
         assert saved["predicted"] == max(saved["probabilities"], key=saved["probabilities"].get)
         overlay = np.asarray(Image.open(tmp_path / "out" / saved["files"]["overlay"]))
         contours = np.asarray(Image.open(tmp_path / "out" / saved["files"]["contours"]))
-        original = data.read_image(record["source"])
+        original = folders.read_image(record["source"])
         assert overlay.shape == contours.shape == (*original.shape, 3)
         # The overlay is coloured by the heatmap; the contour map is the grey image plus green lines.
         assert np.abs(overlay[..., 0].astype(int) - overlay[..., 2]).max() > 30
@@ -203,7 +207,7 @@ def test_uploads_name_the_bad_file_not_the_temporary_copy(tiny_run):
 
 
 def test_a_volume_model_reads_a_dicom_series_as_its_run_did(tmp_path):
-    from common import volumes
+    from common.experiments import volumes
 
     shape = (16, 16, 8)
     window = [-600, 1500]

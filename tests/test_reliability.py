@@ -28,9 +28,9 @@ import pytest
 from PIL import Image
 
 from common import cli, runner
-from common.data import load_class_folders, read_image
+from common.data.folders import load_class_folders, read_image
 from common.errors import DataError, ParameterError
-from common.manifest import checksum_listing, data_fingerprint
+from common.data.manifest import checksum_listing, data_fingerprint
 from tests.conftest import write_class_folders
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -71,7 +71,7 @@ def _class_folder_of_only_bad_files(tmp_path: Path) -> object:
 def _model_file(tmp_path: Path, name: str, with_lambda: bool) -> object:
     import keras
 
-    from common import train
+    from common.training import train
 
     path = tmp_path / name
     if with_lambda:
@@ -83,61 +83,61 @@ def _model_file(tmp_path: Path, name: str, with_lambda: bool) -> object:
 
 
 BAD_INPUTS = [
-    # --- images (common.data.read_image) ---
+    # --- images (common.data.folders.read_image) ---
     BadInput("zero-byte image", DataError, "0 bytes",
-             covered_by="tests/test_data.py::test_zero_byte_file_is_named_in_error"),
+             covered_by="tests/data/test_folders.py::test_zero_byte_file_is_named_in_error"),
     BadInput("truncated JPEG", DataError, "truncated",
-             covered_by="tests/test_data.py::test_truncated_file_fails_on_full_decode"),
+             covered_by="tests/data/test_folders.py::test_truncated_file_fails_on_full_decode"),
     BadInput("text file named .png", DataError, "not a readable image",
-             covered_by="tests/test_data.py::test_text_file_with_image_suffix_is_not_an_image"),
+             covered_by="tests/data/test_folders.py::test_text_file_with_image_suffix_is_not_an_image"),
     BadInput("text file named .dcm in a class folder", DataError, "scan.dcm: not a readable image",
              run=_text_named_dcm),
-    BadInput("CMYK JPEG loads", None, "CMYK", covered_by="tests/test_data.py::test_cmyk_and_rgb_jpeg_decode"),
+    BadInput("CMYK JPEG loads", None, "CMYK", covered_by="tests/data/test_folders.py::test_cmyk_and_rgb_jpeg_decode"),
     BadInput("16-bit PNG loads", None, "np.uint16",
-             covered_by="tests/test_data.py::test_sixteen_bit_png_and_tiff_scale_by_full_range"),
+             covered_by="tests/data/test_folders.py::test_sixteen_bit_png_and_tiff_scale_by_full_range"),
     BadInput("palette PNG loads", None, '"P"',
-             covered_by="tests/test_data.py::test_colour_and_palette_modes_become_luminance"),
+             covered_by="tests/data/test_folders.py::test_colour_and_palette_modes_become_luminance"),
     BadInput("RGBA PNG loads (alpha dropped)", None, '"RGBA"',
-             covered_by="tests/test_data.py::test_alpha_is_dropped_not_composited"),
-    # --- class folders (common.data.load_class_folders) and splits ---
+             covered_by="tests/data/test_folders.py::test_alpha_is_dropped_not_composited"),
+    # --- class folders (common.data.folders.load_class_folders) and splits ---
     BadInput("empty class folder", DataError, "holds no images",
-             covered_by="tests/test_data.py::test_folder_errors_name_the_problem"),
+             covered_by="tests/data/test_folders.py::test_folder_errors_name_the_problem"),
     BadInput("class folder not in the label map", DataError, "are not in the label map",
-             covered_by="tests/test_data.py::test_folder_errors_name_the_problem"),
+             covered_by="tests/data/test_folders.py::test_folder_errors_name_the_problem"),
     BadInput("single-class data set", DataError, "only one class",
-             covered_by="tests/test_data.py::test_folder_errors_name_the_problem"),
+             covered_by="tests/data/test_folders.py::test_folder_errors_name_the_problem"),
     BadInput("class folder whose every image is unreadable (skip mode)", DataError,
              "none of its 1 images could be read", run=_class_folder_of_only_bad_files),
     BadInput("data dir that does not exist", DataError, "--data-dir",
-             covered_by="tests/test_data.py::test_folder_errors_name_the_problem"),
+             covered_by="tests/data/test_folders.py::test_folder_errors_name_the_problem"),
     BadInput("fewer images of a class than splits", DataError, "fewer than the 3 splits",
-             covered_by="tests/test_splits.py::test_too_few_images_for_every_split_is_an_error_with_numbers"),
-    # --- experiments and parameters (common.registry, common.cli) ---
+             covered_by="tests/data/test_splits.py::test_too_few_images_for_every_split_is_an_error_with_numbers"),
+    # --- experiments and parameters (common.config.registry, common.cli) ---
     BadInput("unknown experiment id", ParameterError, "Unknown experiment",
-             covered_by="tests/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message"),
+             covered_by="tests/config/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message"),
     BadInput("unknown profile", ParameterError, "Unknown profile",
-             covered_by="tests/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message"),
+             covered_by="tests/config/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message"),
     BadInput("-p epochs=abc", ParameterError, "expects a int",
-             covered_by="tests/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message"),
+             covered_by="tests/config/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message"),
     BadInput("data dir that does not exist (camstudy run)", DataError, "does not exist",
              covered_by="tests/test_runner.py::test_bad_names_and_folders_are_refused_before_anything_runs"),
-    # --- DICOM (common.dicom) ---
+    # --- DICOM (common.data.dicom) ---
     BadInput("DICOM file that is not DICOM", DataError, "not a DICOM file",
-             covered_by="tests/test_dicom.py::test_non_dicom_file_among_slices_is_named"),
+             covered_by="tests/data/test_dicom.py::test_non_dicom_file_among_slices_is_named"),
     BadInput("series with two slice sizes", DataError, "different shapes",
-             covered_by="tests/test_dicom.py::test_mismatched_slice_shapes_name_shapes_and_files"),
-    # --- manifests and downloads (common.manifest, common.fetch) ---
+             covered_by="tests/data/test_dicom.py::test_mismatched_slice_shapes_name_shapes_and_files"),
+    # --- manifests and downloads (common.data.manifest, common.data.fetch) ---
     BadInput("local copy with a wrong checksum (verify reports it)", None, 'report["changed"]',
-             covered_by="tests/test_manifest.py::test_verify_tiny_copy_detects_missing_changed_and_extra"),
+             covered_by="tests/data/test_manifest.py::test_verify_tiny_copy_detects_missing_changed_and_extra"),
     BadInput("download with a wrong checksum", DataError, "SHA-256 of the download is",
-             covered_by="tests/test_fetch.py::test_wrong_checksum_is_refused_and_nothing_is_written"),
+             covered_by="tests/data/test_fetch.py::test_wrong_checksum_is_refused_and_nothing_is_written"),
     BadInput("archive with absolute, '..' or escaping-link entries", DataError, "Refusing to unpack",
-             covered_by="tests/test_fetch.py::test_malicious_archives_are_refused_with_nothing_written_outside"),
+             covered_by="tests/data/test_fetch.py::test_malicious_archives_are_refused_with_nothing_written_outside"),
     BadInput("data set without a direct download", None, "cannot be downloaded automatically",
-             covered_by="tests/test_fetch.py::test_cli_fetch_then_refetch_and_manual_data_set"),
-    # --- models (common.train.load_model_safe) ---
+             covered_by="tests/data/test_fetch.py::test_cli_fetch_then_refetch_and_manual_data_set"),
+    # --- models (common.training.train.load_model_safe) ---
     BadInput(".keras model with a Lambda layer", DataError, "Lambda",
-             covered_by="tests/test_train.py::test_load_model_safe_refuses_a_lambda_layer"),
+             covered_by="tests/training/test_train.py::test_load_model_safe_refuses_a_lambda_layer"),
     BadInput("legacy .h5 model with a Lambda layer", DataError, "Lambda layer or other stored Python code",
              run=lambda tmp_path: _model_file(tmp_path, "lambda.h5", with_lambda=True)),
     BadInput("file named .keras that is not a model", DataError, "not a readable Keras model",

@@ -95,7 +95,7 @@ def test_bad_names_and_folders_are_refused_before_anything_runs(tmp_path):
 
 
 def test_every_run_is_logged_with_its_wall_time(tmp_path, fake_notebooks):
-    from common.results import read_run_log
+    from common.report.results import read_run_log
 
     runner.run_experiment("iqoth", "smoke", results_dir=tmp_path, progress_bar=False)
     fake_notebooks["name"] = "fails"

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from common import predict
-from common.data import IMAGE_SUFFIXES
+from common.data.folders import IMAGE_SUFFIXES
 from common.errors import StudyError
 
 st.set_page_config(page_title="camstudy: predict and explain", layout="wide")

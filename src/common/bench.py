@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from common import registry
-from common.results import read_run_log, results_root, versions, write_json_atomic
+from common.config import registry
+from common.report.results import read_run_log, results_root, versions, write_json_atomic
 
 BENCH_EXPERIMENT = "resnet50-gradcam"  # its default profile sets the model and input size
 TARGETS = {"pipeline_vs_model": 3.0, "pipeline_vs_in_memory": 0.95, "batched_cam_speedup": 5.0}
@@ -130,7 +130,7 @@ def gradient_floor(model, images: np.ndarray, classes: np.ndarray, layer: str | 
     import keras
     import tensorflow as tf
 
-    from common.cams import last_conv_layer
+    from common.explain.cams import last_conv_layer
 
     probe = keras.Model(model.inputs, [model.get_layer(layer or last_conv_layer(model)).output, model.outputs[0]])
 
@@ -156,7 +156,7 @@ def cam_batching(model, images: np.ndarray, classes: np.ndarray, method: str = "
     Also the :func:`gradient_floor` of the same batches and the ceiling it puts
     on the speed-up (``floor / single``).
     """
-    from common.cams import CamExplainer
+    from common.explain.cams import CamExplainer
 
     explainer = CamExplainer(model, method, compile_after_batches=0)
     # Warm-up at both batch shapes: tracing, and TensorFlow's first run at each shape.
@@ -192,14 +192,16 @@ def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[
         out: Output file (default ``results/bench.json``).
         progress: Called with a line of text before each measurement.
     """
-    from common import pipeline, train, workflow
+    from common.data import pipeline
+    from common.training import train
+    from common.experiments import workflow
 
     settings = SETTINGS["quick" if quick else "full"]
     # The default profile's model and input size; only as many phantoms as are timed, both
     # classes (generating the profile's 600 to read 64 took 34 s of a 143 s quick bench, and
     # the first 64 of them were all of one class). With both classes, pipeline_vs_in_memory
     # was 0.87-0.915 while Keras' random layers augmented batch by batch, 0.96 with
-    # augmentation off; with common.augment's parallel map it measured 0.95-1.02 in three of
+    # augmentation off; with common.data.augment's parallel map it measured 0.95-1.02 in three of
     # four quick benches (0.61 in one where in-memory training and one-image Grad-CAM ran slow
     # too: 5.0 vs 5.9-6.5 and 8.5 vs 15-17 images/s). Two timed steps per round make the
     # quick figure noisy.

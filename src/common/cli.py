@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from common import registry
+from common.config import registry
 from common.errors import StudyError
 
 
@@ -78,8 +78,9 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from common import book, runner
-    from common.results import results_root
+    from common.report import book
+    from common import runner
+    from common.report.results import results_root
 
     status = 0
     if not args.no_run:
@@ -119,7 +120,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_phantoms(args: argparse.Namespace) -> int:
-    from common import workflow
+    from common.experiments import workflow
 
     for folder in workflow.prepare_phantoms(args.profile, kind=args.kind, root=args.out):
         print(folder)
@@ -127,7 +128,7 @@ def _cmd_phantoms(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from common import manifest
+    from common.data import manifest
 
     report = manifest.verify(manifest.load_manifest(args.manifest), args.data_dir)
     print(manifest.format_report(report))
@@ -135,7 +136,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from common import fetch
+    from common.data import fetch
 
     print(fetch.describe(fetch.fetch(args.manifest, args.out, progress=not args.no_progress)))
     return 0
@@ -163,8 +164,8 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from common import audit, manifest
-    from common.results import results_root
+    from common.data import audit, manifest
+    from common.report.results import results_root
 
     label_map = manifest.load_manifest(args.label_map)["label_map"] if args.label_map else None
     result = audit.run(

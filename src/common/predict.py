@@ -1,16 +1,16 @@
 """Predict and explain new images with a model a run saved (``camstudy predict`` and the app).
 
 A run leaves ``results/<id>/model.keras`` and, beside it, ``model_card.json``
-(:meth:`common.results.RunRecorder.write_model_card`), which records how the
+(:meth:`common.report.results.RunRecorder.write_model_card`), which records how the
 model's inputs were made. Everything here follows that card rather than
-guessing: 2D images go through :func:`common.pipeline.image_inputs` (the same
+guessing: 2D images go through :func:`common.data.pipeline.image_inputs` (the same
 resize and preprocessing as the run's ``tf.data`` pipeline) and DICOM series
-through :func:`common.volumes.load_volumes` (the same window, resampling,
+through :func:`common.experiments.volumes.load_volumes` (the same window, resampling,
 normalisation and Sobel step), so a file predicted here gets the probabilities
 the notebook's model gave it.
 
 For each input the prediction holds the class probabilities, the CAM of the
-predicted class (Grad-CAM, Grad-CAM++ or Score-CAM, :mod:`common.cams`), its
+predicted class (Grad-CAM, Grad-CAM++ or Score-CAM, :mod:`common.explain.cams`), its
 overlay on the image and the contour map of its strongest region. A volume is
 shown by its slice with the most CAM mass.
 
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from common.errors import DataError, ParameterError, StudyError
-from common.results import results_root, to_jsonable, write_json_atomic
+from common.report.results import results_root, to_jsonable, write_json_atomic
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "model_card.json"
@@ -77,7 +77,7 @@ class RunModel:
     @property
     def default_layer(self) -> str:
         """The layer the run's CAMs used (the last convolutional block when the card names none)."""
-        from common import cams
+        from common.explain import cams
 
         return self.card.get("cam_layer") or cams.last_conv_layer(self.model)
 
@@ -174,7 +174,7 @@ def load_run_model(experiment: str, model_path: str | Path | None = None,
         DataError: missing model or card, a card of another experiment, or a
             model whose input or output shape differs from the card's.
     """
-    from common import train
+    from common.training import train
 
     default_dir = run_dir(experiment, results_dir)
     model_path = Path(model_path) if model_path else default_dir / MODEL_FILE
@@ -238,20 +238,20 @@ class LoadedInput:
 
 
 def _load_image(run_model: RunModel, path: Path) -> LoadedInput:
-    from common import data, pipeline
+    from common.data import folders, pipeline
 
     if path.is_dir():
         raise DataError(f"{path}: is a folder; the {run_model.experiment} model takes single image files.")
     card = run_model.card
     model_input = pipeline.image_inputs([path], int(card["image_size"]), int(card["channels"]), card["preprocess"])
     # Shown at the file's own resolution; the CAM is resized onto it.
-    return LoadedInput(str(path), model_input, data.read_image(path) / 255.0)
+    return LoadedInput(str(path), model_input, folders.read_image(path) / 255.0)
 
 
 def _load_volume(run_model: RunModel, path: Path) -> LoadedInput:
     import pandas as pd
 
-    from common import volumes
+    from common.experiments import volumes
 
     if not path.is_dir():
         raise DataError(
@@ -350,7 +350,8 @@ def predict_loaded(run_model: RunModel, inputs: Sequence[LoadedInput], method: s
     Returns:
         One :class:`Prediction` per input, in order.
     """
-    from common import cams, train
+    from common.explain import cams
+    from common.training import train
 
     check_method(method)
     layer = _check_layer(run_model, layer)

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import registry
+from common.config import registry
 from common.errors import DataError, ParameterError, StudyError
-from common.results import append_run_log, project_root, results_root
+from common.report.results import append_run_log, project_root, results_root
 
 KERNEL_NAME = "camstudy"
 

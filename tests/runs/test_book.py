@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from common import book, registry, runner
-from common.results import project_root
+from common.report import book
+from common.config import registry
+from common import runner
+from common.report.results import project_root
 
 SCREENSHOT = project_root() / "_build" / "screenshots" / "overview.png"
 # Chromium flags that work offline, as root, without a display.

@@ -2,8 +2,8 @@
 
 import pytest
 
-from common import registry
-from common.results import METRICS_KEYS
+from common.config import registry
+from common.report.results import METRICS_KEYS
 
 from tests.runs.checks import assert_metric_entry, assert_png
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from common import registry
-from common.results import METRICS_KEYS
+from common.config import registry
+from common.report.results import METRICS_KEYS
 
 from tests.runs.checks import assert_metric_entry, assert_png
 

@@ -3,8 +3,9 @@
 import nbformat
 import pytest
 
-from common import comparison, registry
-from common.results import METRICS_KEYS
+from common.experiments import comparison
+from common.config import registry
+from common.report.results import METRICS_KEYS
 
 from tests.runs.checks import assert_metric_entry, assert_png
 

@@ -18,14 +18,15 @@ def test_predict_loads_the_runs_model_and_explains_one_input(smoke_results, expe
     source = record["metrics"]["data"]["source"]
     assert "phantoms" in source
     if card["input_kind"] == "volume":
-        from common import dicom, workflow
-        from common.registry import resolve
+        from common.data import dicom
+        from common.experiments import workflow
+        from common.config.registry import resolve
 
         folder = workflow.phantom_folder(resolve(experiment_id, "smoke"))
         inputs = dicom.find_series(folder / "series")[:1]
     else:
-        from common import workflow
-        from common.registry import resolve
+        from common.experiments import workflow
+        from common.config.registry import resolve
 
         loaded = workflow.load_samples(resolve(experiment_id, "smoke"))
         inputs = loaded.samples["path"].head(2).tolist()

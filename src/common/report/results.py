@@ -1,0 +1,250 @@
+"""Where a run's outputs go and what a ``metrics.json`` records.
+
+A notebook creates one :class:`RunRecorder`; it times the run, saves figures
+under ``figures/``, and writes ``metrics.json`` atomically (a reader never sees
+half a file). The top-level keys of ``metrics.json`` are fixed in
+:data:`METRICS_KEYS` because the book, the benchmark and the tests read them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METRICS_KEYS = (
+    "experiment",
+    "profile",
+    "parameters",
+    "data",
+    "versions",
+    "seed",
+    "wall_time_s",
+    "peak_memory_mb",
+    "models",
+    "paper",
+)
+
+# Distributions whose versions every run records.
+VERSIONED_PACKAGES = (
+    "tensorflow",
+    "keras",
+    "tf-keras-vis",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pandas",
+    "pydicom",
+    "opencv-python-headless",
+    "papermill",
+)
+
+
+def project_root() -> Path:
+    """Return the project's top folder (``CAMSTUDY_HOME`` overrides it).
+
+    The package is installed in editable mode, so ``src/common`` sits two
+    levels below the top folder.
+    """
+    env = os.environ.get("CAMSTUDY_HOME")
+    return Path(env).resolve() if env else Path(__file__).resolve().parents[3]
+
+
+def results_root() -> Path:
+    """Return the folder that holds one subfolder per experiment's results."""
+    return project_root() / "results"
+
+
+def versions() -> dict[str, str]:
+    """Return Python's and the main packages' versions (``"absent"`` if missing)."""
+    found = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
+def peak_memory_mb() -> float:
+    """Return this process's peak resident memory in MB (Linux reports KiB)."""
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kib / 1024.0, 1)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert NumPy scalars/arrays and paths inside ``value`` to plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> Path:
+    """Write JSON to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(to_jsonable(payload), handle, indent=2, sort_keys=False)
+        handle.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+RUN_LOG = "run_log.jsonl"
+
+
+def append_run_log(entry: dict, results_dir: str | Path | None = None) -> None:
+    """Append one run's record (experiment, profile, ok, wall time) to the run log.
+
+    One JSON object per line, appended, so concurrent runs of different
+    experiments do not overwrite each other's records.
+    """
+    folder = Path(results_dir) if results_dir else results_root()
+    folder.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(to_jsonable({**entry, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
+    with open(folder / RUN_LOG, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+
+
+def read_run_log(results_dir: str | Path | None = None) -> list[dict]:
+    """Every record of the run log, oldest first (empty when no run was logged)."""
+    path = (Path(results_dir) if results_dir else results_root()) / RUN_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_metrics(path: str | Path) -> dict:
+    """Read a ``metrics.json`` file."""
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+class RunRecorder:
+    """Collects one notebook run's outputs and writes them in one place.
+
+    Args:
+        params: The resolved parameters (see :func:`common.config.registry.resolve`).
+        output_dir: Where the run writes; ``None`` means ``results/<experiment>``.
+    """
+
+    def __init__(self, params: dict, output_dir: str | Path | None = None):
+        self.params = params
+        self.experiment = params["experiment"]
+        self.output_dir = Path(output_dir) if output_dir else results_root() / self.experiment
+        self.figures_dir = self.output_dir / "figures"
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        self.started = time.perf_counter()
+        self.started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.figures: list[str] = []
+
+    def figure_path(self, name: str) -> Path:
+        """Return the PNG path for a figure called ``name`` and remember it."""
+        path = self.figures_dir / f"{name}.png"
+        self.figures.append(path.name)
+        return path
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return round(time.perf_counter() - self.started, 2)
+
+    def write_model_card(self, model_name: str, image_size, channels: int, preprocess: str | None,
+                         cam_layer: str | None = None, input_kind: str = "image", **extra: Any) -> Path:
+        """Record, beside ``model.keras``, exactly how the model's inputs were made.
+
+        ``camstudy predict`` and the app read this file, so they apply the run's
+        own preprocessing instead of guessing it.
+
+        Args:
+            model_name: Name of the saved model (``model.keras``).
+            image_size: Square side (2D) or ``[H, W, D]`` (3D) of the model input.
+            channels: Input channels (1 greyscale, 3 repeated grey).
+            preprocess: ``common.data.pipeline.PREPROCESS_MODULES`` key, or None for [0, 1] scaling.
+            cam_layer: The layer the run's CAMs used.
+            input_kind: ``"image"`` (2D slice) or ``"volume"`` (DICOM series).
+            **extra: Further input settings; a volume model records ``window`` and
+                ``sobel`` (the :func:`common.data.dicom.load_series` arguments of its run).
+        """
+        card = {
+            "experiment": self.experiment,
+            "model": model_name,
+            "model_file": "model.keras",
+            "input_kind": input_kind,
+            "image_size": image_size,
+            "channels": channels,
+            "preprocess": preprocess,
+            "classes": self.params["classes"],
+            "positive": self.params.get("positive"),
+            "cam_layer": cam_layer,
+            "profile": self.params["profile"],
+            "data_source": self.params["data_source"],
+            "data_dir": self.params.get("data_dir"),
+            "seed": self.params.get("seed"),
+            "trained_at": self.started_at,
+            **extra,
+        }
+        return write_json_atomic(self.output_dir / "model_card.json", card)
+
+    def write_metrics(self, models: dict, data: dict, paper: dict, **extra: Any) -> Path:
+        """Write ``metrics.json`` with the fixed top-level keys plus ``extra`` ones.
+
+        Args:
+            models: Per model name, its metrics dict (values with ``ci95``).
+            data: Source, class counts per split and skipped files.
+            paper: Per model name, the paper's numbers under the same metric names.
+            **extra: Further top-level sections (``explanations``, ``splits``, ...).
+        """
+        record = {
+            "experiment": self.experiment,
+            "profile": self.params["profile"],
+            "parameters": self.params,
+            "data": data,
+            "versions": versions(),
+            "seed": self.params.get("seed"),
+            "started_at": self.started_at,
+            "wall_time_s": self.elapsed(),
+            "peak_memory_mb": peak_memory_mb(),
+            "models": models,
+            "paper": paper,
+            "figures": sorted(set(self.figures)),
+        }
+        record.update(extra)
+        return write_json_atomic(self.output_dir / "metrics.json", record)
+
+
+def run_banner(metrics: dict) -> str:
+    """One-paragraph Markdown summary of a run, so no reader mistakes a phantom run for the paper's.
+
+    Args:
+        metrics: A ``metrics.json`` record.
+    """
+    params = metrics.get("parameters", {})
+    source = metrics.get("data", {}).get("source", params.get("data_source", "?"))
+    vers = metrics.get("versions", {})
+    return (
+        f"**Run summary** — profile `{metrics.get('profile')}`, data: {source}, "
+        f"started {metrics.get('started_at', '?')}, wall time {metrics.get('wall_time_s', 0):.0f} s, "
+        f"peak memory {metrics.get('peak_memory_mb', 0):.0f} MB, seed {metrics.get('seed')}; "
+        f"Python {vers.get('python', '?')}, TensorFlow {vers.get('tensorflow', '?')}, "
+        f"Keras {vers.get('keras', '?')}, tf-keras-vis {vers.get('tf-keras-vis', '?')}."
+    )

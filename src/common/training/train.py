@@ -1,0 +1,405 @@
+"""Training utilities: seeding, compiling, fitting, prediction and run settings.
+
+One code path serves the three profiles: a CPU run is made deterministic by
+:func:`set_seed`; a GPU run may switch on mixed precision and XLA through
+:func:`gpu_speedups` and spread over devices with :func:`distribution_strategy`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import random
+import time
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from sklearn.utils.class_weight import compute_class_weight
+
+from common.errors import DataError, ParameterError
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow and make TensorFlow ops deterministic.
+
+    With op determinism on, a CPU rerun with the same seed gives identical
+    weights and metrics (at some speed cost; some GPU ops then raise instead
+    of running non-deterministically).
+
+    Args:
+        seed: The run's seed.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)  # also seeds TensorFlow's global generator
+    tf.config.experimental.enable_op_determinism()
+
+
+def compile_model(
+    model: keras.Model,
+    lr: float,
+    epsilon: float = 1e-7,
+    loss: str | keras.losses.Loss = "sparse_categorical_crossentropy",
+    metrics: Sequence = ("accuracy",),
+    jit_compile: bool = False,
+) -> keras.Model:
+    """Compile ``model`` with Adam.
+
+    Args:
+        model: Model to compile.
+        lr: Adam learning rate.
+        epsilon: Adam epsilon (the nine-models paper uses 1e-3..1e-1).
+        loss: Keras loss; ``"sparse_categorical_crossentropy"`` for integer
+            labels, ``"categorical_crossentropy"`` or ``"binary_crossentropy"``
+            for one-hot labels.
+        metrics: Keras metrics.
+        jit_compile: XLA compilation (see :func:`gpu_speedups`).
+
+    Returns:
+        The same model, compiled.
+    """
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=lr, epsilon=epsilon),
+        loss=loss,
+        metrics=list(metrics),
+        jit_compile=jit_compile,
+    )
+    # Create Adam's slots now: created inside the first traced train step they make
+    # TensorFlow trace that step twice (ResNet50, 64 px: first step 49 s, 24 s this way).
+    model.optimizer.build(model.trainable_variables)
+    if not tf.distribute.has_strategy():
+        # The same for the metrics' totals, which Keras builds in the first traced step
+        # unless a strategy scope is active (DenseNet121, 64 px: first step 95 s, 53 s).
+        _build_compiled_metrics(model, loss)
+    return model
+
+
+def _build_compiled_metrics(model: keras.Model, loss) -> None:
+    """Create the compiled metrics' variables from one dummy prediction, then zero them.
+
+    Keras picks a metric's variant from the label and prediction shapes ("accuracy" is
+    sparse categorical for integer labels), so the dummy labels follow the loss.
+    """
+    n_outputs = model.output_shape[-1]
+    y_pred = np.full((1, n_outputs), 1.0 / n_outputs, dtype="float32")
+    loss_name = loss if isinstance(loss, str) else type(loss).__name__
+    sparse = "sparse" in loss_name.lower()
+    y_true = np.zeros((1,), dtype="int64") if sparse else np.zeros_like(y_pred)
+    model.compute_metrics(None, y_true, y_pred)
+    model.reset_metrics()
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of each epoch, validation included."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def recalibrate_batch_norm(model: keras.Model, batches, max_batches: int | None = None,
+                           forward: Callable | None = None) -> int:
+    """Set the moving statistics of every batch norm to their mean over ``batches``, dropout off.
+
+    A batch norm predicts with moving averages collected while training, with
+    dropout on. Two things make those averages wrong for a model trained from
+    scratch for a few dozen steps: they lag behind weights that still change
+    fast, and a batch norm fed through dropout sees a wider spread of values
+    in training than at prediction (Li et al., 2019, "Understanding the
+    disharmony between dropout and batch normalization"). The nine-models
+    paper's head (batch norm, dropout, dense, batch norm) has both: its models
+    predicted one class for every validation image although they fitted the
+    training images. Recomputing the statistics as plain means over training
+    batches with dropout off ("precise BN", Wu & Johnson, 2021, "Rethinking
+    'Batch' in BatchNorm") removes both; no validation or test image is used.
+
+    One forward pass per batch with momentum 0, so each pass leaves that
+    batch's statistics in the moving variables; their mean is written at the
+    end. Frozen batch norms keep theirs.
+
+    Args:
+        model: The model to recalibrate (its weights are not changed).
+        batches: ``(images, labels)`` batches of training data.
+        max_batches: Use at most this many batches; None uses all.
+        forward: Runs ``model(images, training=True)``; None runs it eagerly.
+            A ``tf.function`` of it may be passed and reused between calls
+            (:class:`_RecalibrateBeforeValidation` does): it is traced with
+            momentum 0 and dropout off, which every call sets.
+
+    Returns:
+        The number of batches used.
+    """
+    norms = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    momenta, rates = [layer.momentum for layer in norms], [layer.rate for layer in dropouts]
+    forward = forward or (lambda images: model(images, training=True))
+    sums = [[np.zeros(layer.moving_mean.shape), np.zeros(layer.moving_variance.shape)] for layer in norms]
+    used = 0
+    try:
+        for layer in dropouts:
+            layer.rate = 0.0
+        for layer in norms:
+            layer.momentum = 0.0
+        for images, _ in batches:
+            if max_batches is not None and used >= max_batches:
+                break
+            used += 1
+            forward(images)
+            for total, layer in zip(sums, norms):
+                total[0] += layer.moving_mean.numpy()
+                total[1] += layer.moving_variance.numpy()
+        if used:
+            for (mean, variance), layer in zip(sums, norms):
+                layer.moving_mean.assign((mean / used).astype(layer.moving_mean.dtype))
+                layer.moving_variance.assign((variance / used).astype(layer.moving_variance.dtype))
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+        for layer, rate in zip(dropouts, rates):
+            layer.rate = rate
+    return used
+
+
+class _RecalibrateBeforeValidation(keras.callbacks.Callback):
+    """Runs :func:`recalibrate_batch_norm` before each validation inside ``fit``.
+
+    A model trained as a graph recalibrates through one traced forward pass,
+    traced once per ``fit``: eager passes cost more than the training steps
+    they follow (DenseNet121, 64 px, batch 8: 1.6-2.2 s eager, 0.31 s traced,
+    8.8 s to trace; four passes before each of six validations).
+    """
+
+    def __init__(self, batches, max_batches: int | None):
+        super().__init__()
+        self.batches, self.max_batches = batches, max_batches
+        self._forward = None
+
+    def on_test_begin(self, logs=None):
+        if self._forward is None and not self.model.run_eagerly:
+            model = self.model
+            self._forward = tf.function(lambda images: model(images, training=True), reduce_retracing=True)
+        recalibrate_batch_norm(self.model, self.batches, self.max_batches, forward=self._forward)
+
+
+def fit(
+    model: keras.Model,
+    train_ds,
+    val_ds,
+    epochs: int,
+    patience: int = 5,
+    class_weight: dict[int, float] | None = None,
+    out_dir: str | pathlib.Path | None = None,
+    monitor: str = "val_loss",
+    verbose: int = 2,
+    recalibrate_bn: int | None = None,
+) -> pd.DataFrame:
+    """Train a compiled model with early stopping that restores the best weights.
+
+    Args:
+        model: A compiled model.
+        train_ds: Training ``tf.data.Dataset`` of ``(input, label)`` batches,
+            shuffled by the pipeline.
+        val_ds: Validation dataset of batches, monitored for early stopping.
+        epochs: Maximum number of epochs.
+        patience: Epochs without improvement of ``monitor`` before stopping.
+        class_weight: Optional ``{class index: weight}`` (see :func:`class_weights`).
+        out_dir: If given, ``history.csv`` and ``model.keras`` are written there.
+        monitor: Logged quantity to monitor; minimised when its name contains
+            "loss", maximised otherwise.
+        verbose: Keras verbosity; 2 prints one line per epoch.
+        recalibrate_bn: If set, before each validation the batch norms'
+            statistics are recomputed from this many training batches with
+            dropout off (:func:`recalibrate_batch_norm`), so validation, early
+            stopping and the kept weights see the statistics prediction uses.
+
+    Returns:
+        One row per epoch: ``epoch`` (from 1), every logged quantity (loss,
+        accuracy, val_loss, val_accuracy, ...) and ``time_s``. The model holds
+        the weights of the best epoch afterwards.
+    """
+    if epochs < 1:
+        raise ParameterError(f"epochs={epochs} must be at least 1.")
+    timer = _EpochTimer()
+    stopper = keras.callbacks.EarlyStopping(
+        monitor=monitor,
+        mode="min" if "loss" in monitor else "max",
+        patience=patience,
+        restore_best_weights=True,
+    )
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        class_weight=class_weight,
+        # The recalibration runs first, so early stopping's kept weights include its statistics.
+        callbacks=([_RecalibrateBeforeValidation(train_ds, recalibrate_bn)] if recalibrate_bn else [])
+        + [stopper, timer],
+        verbose=verbose,
+        shuffle=False,  # the dataset shuffles itself; Keras warns if asked to
+    )
+    table = pd.DataFrame(history.history)
+    table.insert(0, "epoch", np.arange(1, len(table) + 1))
+    table["time_s"] = timer.seconds
+    if out_dir is not None:
+        out_dir = pathlib.Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out_dir / "history.csv", index=False)
+        model.save(out_dir / "model.keras")
+    return table
+
+
+def class_weights(labels: Sequence[int], n_classes: int) -> dict[int, float]:
+    """Balanced class weights, ``n_samples / (n_classes * count)`` per class.
+
+    Args:
+        labels: Integer labels of the training set.
+        n_classes: Number of classes; every one must occur in ``labels``.
+
+    Returns:
+        ``{class index: weight}`` for ``fit(class_weight=...)``.
+
+    Raises:
+        DataError: A class has no training sample.
+    """
+    labels = np.asarray(labels, dtype=int)
+    missing = sorted(set(range(n_classes)) - set(labels.tolist()))
+    if missing:
+        raise DataError(
+            f"Classes {missing} have no training sample; class weights need every class "
+            "in the training split (check the split or the label map)."
+        )
+    weights = compute_class_weight("balanced", classes=np.arange(n_classes), y=labels)
+    return {index: float(weight) for index, weight in enumerate(weights)}
+
+
+def predict_proba(model: keras.Model, data, batch_size: int = 32) -> np.ndarray:
+    """Class probabilities of ``model`` for an array or a dataset.
+
+    Args:
+        model: Model ending in a softmax.
+        data: Array of inputs, or a ``tf.data.Dataset`` of batches (labels,
+            if present, are ignored).
+        batch_size: Batch size for array input.
+
+    Returns:
+        ``(N, n_classes)`` float32 array.
+    """
+    if isinstance(data, tf.data.Dataset):
+        if isinstance(data.element_spec, tuple):
+            # Inputs only, as an array gives them: a change of structure traces the
+            # predict function again (a forward graph of the whole model each time).
+            data = data.map(lambda inputs, *labels: inputs)
+        probabilities = model.predict(data, verbose=0)
+    else:
+        probabilities = model.predict(np.asarray(data), batch_size=batch_size, verbose=0)
+    return np.asarray(probabilities, dtype=np.float32)
+
+
+def distribution_strategy(name: str = "auto", devices: Sequence[str] | None = None):
+    """Return a ``tf.distribute`` strategy; build and compile models in its scope.
+
+    Args:
+        name: ``"auto"`` (mirrored over the local GPUs when there are at least
+            two, the default strategy otherwise), ``"default"`` (one device),
+            ``"mirrored"`` (all local GPUs, or ``devices``) or
+            ``"multi-worker"`` (the cluster described by the TF_CONFIG
+            environment variable).
+        devices: Devices for ``"mirrored"``, e.g. ``["/gpu:0", "/gpu:1"]``.
+
+    Returns:
+        The strategy; use ``with strategy.scope():`` around model building
+        and compiling. Batch sizes are global (split over the replicas).
+
+    Raises:
+        ParameterError: Unknown name, or multi-worker without TF_CONFIG.
+    """
+    if name == "auto":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy() if len(gpus) >= 2 else tf.distribute.get_strategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices=list(devices) if devices else None)
+    if name == "multi-worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ParameterError(
+                "distribution 'multi-worker' needs the TF_CONFIG environment variable "
+                "describing the cluster and this worker's task."
+            )
+        json.loads(os.environ["TF_CONFIG"])  # fail early on malformed JSON
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ParameterError(
+        f"Unknown distribution strategy {name!r}; use auto, default, mirrored or multi-worker."
+    )
+
+
+def gpu_speedups(enabled: bool | str = "auto") -> dict:
+    """Switch mixed precision (float16 compute) and XLA on or off together.
+
+    Call before building models: the Keras dtype policy applies to layers
+    created afterwards (every model here keeps its softmax in float32, and
+    Keras wraps Adam in a loss-scale optimizer under mixed precision). Pass
+    the returned ``jit_compile`` to :func:`compile_model`.
+
+    Args:
+        enabled: True, False or ``"auto"`` (on iff a GPU is visible).
+
+    Returns:
+        The settings used: ``{"enabled", "mixed_precision", "jit_compile",
+        "dtype_policy", "gpus"}``, for the run's record.
+    """
+    if enabled not in (True, False, "auto"):
+        raise ParameterError(f"gpu_speedups(enabled={enabled!r}): use True, False or 'auto'.")
+    n_gpus = len(tf.config.list_physical_devices("GPU"))
+    on = n_gpus > 0 if enabled == "auto" else bool(enabled)
+    policy = "mixed_float16" if on else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return {
+        "enabled": on,
+        "mixed_precision": on,
+        "jit_compile": on,
+        "dtype_policy": policy,
+        "gpus": n_gpus,
+    }
+
+
+def load_model_safe(path: str | pathlib.Path) -> keras.Model:
+    """Load a ``.keras`` model file, refusing any that would run stored code.
+
+    Args:
+        path: A ``.keras`` file.
+
+    Returns:
+        The model.
+
+    Raises:
+        DataError: The file is missing or not a Keras model, or holds a Lambda
+            layer or other serialized Python code (which ``safe_mode`` will not execute).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(f"Model file {path} does not exist.")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except ValueError as error:
+        if "safe_mode" not in str(error) and "Lambda" not in str(error):
+            raise DataError(
+                f"{path}: not a readable Keras model ({error}); pass a .keras file saved by "
+                "common.training.train.fit (or a legacy .h5 model)."
+            ) from error
+        raise DataError(
+            f"Refusing to load {path}: it contains a Lambda layer or other stored Python code, "
+            "which could run arbitrary code. Rebuild the model with common.models and load only "
+            "its weights, or, if you made the file yourself and trust it, load it with "
+            "keras.saving.load_model(path, safe_mode=False)."
+        ) from error
