@@ -58,6 +58,18 @@ def experiment(experiment_id: str) -> dict:
     return entry
 
 
+def section(name: str) -> dict:
+    """Return a deep copy of one top-level section of the registry (``backbones``, ...).
+
+    Raises:
+        ParameterError: for a section the registry does not have.
+    """
+    registry = _load()
+    if name not in registry:
+        raise ParameterError(f"The registry has no section {name!r}; it has {', '.join(registry)}.")
+    return copy.deepcopy(registry[name])
+
+
 def paper_claims(experiment_id: str) -> dict:
     """Return the paper's claims of one experiment (``models``, ``source``, ...)."""
     return experiment(experiment_id).get("paper_claims", {})
