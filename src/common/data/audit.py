@@ -13,7 +13,7 @@ and fingerprinted four ways:
 * **Exact hash**: SHA-256 of the decoded pixels together with their shape, so
   copies under other names and lossless re-saves (PNG, BMP, TIFF) collide.
 * **Size-normalised hash**: SHA-256 of the image area-resized to
-  :data:`NORMALISED_SIZE` squared and rounded to 8 bits, so a copy rescaled by a
+  :data:`common.data.fingerprints.NORMALISED_SIZE` squared and rounded to 8 bits, so a copy rescaled by a
   whole factor collides too. Other rescalings usually collide but may not (a
   rounding at x.5 can flip); the near-duplicate search below finds them anyway.
   Lossy re-saves (JPEG) change the pixels and are near duplicates, not exact ones.
@@ -48,96 +48,27 @@ similar pairs across the splits of a conventional image-level split.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
-import scipy.fft
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from tqdm.auto import tqdm
 
-from common.data import folders, splits
+from common.data import fingerprints, folders, splits
 from common.errors import DataError, ParameterError
 from common.report.results import write_json_atomic
 
 DEFAULT_THRESHOLD = 0.98
 DEFAULT_MAX_HAMMING = 0
-# Side of the thumbnail whose cosine similarity defines near duplicates.
-DESCRIPTOR_SIZE = 32
-# Side of the rescaled image whose hash finds copies stored at another size.
-NORMALISED_SIZE = 64
-# DCT hash: the image at PHASH_IMAGE_SIZE squared, its PHASH_FREQUENCIES squared lowest frequencies.
-PHASH_IMAGE_SIZE = 32
-PHASH_FREQUENCIES = 8
-PHASH_BITS = PHASH_FREQUENCIES**2
-DESCRIPTOR_NAME = (
-    f"pixel descriptor: {DESCRIPTOR_SIZE}x{DESCRIPTOR_SIZE} area-resized greyscale, "
-    "mean-centred, L2-normalised (cosine = Pearson correlation of thumbnails)"
-)
 # Output file names of :func:`run`.
 AUDIT_JSON = "audit.json"
 GROUPS_CSV = "duplicate_groups.csv"
 PAIRS_FIGURE = "cross_split_pairs.png"
 CONVENTIONAL_FRACTIONS = (0.7, 0.15, 0.15)
-
-
-def _area_resize(image: np.ndarray, side: int) -> np.ndarray:
-    """Area-average resize to ``side`` x ``side`` (float32)."""
-    return cv2.resize(image.astype(np.float32), (side, side), interpolation=cv2.INTER_AREA)
-
-
-def exact_hash(image: np.ndarray) -> str:
-    """SHA-256 of the decoded pixels and their shape (identical pixels, any file format)."""
-    pixels = np.ascontiguousarray(image, dtype=np.float32)
-    return hashlib.sha256(repr(pixels.shape).encode() + pixels.tobytes()).hexdigest()
-
-
-def normalised_hash(image: np.ndarray) -> str:
-    """SHA-256 of the image resized to :data:`NORMALISED_SIZE` squared and rounded to 8 bits."""
-    small = np.rint(_area_resize(image, NORMALISED_SIZE)).clip(0, 255).astype(np.uint8)
-    return hashlib.sha256(small.tobytes()).hexdigest()
-
-
-def perceptual_hash(image: np.ndarray) -> np.ndarray:
-    """64-bit DCT hash: low-frequency DCT coefficients above their median.
-
-    Returns:
-        Boolean array of :data:`PHASH_BITS` bits.
-    """
-    spectrum = scipy.fft.dctn(_area_resize(image, PHASH_IMAGE_SIZE).astype(np.float64), norm="ortho")
-    low = spectrum[:PHASH_FREQUENCIES, :PHASH_FREQUENCIES].ravel()
-    return low > np.median(low)
-
-
-def pixel_descriptor(image: np.ndarray) -> np.ndarray:
-    """Mean-centred, L2-normalised :data:`DESCRIPTOR_SIZE`-squared thumbnail (all zeros for a flat image)."""
-    thumbnail = _area_resize(image, DESCRIPTOR_SIZE).ravel().astype(np.float64)
-    thumbnail -= thumbnail.mean()
-    norm = np.linalg.norm(thumbnail)
-    return (thumbnail / norm if norm > 0 else thumbnail).astype(np.float32)
-
-
-def _fingerprints(paths: Sequence[str], progress: bool) -> dict[str, Any]:
-    """Decode every image once and compute its four fingerprints."""
-    exact, normalised, hashes, descriptors = [], [], [], []
-    for path in tqdm(paths, desc="audit: reading images", unit="img", disable=not progress):
-        image = folders.read_image(path)
-        exact.append(exact_hash(image))
-        normalised.append(normalised_hash(image))
-        hashes.append(perceptual_hash(image))
-        descriptors.append(pixel_descriptor(image))
-    return {
-        "exact": exact,
-        "normalised": normalised,
-        "phash": np.array(hashes, dtype=bool).reshape(len(paths), PHASH_BITS),
-        "descriptor": np.array(descriptors, dtype=np.float32).reshape(len(paths), DESCRIPTOR_SIZE**2),
-    }
 
 
 def _same_key_matrix(keys: Sequence[str]) -> np.ndarray:
@@ -218,7 +149,7 @@ def audit_samples(
     started = time.perf_counter()
     paths = samples["path"].astype(str).to_numpy()
     labels = samples["label"].astype(str).to_numpy()
-    prints = _fingerprints(paths, progress)
+    prints = fingerprints.fingerprints(paths, progress)
 
     exact = _same_key_matrix(prints["exact"]) | _same_key_matrix(prints["normalised"])
     exact_ids = _components(exact)
@@ -230,9 +161,29 @@ def audit_samples(
     np.fill_diagonal(near, False)
     near_ids = _components(near)
 
+    pairs = _near_pairs(near, exact, cosine, hamming, paths, labels)
+    exact_groups = _groups(exact_ids, paths, labels)
+    near_groups = _groups(near_ids, paths, labels)
+    return {
+        "n_images": len(paths),
+        "threshold": threshold,
+        "max_hamming": int(max_hamming),
+        "descriptor": fingerprints.DESCRIPTOR_NAME,
+        "exact_groups": exact_groups,
+        "near_groups": near_groups,
+        "pairs": pairs,
+        "counts_per_class": _counts_per_class(labels, exact_groups, near_groups),
+        "label_conflicts": sum(group["label_conflict"] for group in exact_groups),
+        "runtime_s": round(time.perf_counter() - started, 2),
+    }
+
+
+def _near_pairs(near: np.ndarray, exact: np.ndarray, cosine: np.ndarray, hamming: np.ndarray,
+                paths: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:
+    """Every near pair once (upper triangle of ``near``), most similar first."""
     first, second = np.nonzero(np.triu(near, k=1))
     order = np.lexsort((second, first, -cosine[first, second]))
-    pairs = [
+    return [
         {
             "file_a": paths[a],
             "file_b": paths[b],
@@ -244,20 +195,6 @@ def audit_samples(
         }
         for a, b in zip(first[order], second[order])
     ]
-    exact_groups = _groups(exact_ids, paths, labels)
-    near_groups = _groups(near_ids, paths, labels)
-    return {
-        "n_images": len(paths),
-        "threshold": threshold,
-        "max_hamming": int(max_hamming),
-        "descriptor": DESCRIPTOR_NAME,
-        "exact_groups": exact_groups,
-        "near_groups": near_groups,
-        "pairs": pairs,
-        "counts_per_class": _counts_per_class(labels, exact_groups, near_groups),
-        "label_conflicts": sum(group["label_conflict"] for group in exact_groups),
-        "runtime_s": round(time.perf_counter() - started, 2),
-    }
 
 
 def _counts_per_class(labels: np.ndarray, exact_groups: list[dict], near_groups: list[dict]) -> dict[str, dict]:

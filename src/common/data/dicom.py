@@ -33,15 +33,13 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_rescale
 from pydicom.uid import MediaStorageDirectoryStorage
-from scipy import ndimage
-from scipy.interpolate import make_interp_spline
 
+from common.data import volume_ops
+from common.data.volume_ops import SOBEL_WEIGHT
 from common.errors import DataError, ParameterError
 
 # The window seed 001 does not state but lung CT is usually read with: (center, width) in HU.
 LUNG_WINDOW = (-600.0, 1500.0)
-# Weight of the normalised Sobel gradient magnitude added to the volume; our choice (see sobel_enhance).
-SOBEL_WEIGHT = 0.5
 # Slice gaps are compared after rounding to this many decimals of a millimetre: DICOM
 # positions are decimal strings, so equal gaps differ in the last float digits.
 GAP_DECIMALS = 2
@@ -71,12 +69,9 @@ def load_series(
     Hounsfield units, clip to ``window``, resample to ``size`` and ``depth``,
     min-max normalise, Sobel-enhance.
 
-    Resampling uses :func:`scipy.ndimage.zoom` (linear) in-plane. Along the
-    slice axis it interpolates linearly at ``depth`` evenly spaced positions
-    between the first and last slice position, so unevenly spaced slices land
-    where they are in the body rather than being treated as equidistant. When
-    the slices were ordered by InstanceNumber (no positions known), they are
-    taken as equidistant.
+    Resampling is :func:`common.data.volume_ops.resample`: along the slice
+    axis at the slices' positions, so unevenly spaced slices land where they
+    are in the body (equidistant when ordered by InstanceNumber).
 
     Args:
         folder: Folder holding the slice files of one series (files in
@@ -87,9 +82,9 @@ def load_series(
             the series' size.
         window: (center, width) in HU; values are clipped to
             [center - width / 2, center + width / 2], e.g. ``LUNG_WINDOW``.
-        normalise: Scale the volume to [0, 1] with :func:`min_max_normalise`
+        normalise: Scale the volume to [0, 1] with :func:`common.data.volume_ops.min_max_normalise`
             (seed 001, equation 2). False returns Hounsfield units.
-        sobel: Add Sobel edges with :func:`sobel_enhance`.
+        sobel: Add Sobel edges with :func:`common.data.volume_ops.sobel_enhance`.
         series_uid: SeriesInstanceUID to load when the folder holds several.
         sobel_weight: Weight of the edges when ``sobel`` is true.
 
@@ -114,30 +109,22 @@ def load_series(
     output_size = _check_size(size)
     _check_depth(depth)
     window_range = _check_window(window)
-    _check_sobel_weight(sobel_weight)
+    volume_ops.check_sobel_weight(sobel_weight)
 
     headers = _select_series(_read_headers(_series_files(Path(folder))), Path(folder), series_uid)
     _check_same_shape(headers)
     ordered, positions, sorted_by = _order_slices(headers)
     volume = np.stack([load_slice(path) for path, _ in ordered], axis=-1)
-    spacing_info = _spacing_info(ordered, positions)
 
     if window_range is not None:
         volume = np.clip(volume, *window_range)
-    volume = resample(volume, output_size, depth, positions)
+    volume = volume_ops.resample(volume, output_size, depth, positions)
     if normalise:
-        volume = min_max_normalise(volume)
+        volume = volume_ops.min_max_normalise(volume)
     if sobel:
-        volume = sobel_enhance(volume, sobel_weight)
-
+        volume = volume_ops.sobel_enhance(volume, sobel_weight)
     info = {
-        "series_uid": str(ordered[0][1].SeriesInstanceUID),
-        "files": [str(path) for path, _ in ordered],
-        "source_shape": (int(ordered[0][1].Rows), int(ordered[0][1].Columns), len(ordered)),
-        "n_slices": len(ordered),
-        "sorted_by": sorted_by,
-        "slice_positions": None if positions is None else [float(p) for p in positions],
-        **spacing_info,
+        **_series_info(ordered, positions, sorted_by),
         "window": None if window is None else tuple(float(v) for v in window),
         "normalised": bool(normalise),
         "sobel": bool(sobel),
@@ -145,11 +132,30 @@ def load_series(
     return volume.astype(np.float32, copy=False), info
 
 
-def load_slice(path: str | os.PathLike) -> np.ndarray:
+def _series_info(
+    ordered: list[tuple[Path, pydicom.Dataset]], positions: np.ndarray | None, sorted_by: str
+) -> dict:
+    """What :func:`load_series` read: series, files in order, source shape, ordering, spacing."""
+    first = ordered[0][1]
+    return {
+        "series_uid": str(first.SeriesInstanceUID),
+        "files": [str(path) for path, _ in ordered],
+        "source_shape": (int(first.Rows), int(first.Columns), len(ordered)),
+        "n_slices": len(ordered),
+        "sorted_by": sorted_by,
+        "slice_positions": None if positions is None else [float(p) for p in positions],
+        **_spacing_info(ordered, positions),
+    }
+
+
+def load_slice(path: str | os.PathLike, invert_monochrome1: bool = False) -> np.ndarray:
     """Read one single-frame DICOM image as Hounsfield units.
 
     Args:
         path: A DICOM file holding one greyscale image.
+        invert_monochrome1: Negate the values of a MONOCHROME1 image (which
+            shows low values as white), so higher values are brighter in every
+            image; for display-scaled reading (:func:`common.data.folders.read_image`).
 
     Returns:
         float32 array (Rows, Columns): stored values mapped by the modality LUT
@@ -174,7 +180,10 @@ def load_slice(path: str | os.PathLike) -> np.ndarray:
             f"{path}: expected one greyscale frame, found pixel data shaped {stored.shape} "
             "(multi-frame or colour images are not CT slices; split or remove the file)"
         )
-    return np.asarray(apply_rescale(stored, dataset), dtype=np.float32)
+    values = np.asarray(apply_rescale(stored, dataset), dtype=np.float32)
+    if invert_monochrome1 and dataset.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
+        values = -values
+    return values
 
 
 def find_series(root: str | os.PathLike) -> list[Path]:
@@ -208,97 +217,6 @@ def find_series(root: str | os.PathLike) -> list[Path]:
     return sorted(series_folders)
 
 
-def resample(
-    volume: np.ndarray,
-    size: tuple[int, int] | None,
-    depth: int | None,
-    positions: np.ndarray | None = None,
-) -> np.ndarray:
-    """Resample a (H, W, D) volume to (size[0], size[1], depth), linearly.
-
-    In-plane by :func:`scipy.ndimage.zoom` (order 1). Along D, linear
-    interpolation at ``depth`` evenly spaced points between the first and last
-    of ``positions`` (the slice positions in mm, ascending), so uneven slice
-    gaps are respected; None takes the slices as equidistant.
-
-    Args:
-        volume: (H, W, D) array.
-        size: (H, W) of the output, or None to keep the in-plane size.
-        depth: Number of output slices, or None to keep D.
-        positions: Ascending, distinct position of each slice, or None.
-
-    Returns:
-        float32 array (H', W', D').
-    """
-    volume = np.asarray(volume, dtype=np.float32)
-    if size is not None and tuple(size) != volume.shape[:2]:
-        factors = (size[0] / volume.shape[0], size[1] / volume.shape[1], 1.0)
-        volume = ndimage.zoom(volume, factors, order=1, mode="nearest")
-    n_slices = volume.shape[2]
-    if depth is None or (depth == n_slices and positions is None):
-        return volume
-    if n_slices == 1:
-        return np.repeat(volume, depth, axis=2)
-    source = np.arange(n_slices, dtype=float) if positions is None else np.asarray(positions, float)
-    targets = np.linspace(source[0], source[-1], depth)
-    linear = make_interp_spline(source, volume, k=1, axis=2)
-    return linear(targets).astype(np.float32)
-
-
-def min_max_normalise(volume: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1]: (x - min) / (max - min) over the whole volume.
-
-    Seed 001, equation 2. A volume with one value becomes all zeros, as there
-    is no range to scale.
-
-    Args:
-        volume: Array of any shape.
-
-    Returns:
-        float32 array of the same shape in [0, 1].
-    """
-    volume = np.asarray(volume, dtype=np.float32)
-    low, high = float(volume.min()), float(volume.max())
-    if high == low:
-        return np.zeros_like(volume)
-    return (volume - low) / (high - low)
-
-
-def sobel_enhance(volume: np.ndarray, weight: float = SOBEL_WEIGHT) -> np.ndarray:
-    """Add Sobel edges to a volume and bring it back to its input range.
-
-    Seed 001 says only that it uses "the Sobel operator to enhance the tumor"
-    and shows the output as "Sobel Edge Detection"; it does not say whether
-    the operator was 2D or 3D or how the edges were combined with the image.
-    Here: the gradient magnitude sqrt(sx^2 + sy^2 + sz^2) from
-    :func:`scipy.ndimage.sobel` along the three axes, scaled to the volume's
-    range, is added with ``weight``; the sum is then min-max rescaled to the
-    input's [min, max] (so a [0, 1] volume stays in [0, 1]).
-
-    Args:
-        volume: (H, W, D) array.
-        weight: Weight of the edges, >= 0; 0 returns the volume unchanged.
-
-    Returns:
-        float32 array of the input's shape and range.
-
-    Raises:
-        ParameterError: ``weight`` is negative or not a number.
-    """
-    _check_sobel_weight(weight)
-    volume = np.asarray(volume, dtype=np.float32)
-    low, high = float(volume.min()), float(volume.max())
-    if high == low:
-        return volume.copy()
-    # Summed one axis at a time: a (512, 512, 64) volume is 64 MB per gradient.
-    squared_sum = np.zeros_like(volume)
-    for axis in range(volume.ndim):
-        squared_sum += np.square(ndimage.sobel(volume, axis=axis, mode="nearest"))
-    magnitude = np.sqrt(squared_sum)
-    enhanced = volume + weight * (high - low) * min_max_normalise(magnitude)
-    return (low + (high - low) * min_max_normalise(enhanced)).astype(np.float32)
-
-
 def _check_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     """Return ``size`` as (H, W), or raise ParameterError."""
     if size is None:
@@ -326,12 +244,6 @@ def _check_window(window: Sequence[float] | None) -> tuple[float, float] | None:
     if not width > 0:
         raise ParameterError(f"window={window!r}: the width must be positive")
     return center - width / 2, center + width / 2
-
-
-def _check_sobel_weight(weight: float) -> None:
-    """Raise ParameterError unless ``weight`` is a number >= 0."""
-    if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) or not weight >= 0:
-        raise ParameterError(f"sobel_weight={weight!r}: give a number >= 0")
 
 
 def _series_files(folder: Path) -> list[Path]:

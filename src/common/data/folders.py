@@ -111,24 +111,14 @@ def _read_pillow(path: Path) -> np.ndarray:
 
 
 def _read_dicom(path: Path) -> np.ndarray:
-    """Decode one DICOM slice, apply rescale slope/intercept, min-max to 0..255."""
-    import pydicom  # imported here: only DICOM data sets need it
+    """Decode one DICOM slice in Hounsfield units (:func:`common.data.dicom.load_slice`), min-max to 0..255."""
+    from common.data import dicom  # imported here: only DICOM data sets need pydicom
 
-    dataset = pydicom.dcmread(path)
-    pixels = dataset.pixel_array.astype(np.float32)
-    if int(getattr(dataset, "SamplesPerPixel", 1)) > 1:
-        raise DataError(f"{path}: colour DICOM images are not supported; use greyscale slices.")
-    if pixels.ndim != 2:
-        raise DataError(
-            f"{path}: a multi-frame DICOM with {pixels.shape[0]} frames; only single slices are "
-            "supported here (load series with common.data.dicom.load_series)."
-        )
-    slope = float(getattr(dataset, "RescaleSlope", 1.0) or 1.0)
-    intercept = float(getattr(dataset, "RescaleIntercept", 0.0) or 0.0)
-    pixels = pixels * slope + intercept
-    if getattr(dataset, "PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
-        pixels = -pixels  # MONOCHROME1 shows low values as white
-    return _min_max(pixels)
+    try:
+        return _min_max(dicom.load_slice(path, invert_monochrome1=True))
+    except DataError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise DataError(f"{path}: not a readable image ({reason}); download it again or remove it.") from exc
 
 
 def _scale(values: np.ndarray, full_scale: float) -> np.ndarray:
@@ -231,32 +221,40 @@ def load_class_folders(
                 f"Class folder {folder} holds no images (suffixes {', '.join(sorted(IMAGE_SUFFIXES))}); "
                 "add its images or remove the folder and its label-map entry."
             )
-        for path in images:
-            try:
-                height, width = read_image(path).shape
-            except DataError as exc:
-                if on_bad_file == "error":
-                    raise DataError(f"{exc} (or load with on_bad_file='skip' to leave bad files out)") from exc
-                skipped.append({"path": str(path), "reason": str(exc)})
-                continue
-            label = label_map[folder.name]
-            rows.append(
-                {
-                    "path": str(path),
-                    "label": label,
-                    "label_index": labels.index(label),
-                    "class_folder": folder.name,
-                    "width": width,
-                    "height": height,
-                    "group": None,
-                    "mask_path": _mask_path(mask_root, folder, path),
-                }
-            )
-        if not any(row["class_folder"] == folder.name for row in rows):
+        folder_rows = _folder_rows(folder, images, label_map[folder.name], labels, mask_root, on_bad_file, skipped)
+        rows.extend(folder_rows)
+        if not folder_rows:
             raise DataError(f"Class folder {folder}: none of its {len(images)} images could be read.")
     samples = pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
     samples["label_index"] = samples["label_index"].astype(int)
     return samples, skipped
+
+
+def _folder_rows(folder: Path, images: list[Path], label: str, labels: list[str],
+                 mask_root: str | Path | None, on_bad_file: str, skipped: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Sample rows of one class folder's images; bad files raise or go to ``skipped``."""
+    rows = []
+    for path in images:
+        try:
+            height, width = read_image(path).shape
+        except DataError as exc:
+            if on_bad_file == "error":
+                raise DataError(f"{exc} (or load with on_bad_file='skip' to leave bad files out)") from exc
+            skipped.append({"path": str(path), "reason": str(exc)})
+            continue
+        rows.append(
+            {
+                "path": str(path),
+                "label": label,
+                "label_index": labels.index(label),
+                "class_folder": folder.name,
+                "width": width,
+                "height": height,
+                "group": None,
+                "mask_path": _mask_path(mask_root, folder, path),
+            }
+        )
+    return rows
 
 
 def _check_folders_match(root: Path, folder_names: Iterable[str], label_map: Mapping[str, str]) -> None:

@@ -150,6 +150,18 @@ def _check_channels(channels: int) -> None:
         raise ParameterError(f"channels must be 1 (greyscale) or 3 (repeated greyscale), got {channels!r}.")
 
 
+def _check_dataset_options(channels: int, label_mode: str, n_classes: int | None,
+                           preprocess: str | Callable | None) -> None:
+    """Raise ParameterError for options :func:`make_dataset` cannot combine."""
+    _check_channels(channels)
+    if label_mode not in LABEL_MODES:
+        raise ParameterError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}.")
+    if label_mode == "onehot" and n_classes is None:
+        raise ParameterError("label_mode='onehot' needs n_classes (the whole data set's, not this subset's).")
+    if isinstance(preprocess, str) and channels != 3:
+        raise ParameterError(f"preprocess={preprocess!r} expects RGB input; use channels=3.")
+
+
 def make_dataset(
     samples: pd.DataFrame,
     image_size: int,
@@ -188,13 +200,7 @@ def make_dataset(
     Raises:
         ParameterError: bad channels, label mode, preprocess name or augmentation.
     """
-    _check_channels(channels)
-    if label_mode not in LABEL_MODES:
-        raise ParameterError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}.")
-    if label_mode == "onehot" and n_classes is None:
-        raise ParameterError("label_mode='onehot' needs n_classes (the whole data set's, not this subset's).")
-    if isinstance(preprocess, str) and channels != 3:
-        raise ParameterError(f"preprocess={preprocess!r} expects RGB input; use channels=3.")
+    _check_dataset_options(channels, label_mode, n_classes, preprocess)
     preprocess_batch = preprocess_function(preprocess)
     augment_batch = augment_module.augmenter(augment) if training else None
     shuffle = training if shuffle is None else shuffle
