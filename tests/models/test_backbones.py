@@ -1,4 +1,4 @@
-"""Tests of common.models: flat backbones, data-defined heads, the papers' CNNs."""
+"""Tests of common.models.backbones: the registry's table, flat models, freezing, weights files."""
 
 import time
 
@@ -6,9 +6,12 @@ import keras
 import numpy as np
 import pytest
 
-from common.explain import cams
+from common.config import registry
+from common.explain.layers import finer_layers
 from common import models
 from common.errors import DataError, ParameterError
+from common.models import backbones
+from tests.models.helpers import assert_head_matches, backbone_layers
 
 # Parameter counts stated in seed 002's Discussion (millions, one decimal):
 # ResNet50 24.1, VGG19 20.1, InceptionV3 22.3, InceptionResNetV2 55.1, DenseNet121 7.3,
@@ -35,31 +38,6 @@ COARSEST_FINER_LAYER = {
 }
 
 
-def backbone_layers(model):
-    return [layer for layer in model.layers if not models.is_head_layer(layer)]
-
-
-def head_layers(model):
-    return [layer for layer in model.layers if models.is_head_layer(layer)]
-
-
-def assert_head_matches(model, spec_layers, n_classes):
-    """The head layers of ``model`` are the spec's, in order, then the softmax."""
-    built = head_layers(model)
-    assert [type(layer) for layer in built] == [
-        models.LAYER_TYPES[entry["layer"]] for entry in spec_layers
-    ] + [keras.layers.Dense]
-    for layer, entry in zip(built, spec_layers):
-        if entry["layer"] == "dense":
-            assert layer.units == entry["units"]
-        if entry["layer"] == "dropout":
-            assert layer.rate == entry["rate"]
-    output = built[-1]
-    assert output.name == "predictions"
-    assert output.units == n_classes
-    assert output.activation is keras.activations.softmax
-
-
 def test_every_backbone_builds_flat_at_its_paper_size_with_the_paper_head_and_trainable_layers():
     # weights=None, no training: building is symbolic, as quick at 320 px as at 32 px.
     started = time.perf_counter()
@@ -83,7 +61,7 @@ def test_every_backbone_builds_flat_at_its_paper_size_with_the_paper_head_and_tr
         assert 0.2 <= n_trainable / len(trainable) <= 0.4, name
 
         # Grad-CAM's finer candidates are the stage outputs, coarsest first (the nine-models experiment scores one).
-        finer = cams.finer_layers(model)
+        finer = finer_layers(model)
         assert finer and finer[0] == COARSEST_FINER_LAYER.get(name, finer[0]), (name, finer)
 
         if name in PAPER_PARAMS_MILLIONS:
@@ -97,47 +75,6 @@ def test_every_backbone_builds_flat_at_its_paper_size_with_the_paper_head_and_tr
         with pytest.raises(ParameterError, match=str(size)):
             models.build_backbone_model(name, (size - 1, size + 10, 3), 2)
     print(f"nine backbones built in {time.perf_counter() - started:.1f} s")
-
-
-def test_nine_models_heads_follow_the_paper():
-    # No dropout for the VGGs; Xception has none before its first Dense.
-    for name in ("VGG16", "VGG19"):
-        kinds = [entry["layer"] for entry in models.NINE_MODEL_SETTINGS[name].head["layers"]]
-        assert "dropout" not in kinds
-    xception = [e["layer"] for e in models.NINE_MODEL_SETTINGS["Xception"].head["layers"]]
-    assert xception[:4] == ["upsampling2d", "gap2d", "batchnorm", "dense"]
-    second_dense = {
-        name: setting.dense_units[1]
-        for name, setting in models.NINE_MODEL_SETTINGS.items()
-        if len(setting.dense_units) == 2
-    }
-    assert second_dense == {"ResNet50": 128, "ResNet101": 256, "Xception": 128}
-    assert set(models.NINE_MODEL_SETTINGS) == set(models.BACKBONES)
-
-
-def test_gap_head_and_custom_head_spec():
-    model = models.build_backbone_model("VGG16", (32, 32, 1), 3, head="gap")
-    assert_head_matches(model, models.gap_head(0.3)["layers"], 3)
-    assert model.get_layer("predictions").dtype == "float32"
-    assert model.name == "VGG16_gap"
-
-    custom = {"layers": [{"layer": "gap2d"}, {"layer": "dense", "units": 7, "activation": "relu"}]}
-    model = models.build_backbone_model("VGG16", (32, 32, 3), 2, head=custom, name="mine")
-    assert_head_matches(model, custom["layers"], 2)
-    assert model.get_layer("head_dense_1").units == 7
-    assert model.name == "mine"
-
-    assert [e["layer"] for e in models.gap_head(0)["layers"]] == ["gap2d"]
-    with pytest.raises(ParameterError, match="layer"):
-        models.build_backbone_model("VGG16", (32, 32, 3), 2, head={"layers": [{"units": 3}]})
-    with pytest.raises(ParameterError, match="Unknown head"):
-        models.build_backbone_model("VGG16", (32, 32, 3), 2, head="nope")
-    with pytest.raises(ParameterError, match="Unknown backbone"):
-        models.min_input_size("ResNet18")
-    with pytest.raises(ParameterError, match="softmax"):
-        models.build_backbone_model("VGG16", (32, 32, 3), 1)
-    with pytest.raises(ParameterError, match="3 input channels"):
-        models.build_backbone_model("VGG16", (32, 32, 1), 2, weights="imagenet")
 
 
 def test_backbone_weights_file_round_trip(tmp_path):
@@ -221,52 +158,27 @@ def test_zero_init_residual_starts_every_resnet_block_as_the_identity(tmp_path):
     assert models.zero_init_residual_branches(models.build_backbone_model("VGG16", (32, 32, 3), 2), None) == 0
 
 
-def test_multi_organ_cnn_matches_the_paper_summary():
-    model = models.build_multi_organ_cnn()
-    total, trainable = models.count_params(model)
-    assert total == trainable == 3_305_096
-    # The paper's summary (seed 003) prints 3,305,098: it counts the compiled
-    # Adam's two scalar variables (iteration, learning rate) as well.
-    model.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
-    assert total + len(model.optimizer.variables) == 3_305_098
-    assert [type(layer).__name__ for layer in model.layers] == [
-        "InputLayer", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D",
-        "MaxPooling2D", "Flatten", "Dense", "Dense",
-    ]
-    assert model.output.shape == (None, 8)
-    assert model.get_layer("flatten_1").output.shape == (None, 25088)
+def test_backbones_table_is_read_from_the_registry(monkeypatch):
+    entries = registry.section("backbones")
+    assert list(models.BACKBONES) == list(entries)
+    for name, entry in entries.items():
+        spec = models.BACKBONES[name]
+        assert spec.constructor is getattr(keras.applications, entry["application"])
+        assert (spec.preprocess, spec.paper_size, spec.min_size, spec.residual_bn_suffix) == (
+            entry["preprocess"], entry["paper_size"], entry["min_size"], entry.get("residual_bn_suffix"))
+    # The paper's input sizes (seed 002, Methods), grouped as the paper groups them.
+    sizes = {name: spec.paper_size for name, spec in models.BACKBONES.items()}
+    assert {size: sorted(n for n in sizes if sizes[n] == size) for size in set(sizes.values())} == {
+        224: ["DenseNet121", "ResNet101", "ResNet50"],
+        299: ["InceptionResNetV2", "InceptionV3", "Xception"],
+        320: ["MobileNetV2", "VGG16", "VGG19"],
+    }
+    assert [n for n, spec in models.BACKBONES.items() if spec.residual_bn_suffix] == ["ResNet50", "ResNet101"]
 
-
-def test_cnn3d_layers_and_shapes():
-    model = models.build_cnn3d()
-    assert model.output.shape == (None, 2)
-    kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds == (
-        ["InputLayer"]
-        + ["Conv3D", "MaxPooling3D", "BatchNormalization"] * 4
-        + ["Conv3D", "Conv3D", "MaxPooling3D", "Flatten", "Dense"]
-    )
-    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv3D)]
-    assert [c.filters for c in convs] == [32, 64, 128, 128, 256, 512]
-    assert [c.kernel_size for c in convs] == [(3, 3, 3)] * 4 + [(1, 1, 1)] * 2
-    # 'same' padding: each pooling halves every axis, 64x64x32 -> 4x4x2 -> 2x2x1.
-    assert model.get_layer("conv3d_6").output.shape == (None, 4, 4, 2, 512)
-
-    paper = models.build_cnn3d((512, 512, 64, 1))
-    assert paper.get_layer("conv3d_6").output.shape == (None, 32, 32, 4, 512)
-
-    small = models.build_cnn3d(width=0.25, hidden_units=16, dropout=0.2)
-    convs = [layer for layer in small.layers if isinstance(layer, keras.layers.Conv3D)]
-    assert [c.filters for c in convs] == [8, 16, 32, 32, 64, 128]
-    assert small.get_layer("dense_1").units == 16
-    assert len([layer for layer in small.layers if isinstance(layer, keras.layers.Dropout)]) == 2
-
-
-def test_plain_cnn():
-    model = models.build_plain_cnn((64, 64, 3), 2)
-    assert model.output.shape == (None, 2)
-    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert [c.filters for c in convs] == [32, 64, 128]
-    assert model.get_layer("conv2d_3").output.shape == (None, 16, 16, 128)
-    probabilities = model(np.zeros((2, 64, 64, 3), dtype="float32")).numpy()
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    monkeypatch.setattr(registry, "section", lambda name: {"Mine": {"application": "NoSuchNet"}})
+    with pytest.raises(ParameterError, match="backbones.Mine.*NoSuchNet"):
+        backbones.load_backbones()
+    monkeypatch.setattr(registry, "section", lambda name: {
+        "VGG16": {"application": "VGG16", "preprocess": "vgg16", "paper_size": 1, "min_size": 1, "colour": "red"}})
+    with pytest.raises(ParameterError, match="backbones.VGG16.*colour"):
+        backbones.load_backbones()
