@@ -1,23 +1,24 @@
-"""Tests of common.evaluation.metrics on hand-made labels whose answers are known."""
+"""Tests of common.evaluation.classification on hand-made labels whose answers are known."""
 
 import time
 
 import numpy as np
 import pytest
 
-from tests.scores import three_class_scores
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 from common.errors import DataError, ParameterError
-from common.evaluation.metrics import (
+from common.evaluation.classification import (
     _point_estimates,
     _weighted_statistic,
-    best_per_metric,
+    class_probabilities,
     classification_metrics,
-    metrics_table,
-    paper_vs_run,
-    summarise_folds,
+    metric_estimates,
+    positive_index,
+    roc_points,
 )
+from common.evaluation.estimate import Estimate
+from tests.scores import three_class_scores
 
 SUMMARY = ("accuracy", "precision", "recall", "specificity", "f1", "auc")
 
@@ -167,50 +168,46 @@ def test_bad_inputs_raise_named_errors():
         classification_metrics(labels, np.full((4, 2), 0.5), ["a", "b"], groups=[1, 1, 1])
 
 
-def test_summarise_folds_uses_t_interval_over_folds():
-    folds = [{"accuracy": {"value": v, "ci95": [v, v]}, "f1": v - 0.1} for v in (0.6, 0.7, 0.8)]
-    summary = summarise_folds(folds, names=("accuracy", "f1"))
-    # mean 0.7, sd 0.1, t(0.975, df=2) = 4.3027 -> half width 0.24841
-    assert summary["accuracy"]["value"] == pytest.approx(0.7)
-    assert summary["accuracy"]["ci95"] == pytest.approx([0.7 - 0.248414, 0.7 + 0.248414], abs=1e-5)
-    assert summary["accuracy"]["folds"] == pytest.approx([0.6, 0.7, 0.8])
-    assert summary["f1"]["value"] == pytest.approx(0.6)
-    constant = summarise_folds([{"accuracy": 0.5}, {"accuracy": 0.5}], names=("accuracy",))
-    assert constant["accuracy"]["ci95"] == [0.5, 0.5]
-    with pytest.raises(DataError, match="two folds"):
-        summarise_folds(folds[:1])
-
-
-def test_table_and_best_model():
-    models = {
-        "VGG16": {"accuracy": {"value": 0.9, "ci95": [0.85, 0.95]}, "auc": {"value": 0.97, "ci95": [0.9, 0.99]}},
-        "ResNet50": {"accuracy": {"value": 0.93, "ci95": [0.9, 0.96]}, "auc": {"value": 0.95, "ci95": [0.9, 0.98]}},
+def test_metric_estimates_are_the_records_of_classification_metrics():
+    labels, probs = noisy_three_class(n=120)
+    names = ["normal", "benign", "malignant"]
+    summary, per_class, ci_methods = metric_estimates(labels, probs, names, seed=2, n_resamples=200)
+    result = classification_metrics(labels, probs, names, seed=2, n_resamples=200)
+    assert all(isinstance(estimate, Estimate) for estimate in summary.values())
+    assert {name: estimate.to_record() for name, estimate in summary.items()} == {
+        name: result[name] for name in SUMMARY
     }
-    table = metrics_table(models, names=("accuracy", "auc", "f1"))
-    assert table.loc["VGG16", "accuracy"] == "0.900 [0.850, 0.950]"
-    assert table.loc["ResNet50", "f1"] == ""
-    assert best_per_metric(models, names=("accuracy", "auc", "f1")) == {"accuracy": "ResNet50", "auc": "VGG16"}
+    assert {name: {m: e.to_record() for m, e in metrics.items()} for name, metrics in per_class.items()} == result[
+        "per_class"
+    ]
+    assert ci_methods == result["ci_methods"]
+    assert summary["accuracy"].confidence == 0.95 and summary["accuracy"].n is None
 
 
-def test_paper_vs_run_normalises_percent_and_checks_interval():
-    paper = {"CNN": {"accuracy": 80, "Sensitivity": 82.0, "auc": 0.98}, "Missing": {"accuracy": 0.5}}
-    run = {"CNN": {"accuracy": {"value": 0.78, "ci95": [0.7, 0.85]},
-                   "recall": {"value": 0.9, "ci95": [0.85, 0.95]},
-                   "auc": {"value": 0.9, "ci95": [0.85, 0.95]}}}
-    table = paper_vs_run(paper, run).set_index(["model", "metric"])
-    assert table.loc[("CNN", "accuracy"), "paper"] == pytest.approx(0.80)
-    assert table.loc[("CNN", "accuracy"), "difference"] == pytest.approx(-0.02)
-    assert bool(table.loc[("CNN", "accuracy"), "paper_inside_ci"])
-    assert table.loc[("CNN", "recall"), "paper"] == pytest.approx(0.82)
-    assert not bool(table.loc[("CNN", "recall"), "paper_inside_ci"])
-    assert table.loc[("CNN", "auc"), "paper"] == pytest.approx(0.98)
-    assert np.isnan(table.loc[("Missing", "accuracy"), "this_run"])
-    assert not bool(table.loc[("Missing", "accuracy"), "paper_inside_ci"])
+def test_confidence_level_is_carried_by_the_estimates_and_narrows_the_interval():
+    labels, probs = noisy_three_class(n=150)
+    wide, _, _ = metric_estimates(labels, probs, ["a", "b", "c"], confidence=0.95, n_resamples=400)
+    narrow, _, _ = metric_estimates(labels, probs, ["a", "b", "c"], confidence=0.5, n_resamples=400)
+    assert narrow["accuracy"].confidence == 0.5
+    assert narrow["accuracy"].high - narrow["accuracy"].low < wide["accuracy"].high - wide["accuracy"].low
+    with pytest.raises(ParameterError, match="confidence"):
+        metric_estimates(labels, probs, ["a", "b", "c"], confidence=1.0)
+    with pytest.raises(ParameterError, match="n_resamples"):
+        metric_estimates(labels, probs, ["a", "b", "c"], n_resamples=0)
+    with pytest.raises(ParameterError, match="two classes"):
+        metric_estimates(labels, probs, ["a"])
 
 
-def test_fold_intervals_stay_within_zero_and_one():
-    wide = summarise_folds([{"accuracy": 0.0}, {"accuracy": 1.0}], names=("accuracy",))["accuracy"]
-    assert wide["value"] == 0.5 and wide["ci95"] == [0.0, 1.0]
-    # mean 0.9, sd 0.1, three folds: the t interval's upper end 1.148 is clipped to 1
-    high = summarise_folds([{"f1": v} for v in (0.8, 0.9, 1.0)], names=("f1",))["f1"]
-    assert high["ci95"] == pytest.approx([0.9 - 0.248414, 1.0], abs=1e-5)
+def test_class_probabilities_positive_index_and_roc_points():
+    np.testing.assert_allclose(class_probabilities([0.2, 0.9], 2), [[0.8, 0.2], [0.1, 0.9]])
+    with pytest.raises(DataError, match="shape"):
+        class_probabilities(np.full((2, 3), 1 / 3), 2)
+    with pytest.raises(DataError, match="NaN"):
+        class_probabilities([[0.5, np.nan]], 2)
+    assert positive_index(["normal", "benign", "malignant"]) == 2
+    assert positive_index(["normal", "benign", "malignant"], "benign") == 1
+    fpr, tpr, auc = roc_points([False, False, True, True], [0.1, 0.6, 0.4, 0.9])
+    assert auc == pytest.approx(0.75)
+    assert fpr[0] == 0 and tpr[-1] == 1
+    with pytest.raises(DataError, match="both positive and negative"):
+        roc_points([True, True], [0.1, 0.2])
