@@ -10,10 +10,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from tests.scores import three_class_scores
-
-from common.report import figures
 from common.errors import DataError
+from common.report import figures
+from common.report.figures import _shared
+from tests.scores import three_class_scores
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -148,14 +148,14 @@ def test_inline_backend_shows_the_saved_png_and_draws_once(tmp_path, monkeypatch
     import IPython.display
 
     shown = []
-    monkeypatch.setattr(figures, "_inline_backend", lambda: True)
+    monkeypatch.setattr(_shared, "_inline_backend", lambda: True)
     monkeypatch.setattr(IPython.display, "display", shown.append)
     path = tmp_path / "curves.png"
     figure = figures.training_curves(history(), path=path)
     # The notebook gets the file's bytes, and the figure is closed so the backend does not draw it again.
     assert len(shown) == 1 and shown[0].data == path.read_bytes()
     assert figure.number not in plt.get_fignums()
-    monkeypatch.setattr(figures, "_inline_backend", lambda: False)
+    monkeypatch.setattr(_shared, "_inline_backend", lambda: False)
     figure = figures.training_curves(history(), path=path)
     try:
         assert len(shown) == 1 and figure.number in plt.get_fignums()
