@@ -1,0 +1,1 @@
+"""Training: how a run computes (``runtime``: seeds, strategy, precision) and the one training loop (``fit``)."""

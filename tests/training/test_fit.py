@@ -1,10 +1,6 @@
-"""Tests of common.training.train: determinism, fitting, weights, prediction, devices, safe loading."""
+"""Tests of common.training.fit: determinism, fitting, weights, batch-norm recalibration, prediction."""
 
-import os
 import pathlib
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -12,42 +8,21 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from common.training import train
-from common.errors import DataError, ParameterError
+from common.errors import DataError
+from common.models import saving
+from common.training import fit, runtime
+from tests.training.helpers import batches, tiny_data, tiny_model
 
 SRC = pathlib.Path(__file__).resolve().parents[2] / "src"
-
-
-def tiny_model(n_inputs=8, dropout=0.0):
-    inputs = keras.Input((n_inputs,))
-    x = keras.layers.Dense(16, activation="relu")(inputs)
-    if dropout:
-        x = keras.layers.Dropout(dropout)(x)
-    outputs = keras.layers.Dense(2, activation="softmax", name="predictions")(x)
-    return keras.Model(inputs, outputs)
-
-
-def tiny_data(n=32, n_inputs=8, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, n_inputs)).astype("float32")
-    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64")
-    return x, y
-
-
-def batches(x, y, shuffle=False):
-    dataset = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        dataset = dataset.shuffle(len(x))  # seeded by set_seed's global seed
-    return dataset.batch(8)
 
 
 def test_set_seed_makes_training_repeatable():
     x, y = tiny_data()
 
     def run():
-        train.set_seed(7)
-        model = train.compile_model(tiny_model(dropout=0.3), lr=0.01)
-        history = train.fit(model, batches(x, y, shuffle=True), batches(x, y), epochs=2, verbose=0)
+        runtime.set_seed(7)
+        model = fit.compile_model(tiny_model(dropout=0.3), lr=0.01)
+        history = fit.fit(model, batches(x, y, shuffle=True), batches(x, y), epochs=2, verbose=0)
         return model.get_weights(), history
 
     first_weights, first_history = run()
@@ -60,12 +35,12 @@ def test_set_seed_makes_training_repeatable():
 
 
 def test_fit_writes_history_and_model_and_restores_the_best_weights(tmp_path):
-    train.set_seed(0)
+    runtime.set_seed(0)
     x, y = tiny_data()
     # Validation labels are the training labels flipped: the better the model
     # learns, the worse val_loss gets, so the best epoch is not the last one.
-    model = train.compile_model(tiny_model(), lr=0.05)
-    history = train.fit(
+    model = fit.compile_model(tiny_model(), lr=0.05)
+    history = fit.fit(
         model, batches(x, y), batches(x, 1 - y), epochs=6, patience=2, out_dir=tmp_path, verbose=0
     )
     assert list(history.columns) == [
@@ -80,9 +55,9 @@ def test_fit_writes_history_and_model_and_restores_the_best_weights(tmp_path):
 
     written = pd.read_csv(tmp_path / "history.csv")
     pd.testing.assert_frame_equal(written, history, check_dtype=False)
-    reloaded = train.load_model_safe(tmp_path / "model.keras")
+    reloaded = saving.load_model_safe(tmp_path / "model.keras")
     np.testing.assert_allclose(
-        train.predict_proba(reloaded, x), train.predict_proba(model, x), rtol=1e-6
+        fit.predict_proba(reloaded, x), fit.predict_proba(model, x), rtol=1e-6
     )
 
 
@@ -90,7 +65,7 @@ def test_fit_writes_history_and_model_and_restores_the_best_weights(tmp_path):
 def test_the_first_train_step_is_traced_once_and_accuracy_fits_the_labels(loss):
     x, y = tiny_data()
     labels = y if loss.startswith("sparse") else np.eye(2, dtype="float32")[y]
-    model = train.compile_model(tiny_model(), lr=0.01, loss=loss)
+    model = fit.compile_model(tiny_model(), lr=0.01, loss=loss)
     traces = []
     train_step = model.train_step
     model.train_step = lambda data: traces.append(1) or train_step(data)
@@ -100,7 +75,7 @@ def test_the_first_train_step_is_traced_once_and_accuracy_fits_the_labels(loss):
     # The dummy batch that built the metrics left nothing behind, and the
     # accuracy variant follows the labels (sparse or one-hot).
     accuracy = model.evaluate(x, labels, verbose=0, return_dict=True)["accuracy"]
-    expected = np.mean(train.predict_proba(model, x).argmax(axis=1) == y)
+    expected = np.mean(fit.predict_proba(model, x).argmax(axis=1) == y)
     assert accuracy == pytest.approx(expected)
 
 
@@ -108,18 +83,18 @@ def test_class_weights_are_balanced():
     # IQ-OTH/NCCD's class sizes: benign 120, malignant 561, normal 416.
     counts = [120, 561, 416]
     labels = np.repeat(np.arange(3), counts)
-    weights = train.class_weights(labels, 3)
+    weights = fit.class_weights(labels, 3)
     assert weights == pytest.approx({i: len(labels) / (3 * c) for i, c in enumerate(counts)})
     assert weights[0] > weights[2] > weights[1]
     with pytest.raises(DataError, match=r"\[2\]"):
-        train.class_weights([0, 1, 1], 3)
+        fit.class_weights([0, 1, 1], 3)
 
 
 def test_predict_proba_from_arrays_and_datasets():
     model = tiny_model()
     x, y = tiny_data(n=10)
-    from_array = train.predict_proba(model, x, batch_size=4)
-    from_dataset = train.predict_proba(model, batches(x, y))
+    from_array = fit.predict_proba(model, x, batch_size=4)
+    from_dataset = fit.predict_proba(model, batches(x, y))
     assert from_array.shape == (10, 2) and from_array.dtype == np.float32
     np.testing.assert_allclose(from_array, from_dataset, rtol=1e-6)
     np.testing.assert_allclose(from_array.sum(axis=1), 1.0, rtol=1e-6)
@@ -131,107 +106,11 @@ def test_predict_proba_traces_one_function_for_datasets_and_arrays():
     traces = []
     predict_step = model.predict_step
     model.predict_step = lambda data: traces.append(1) or predict_step(data)
-    train.predict_proba(model, batches(x, np.zeros(len(x), dtype="int64")))
+    fit.predict_proba(model, batches(x, np.zeros(len(x), dtype="int64")))
     traced = len(traces)  # a full batch, then any batch size
-    train.predict_proba(model, x, batch_size=8)
-    train.predict_proba(model, x[:3])
+    fit.predict_proba(model, x, batch_size=8)
+    fit.predict_proba(model, x[:3])
     assert len(traces) == traced
-
-
-def test_load_model_safe_refuses_a_lambda_layer(tmp_path):
-    inputs = keras.Input((4,))
-    outputs = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
-    path = tmp_path / "lambda.keras"
-    keras.Model(inputs, outputs).save(path)
-    with pytest.raises(DataError, match="Lambda") as caught:
-        train.load_model_safe(path)
-    assert str(path) in str(caught.value)
-    with pytest.raises(DataError, match="does not exist"):
-        train.load_model_safe(tmp_path / "missing.keras")
-
-
-def test_gpu_speedups_switch_mixed_precision_and_xla_together():
-    try:
-        on_cpu = train.gpu_speedups("auto")
-        if not tf.config.list_physical_devices("GPU"):
-            assert on_cpu == {
-                "enabled": False, "mixed_precision": False, "jit_compile": False,
-                "dtype_policy": "float32", "gpus": 0,
-            }
-        forced = train.gpu_speedups(True)
-        assert forced["mixed_precision"] and forced["jit_compile"]
-        model = tiny_model()
-        assert model.layers[1].compute_dtype == "float16"
-        from common.models import build_plain_cnn
-
-        cnn = build_plain_cnn((16, 16, 1), 2)
-        assert cnn.get_layer("predictions").compute_dtype == "float32"
-        with pytest.raises(ParameterError):
-            train.gpu_speedups("yes")
-    finally:
-        train.gpu_speedups(False)
-    assert keras.mixed_precision.global_policy().name == "float32"
-
-
-def test_distribution_strategy_choices(monkeypatch):
-    if len(tf.config.list_logical_devices("GPU")) < 2:
-        assert train.distribution_strategy("auto").num_replicas_in_sync == 1
-    assert train.distribution_strategy("default").num_replicas_in_sync == 1
-    monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(ParameterError, match="TF_CONFIG"):
-        train.distribution_strategy("multi-worker")
-    with pytest.raises(ParameterError, match="Unknown"):
-        train.distribution_strategy("tpu")
-
-
-MIRRORED_SCRIPT = textwrap.dedent(
-    """
-    import numpy as np
-    import tensorflow as tf
-
-    # Two logical CPUs must be configured before TensorFlow initialises its devices.
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
-    )
-    import keras
-    from common.training import train
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(16, 6)).astype("float32")
-    y = (x[:, 0] > 0).astype("int64")
-
-    def weights_after_training(strategy, initial=None):
-        with strategy.scope():
-            inputs = keras.Input((6,))
-            hidden = keras.layers.Dense(4, activation="relu")(inputs)
-            model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
-            if initial is not None:
-                model.set_weights(initial)
-            start = model.get_weights()
-            train.compile_model(model, lr=0.05)
-        model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=2, verbose=0)
-        return start, model.get_weights()
-
-    mirrored = train.distribution_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
-    assert mirrored.num_replicas_in_sync == 2, mirrored.num_replicas_in_sync
-    start, single = weights_after_training(train.distribution_strategy("default"))
-    _, replicated = weights_after_training(mirrored, initial=start)
-    assert any(not np.allclose(a, b) for a, b in zip(start, single))
-    for a, b in zip(single, replicated):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    print("MIRRORED_OK")
-    """
-)
-
-
-def test_mirrored_strategy_step_equals_single_device_step():
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(SRC))
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT],
-        env=environment, capture_output=True, text=True, timeout=120,
-    )
-    assert "MIRRORED_OK" in result.stdout, result.stderr[-3000:]
 
 
 def _dense_bn_dropout_model():
@@ -248,7 +127,7 @@ def test_recalibrate_batch_norm_sets_plain_means_with_dropout_off():
     model = _dense_bn_dropout_model()
     x = np.random.default_rng(0).normal(3.0, 2.0, (32, 4)).astype("float32")
     batches = [(x[i:i + 8], np.zeros(8, int)) for i in range(0, 32, 8)]
-    assert train.recalibrate_batch_norm(model, batches) == 4
+    assert fit.recalibrate_batch_norm(model, batches) == 4
 
     # First batch norm: the mean over batches of each batch's mean and (biased) variance of its input.
     features = model.get_layer("dense")(x).numpy().reshape(4, 8, 3)
@@ -257,11 +136,11 @@ def test_recalibrate_batch_norm_sets_plain_means_with_dropout_off():
     np.testing.assert_allclose(bn.moving_variance.numpy(), features.var(axis=1).mean(axis=0), rtol=1e-4, atol=1e-5)
     # Second one: the same with dropout off, so a repeat gives the same statistics.
     second = model.get_layer("bn_2").moving_mean.numpy().copy()
-    train.recalibrate_batch_norm(model, batches)
+    fit.recalibrate_batch_norm(model, batches)
     np.testing.assert_allclose(model.get_layer("bn_2").moving_mean.numpy(), second, rtol=1e-5)
     # Settings are restored, and max_batches caps the batches used.
     assert bn.momentum == 0.99 and model.get_layer("drop").rate == 0.5
-    assert train.recalibrate_batch_norm(model, batches, max_batches=2) == 2
+    assert fit.recalibrate_batch_norm(model, batches, max_batches=2) == 2
 
 
 def test_a_traced_forward_recalibrates_as_the_eager_one_and_is_reused():
@@ -270,9 +149,9 @@ def test_a_traced_forward_recalibrates_as_the_eager_one_and_is_reused():
     x = np.random.default_rng(2).normal(1.0, 3.0, (40, 4)).astype("float32")
     batches = [(x[i:i + 8], np.zeros(8, int)) for i in range(0, 40, 8)]  # the last one partial
     forward = tf.function(lambda images: traced(images, training=True), reduce_retracing=True)
-    train.recalibrate_batch_norm(eager, batches, max_batches=3)
+    fit.recalibrate_batch_norm(eager, batches, max_batches=3)
     for _ in range(2):  # traced with momentum 0 and dropout off, which the second call sets again
-        train.recalibrate_batch_norm(traced, batches, max_batches=3, forward=forward)
+        fit.recalibrate_batch_norm(traced, batches, max_batches=3, forward=forward)
     for name in ("bn", "bn_2"):
         for variable in ("moving_mean", "moving_variance"):
             np.testing.assert_allclose(getattr(traced.get_layer(name), variable).numpy(),
@@ -283,12 +162,12 @@ def test_a_traced_forward_recalibrates_as_the_eager_one_and_is_reused():
 
 def test_fit_recalibrates_before_each_validation():
     model = _dense_bn_dropout_model()
-    train.compile_model(model, 1e-2)
+    fit.compile_model(model, 1e-2)
     rng = np.random.default_rng(1)
     x = rng.normal(0, 1, (64, 4)).astype("float32")
     y = (x[:, 0] > 0).astype(int)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    train.fit(model, data, data, epochs=2, patience=2, verbose=0, recalibrate_bn=4)
+    fit.fit(model, data, data, epochs=2, patience=2, verbose=0, recalibrate_bn=4)
     bn = model.get_layer("bn")
     features = model.get_layer("dense")(x).numpy().reshape(4, 16, 3)
     # The kept weights carry the statistics of the last recalibration, taken from the final weights.

@@ -1,16 +1,11 @@
-"""Training utilities: seeding, compiling, fitting, prediction and run settings.
+"""Compiling, fitting and predicting: one training loop for every model of the study.
 
-One code path serves the three profiles: a CPU run is made deterministic by
-:func:`set_seed`; a GPU run may switch on mixed precision and XLA through
-:func:`gpu_speedups` and spread over devices with :func:`distribution_strategy`.
+Seeds, devices and precision are set beforehand by :mod:`common.training.runtime`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
-import random
 import time
 from collections.abc import Callable, Sequence
 
@@ -21,22 +16,6 @@ import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
 from common.errors import DataError, ParameterError
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow and make TensorFlow ops deterministic.
-
-    With op determinism on, a CPU rerun with the same seed gives identical
-    weights and metrics (at some speed cost; some GPU ops then raise instead
-    of running non-deterministically).
-
-    Args:
-        seed: The run's seed.
-    """
-    random.seed(seed)
-    np.random.seed(seed)
-    keras.utils.set_random_seed(seed)  # also seeds TensorFlow's global generator
-    tf.config.experimental.enable_op_determinism()
 
 
 def compile_model(
@@ -57,7 +36,7 @@ def compile_model(
             labels, ``"categorical_crossentropy"`` or ``"binary_crossentropy"``
             for one-hot labels.
         metrics: Keras metrics.
-        jit_compile: XLA compilation (see :func:`gpu_speedups`).
+        jit_compile: XLA compilation (see :func:`common.training.runtime.gpu_speedups`).
 
     Returns:
         The same model, compiled.
@@ -303,103 +282,3 @@ def predict_proba(model: keras.Model, data, batch_size: int = 32) -> np.ndarray:
     else:
         probabilities = model.predict(np.asarray(data), batch_size=batch_size, verbose=0)
     return np.asarray(probabilities, dtype=np.float32)
-
-
-def distribution_strategy(name: str = "auto", devices: Sequence[str] | None = None):
-    """Return a ``tf.distribute`` strategy; build and compile models in its scope.
-
-    Args:
-        name: ``"auto"`` (mirrored over the local GPUs when there are at least
-            two, the default strategy otherwise), ``"default"`` (one device),
-            ``"mirrored"`` (all local GPUs, or ``devices``) or
-            ``"multi-worker"`` (the cluster described by the TF_CONFIG
-            environment variable).
-        devices: Devices for ``"mirrored"``, e.g. ``["/gpu:0", "/gpu:1"]``.
-
-    Returns:
-        The strategy; use ``with strategy.scope():`` around model building
-        and compiling. Batch sizes are global (split over the replicas).
-
-    Raises:
-        ParameterError: Unknown name, or multi-worker without TF_CONFIG.
-    """
-    if name == "auto":
-        gpus = tf.config.list_logical_devices("GPU")
-        return tf.distribute.MirroredStrategy() if len(gpus) >= 2 else tf.distribute.get_strategy()
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy(devices=list(devices) if devices else None)
-    if name == "multi-worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ParameterError(
-                "distribution 'multi-worker' needs the TF_CONFIG environment variable "
-                "describing the cluster and this worker's task."
-            )
-        json.loads(os.environ["TF_CONFIG"])  # fail early on malformed JSON
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ParameterError(
-        f"Unknown distribution strategy {name!r}; use auto, default, mirrored or multi-worker."
-    )
-
-
-def gpu_speedups(enabled: bool | str = "auto") -> dict:
-    """Switch mixed precision (float16 compute) and XLA on or off together.
-
-    Call before building models: the Keras dtype policy applies to layers
-    created afterwards (every model here keeps its softmax in float32, and
-    Keras wraps Adam in a loss-scale optimizer under mixed precision). Pass
-    the returned ``jit_compile`` to :func:`compile_model`.
-
-    Args:
-        enabled: True, False or ``"auto"`` (on iff a GPU is visible).
-
-    Returns:
-        The settings used: ``{"enabled", "mixed_precision", "jit_compile",
-        "dtype_policy", "gpus"}``, for the run's record.
-    """
-    if enabled not in (True, False, "auto"):
-        raise ParameterError(f"gpu_speedups(enabled={enabled!r}): use True, False or 'auto'.")
-    n_gpus = len(tf.config.list_physical_devices("GPU"))
-    on = n_gpus > 0 if enabled == "auto" else bool(enabled)
-    policy = "mixed_float16" if on else "float32"
-    keras.mixed_precision.set_global_policy(policy)
-    return {
-        "enabled": on,
-        "mixed_precision": on,
-        "jit_compile": on,
-        "dtype_policy": policy,
-        "gpus": n_gpus,
-    }
-
-
-def load_model_safe(path: str | pathlib.Path) -> keras.Model:
-    """Load a ``.keras`` model file, refusing any that would run stored code.
-
-    Args:
-        path: A ``.keras`` file.
-
-    Returns:
-        The model.
-
-    Raises:
-        DataError: The file is missing or not a Keras model, or holds a Lambda
-            layer or other serialized Python code (which ``safe_mode`` will not execute).
-    """
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise DataError(f"Model file {path} does not exist.")
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except ValueError as error:
-        if "safe_mode" not in str(error) and "Lambda" not in str(error):
-            raise DataError(
-                f"{path}: not a readable Keras model ({error}); pass a .keras file saved by "
-                "common.training.train.fit (or a legacy .h5 model)."
-            ) from error
-        raise DataError(
-            f"Refusing to load {path}: it contains a Lambda layer or other stored Python code, "
-            "which could run arbitrary code. Rebuild the model with common.models and load only "
-            "its weights, or, if you made the file yourself and trust it, load it with "
-            "keras.saving.load_model(path, safe_mode=False)."
-        ) from error
