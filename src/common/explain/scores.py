@@ -23,41 +23,49 @@ package) and scikit-image, and its pointing game has no distance tolerance.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage, stats
 
-from common.explain.cams import CamExplainer
 from common.errors import DataError, ParameterError
+from common.evaluation.estimate import Estimate
+from common.evaluation.intervals import mean_estimate, wilson_interval
+from common.explain.cams import CamExplainer
 
 IOU_CURVE_FRACTIONS = np.linspace(0.05, 0.95, 19)
 """Default thresholds (fractions of each CAM's maximum) of :func:`iou_curve`."""
 
 
-def _maps_and_masks(cams, masks, allow_empty: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _maps_and_masks(cams: npt.ArrayLike, masks: npt.ArrayLike,
+                    allow_empty: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Check a stack of CAMs against a stack of masks; return (float32 cams, bool masks)."""
-    cams = np.asarray(cams, dtype=np.float32)
-    masks = np.asarray(masks) > 0
-    if cams.ndim not in (3, 4):
-        raise DataError(f"cams must be a stack (N, H, W) or (N, H, W, D), got shape {cams.shape}")
-    if masks.shape != cams.shape:
+    maps = np.asarray(cams, dtype=np.float32)
+    lesions = np.asarray(masks) > 0
+    if maps.ndim not in (3, 4):
+        raise DataError(f"cams must be a stack (N, H, W) or (N, H, W, D), got shape {maps.shape}")
+    if lesions.shape != maps.shape:
         raise DataError(
-            f"masks shape {masks.shape} differs from cams shape {cams.shape}; resize the masks to the "
+            f"masks shape {lesions.shape} differs from cams shape {maps.shape}; resize the masks to the "
             "CAM size with nearest-neighbour interpolation"
         )
-    if not np.isfinite(cams).all() or (cams < 0).any():
+    if not np.isfinite(maps).all() or (maps < 0).any():
         raise DataError("cams must be finite and non-negative (compute_cam returns maps in [0, 1])")
     if not allow_empty:
-        empty = np.flatnonzero(~masks.reshape(len(masks), -1).any(axis=1))
+        empty = np.flatnonzero(~lesions.reshape(len(lesions), -1).any(axis=1))
         if empty.size:
             raise DataError(
                 f"masks of images {empty.tolist()} are empty; explanation scores need a lesion: drop "
                 "those images (score_explanations does so and reports the count)"
             )
-    return cams, masks
+    return maps, lesions
 
 
-def pointing_game(cams, masks, tolerance_px: float = 15, reference_size: int = 224) -> np.ndarray:
+def pointing_game(cams: npt.ArrayLike, masks: npt.ArrayLike, tolerance_px: float = 15,
+                  reference_size: int = 224) -> np.ndarray:
     """Pointing-game hits: the CAM's peak lies in the lesion or near it.
 
     The tolerance is ``tolerance_px`` at an image of ``reference_size`` pixels,
@@ -84,7 +92,7 @@ def pointing_game(cams, masks, tolerance_px: float = 15, reference_size: int = 2
     return hits
 
 
-def energy_share(cams, masks) -> np.ndarray:
+def energy_share(cams: npt.ArrayLike, masks: npt.ArrayLike) -> np.ndarray:
     """Share of each CAM's total mass that falls inside the lesion mask.
 
     Args:
@@ -101,7 +109,7 @@ def energy_share(cams, masks) -> np.ndarray:
     return np.divide(inside, total, out=np.zeros_like(total), where=total > 0)
 
 
-def iou(cams, masks, fraction: float = 0.5) -> np.ndarray:
+def iou(cams: npt.ArrayLike, masks: npt.ArrayLike, fraction: float = 0.5) -> np.ndarray:
     """Intersection over union of the region cam >= fraction * max(cam) with the mask.
 
     Args:
@@ -124,7 +132,8 @@ def iou(cams, masks, fraction: float = 0.5) -> np.ndarray:
     return intersection / union
 
 
-def iou_curve(cams, masks, fractions=IOU_CURVE_FRACTIONS) -> tuple[np.ndarray, np.ndarray]:
+def iou_curve(cams: npt.ArrayLike, masks: npt.ArrayLike,
+              fractions: npt.ArrayLike = IOU_CURVE_FRACTIONS) -> tuple[np.ndarray, np.ndarray]:
     """Mean IoU over images as a function of the CAM threshold fraction.
 
     Args:
@@ -147,7 +156,7 @@ def _spearman(trained: np.ndarray, randomised: np.ndarray) -> float:
     return float(stats.spearmanr(trained, randomised).statistic)
 
 
-def _reinitialise(layer, seed_sequence: np.random.SeedSequence) -> None:
+def _reinitialise(layer: keras.layers.Layer, seed_sequence: np.random.SeedSequence) -> None:
     """Redraw every weight of a layer from the layer's own initializer, seeded."""
     for variable, child_seed in zip(layer.weights, seed_sequence.spawn(len(layer.weights))):
         # Keras names initializers after their weight: kernel_initializer, or
@@ -168,14 +177,14 @@ def _reinitialise(layer, seed_sequence: np.random.SeedSequence) -> None:
 
 
 def randomisation_check(
-    model,
+    model: keras.Model,
     images: np.ndarray,
-    class_indices,
+    class_indices: int | Sequence[int] | np.ndarray,
     method: str = "gradcam",
     n_layers: int | None = None,
     seed: int = 0,
     layer: str | None = None,
-    **cam_options,
+    **cam_options: Any,
 ) -> list[dict]:
     """Cascading model-parameter randomisation test (Adebayo et al., 2018).
 
@@ -190,10 +199,10 @@ def randomisation_check(
         model: Functional Keras model.
         images: Model-ready inputs (N, ...).
         class_indices: One class index or one per image (kept fixed).
-        method: Key of :data:`common.explain.cams.METHODS`.
+        method: Key of :data:`common.explain.methods.METHODS`.
         n_layers: Randomise only the top ``n_layers`` weighted layers; None = all.
         seed: Seed of the re-initialisations.
-        layer: CAM layer; None -> :func:`common.explain.cams.last_conv_layer`.
+        layer: CAM layer; None -> :func:`common.explain.layers.last_conv_layer`.
         **cam_options: batch_size, max_channels, score_batch_size of
             :func:`common.explain.cams.compute_cam`.
 
@@ -233,23 +242,9 @@ def randomisation_check(
     return steps
 
 
-def _mean_with_ci(values: np.ndarray, seed: int, n_resamples: int) -> dict:
-    """Mean and percentile-bootstrap 95% CI (undefined below two values)."""
-    if len(values) == 0:
-        return {"value": float("nan"), "ci95": [float("nan"), float("nan")]}
-    value = float(np.mean(values))
-    if len(values) < 2:
-        return {"value": value, "ci95": [float("nan"), float("nan")]}
-    result = stats.bootstrap(
-        (values,), np.mean, n_resamples=n_resamples, method="percentile", rng=np.random.default_rng(seed)
-    )
-    interval = result.confidence_interval
-    return {"value": value, "ci95": [float(interval.low), float(interval.high)]}
-
-
 def score_explanations(
-    cams,
-    masks,
+    cams: npt.ArrayLike,
+    masks: npt.ArrayLike,
     seed: int = 0,
     n_resamples: int = 1000,
     tolerance_px: float = 15,
@@ -282,17 +277,15 @@ def score_explanations(
     n_scored, n_skipped = int(has_lesion.sum()), int((~has_lesion).sum())
     if n_scored:
         hits = pointing_game(cams, masks, tolerance_px, reference_size)
-        interval = stats.binomtest(int(hits.sum()), n_scored).proportion_ci(method="wilson")
-        pointing = {"value": float(hits.mean()), "ci95": [float(interval.low), float(interval.high)]}
+        pointing = Estimate(float(hits.mean()), *wilson_interval(int(hits.sum()), n_scored))
         shares, overlaps = energy_share(cams, masks), iou(cams, masks, fraction)
     else:
-        pointing = _mean_with_ci(np.empty(0), seed, n_resamples)
+        pointing = Estimate.undefined()
         shares = overlaps = np.empty(0)
     scores = {
         "pointing_game": pointing,
-        "energy_share": _mean_with_ci(shares, seed, n_resamples),
-        "iou": _mean_with_ci(overlaps, seed, n_resamples),
+        "energy_share": mean_estimate(shares, seed, n_resamples),
+        "iou": mean_estimate(overlaps, seed, n_resamples),
     }
-    for entry in scores.values():
-        entry |= {"n": n_scored, "n_skipped_empty_mask": n_skipped}
-    return scores
+    return {name: estimate.with_count(n_scored).to_record() | {"n_skipped_empty_mask": n_skipped}
+            for name, estimate in scores.items()}

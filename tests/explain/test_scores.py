@@ -1,4 +1,4 @@
-"""Tests of common.explain.explain_metrics on hand-made CAMs and masks with known scores."""
+"""Tests of common.explain.scores on hand-made CAMs and masks with known scores."""
 
 import os
 
@@ -8,7 +8,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from common.explain import explain_metrics as em  # noqa: E402
+from common.explain import scores as em  # noqa: E402
 from common.errors import DataError  # noqa: E402
 
 
