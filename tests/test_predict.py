@@ -18,8 +18,11 @@ from common.experiments import workflow
 from common.errors import DataError, ParameterError
 from common.report.results import RunRecorder
 
-EXPERIMENT = "toy-chest"
-CLASSES = ["normal", "malignant"]
+# A real experiment id (its registry classes go into the model card); the run lives in a temporary folder.
+EXPERIMENT = "resnet50-gradcam"
+CLASSES = ["no_nodule", "nodule"]
+# Chest phantom folders -> the experiment's classes.
+FOLDERS = {"normal": "no_nodule", "malignant": "nodule"}
 IMAGE_SIZE = 32  # the phantoms are 48 px, so the resize is exercised
 PREPROCESS = "resnet50"  # a named preprocess_input (channel flip and mean subtraction), not plain scaling
 
@@ -30,16 +33,15 @@ def save_tiny_run(root: Path) -> dict:
     Returns:
         ``results_dir``, ``model`` and the split ``samples`` of the run.
     """
-    phantoms.make_chest_slices(root / "phantoms", n_per_class=10, size=48, classes=tuple(CLASSES))
-    samples, _ = folders.load_class_folders(root / "phantoms" / "images", {name: name for name in CLASSES})
+    phantoms.make_chest_slices(root / "phantoms", n_per_class=10, size=48, classes=tuple(FOLDERS))
+    samples, _ = folders.load_class_folders(root / "phantoms" / "images", FOLDERS)
     samples = splits.split_samples(samples, fractions=(0.6, 0.2, 0.2), seed=0)
     train.set_seed(0)
     model = models.build_plain_cnn((IMAGE_SIZE, IMAGE_SIZE, 3), len(CLASSES), filters=(4, 8))
     train.compile_model(model, 1e-3)
     training = pipeline.make_dataset(samples[samples.split == "train"], IMAGE_SIZE, 8, PREPROCESS, training=True)
     model.fit(training, epochs=1, verbose=0)
-    params = {"experiment": EXPERIMENT, "classes": CLASSES, "profile": "smoke", "data_source": "phantoms"}
-    run = RunRecorder(params, root / "results" / EXPERIMENT)
+    run = RunRecorder(registry.resolve(EXPERIMENT, "smoke"), root / "results" / EXPERIMENT)
     model.save(run.output_dir / "model.keras")
     run.write_model_card(model.name, IMAGE_SIZE, 3, PREPROCESS)
     return {"results_dir": root / "results", "model": model, "samples": samples}
@@ -100,7 +102,7 @@ def test_every_input_gets_probabilities_overlay_and_contour_map(tiny_run, tmp_pa
         green = (contours[..., 1] > contours[..., 0] + 100)
         assert 0 < green.sum() < green.size / 2
     table = predict.probability_table(records, CLASSES)
-    assert Path(paths[0]).name in table and "malignant" in table
+    assert Path(paths[0]).name in table and "nodule" in table
 
 
 def test_jpeg_and_dicom_slices_are_read_like_png(tiny_run, tmp_path):
@@ -214,11 +216,10 @@ def test_a_volume_model_reads_a_dicom_series_as_its_run_did(tmp_path):
     phantoms.make_chest_volumes(tmp_path / "volumes", n_per_class=1, shape=(20, 20, 10))
     series = sorted((tmp_path / "volumes" / "series" / "tumor").iterdir())[0]
     model = models.build_cnn3d((*shape, 1), 2, width=0.125)
-    params = {"experiment": "toy-3d", "classes": ["normal", "tumor"], "profile": "smoke", "data_source": "phantoms"}
-    run = RunRecorder(params, tmp_path / "results" / "toy-3d")
+    run = RunRecorder(registry.resolve("gradcam-3d", "smoke"), tmp_path / "results" / "gradcam-3d")
     model.save(run.output_dir / "model.keras")
     run.write_model_card(model.name, list(shape), 1, None, input_kind="volume", window=window, sobel=True)
-    run_model = predict.load_run_model("toy-3d", results_dir=tmp_path / "results")
+    run_model = predict.load_run_model("gradcam-3d", results_dir=tmp_path / "results")
 
     records, errors = predict.predict_paths(run_model, [series, next(series.iterdir())], tmp_path / "out",
                                             progress=False)

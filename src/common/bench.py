@@ -207,22 +207,22 @@ def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[
     # quick figure noisy.
     n_classes = len(registry.experiment(BENCH_EXPERIMENT)["classes"])
     params = registry.resolve(BENCH_EXPERIMENT, "default", {"n_per_class": -(-settings["n_images"] // n_classes)})
-    train.set_seed(params["seed"])
+    train.set_seed(params.seed)
     progress("preparing phantom images")
     samples = workflow.load_samples(params).samples.head(settings["n_images"])
-    size, batch = params["image_size"], params["batch_size"]
+    size, batch = params.image_size, params.batch_size
     preprocess = workflow.preprocess_name(params)
 
     def project_dataset():
-        return pipeline.make_dataset(samples, size, batch, preprocess=preprocess, augment=params["augment"],
-                                     training=True, channels=params["channels"], seed=params["seed"])
+        return pipeline.make_dataset(samples, size, batch, preprocess=preprocess, augment=params.augment,
+                                     training=True, channels=params.channels, seed=params.seed)
 
     progress("1/3 input pipeline alone (cold, then cached)")
     pipeline_speed = pipeline_throughput(project_dataset())
 
     progress("2/3 training through the pipeline vs from tensors in memory")
     model = workflow.build_backbone_classifier(params)
-    train.compile_model(model, params["learning_rate"])
+    train.compile_model(model, params.learning_rate)
     through_pipeline = project_dataset()
     _drain(through_pipeline)  # fill the cache, as after a run's first epoch
     import tensorflow as tf
@@ -240,7 +240,7 @@ def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[
     record = {
         "quick": quick,
         "experiment": BENCH_EXPERIMENT,
-        "model": params["backbone"],
+        "model": params.backbone,
         "image_size": size,
         "batch_size": batch,
         "pipeline_vs_model": {

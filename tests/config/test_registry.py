@@ -20,28 +20,28 @@ def test_every_experiment_is_registered_with_a_notebook_and_three_profiles():
 @pytest.mark.parametrize("profile", registry.PROFILES)
 def test_every_profile_resolves(experiment_id, profile):
     params = registry.resolve(experiment_id, profile)
-    assert params["experiment"] == experiment_id
-    assert params["profile"] == profile
-    assert params["data_source"] == "phantoms"
-    assert params["classes"]
+    assert params.experiment == experiment_id
+    assert params.profile == profile
+    assert params.data_source == "phantoms"
+    assert params.classes
 
 
 def test_profiles_differ_where_they_should():
     smoke = registry.resolve("iqoth", "smoke")
     default = registry.resolve("iqoth", "default")
     paper = registry.resolve("iqoth", "paper")
-    assert smoke["epochs"] == 1 and smoke["weights"] is None
-    assert default["weights"] is None
-    assert paper["weights"] == "imagenet" and paper["image_size"] == 224
+    assert smoke.epochs == 1 and smoke.weights is None
+    assert default.weights is None
+    assert paper.weights == "imagenet" and paper.image_size == 224
 
 
 def test_overrides_are_parsed_and_type_checked():
     overrides = registry.parse_overrides(["epochs=3", "learning_rate=1e-3", "models=[VGG16, ResNet50]"])
     assert overrides == {"epochs": 3, "learning_rate": 1e-3, "models": ["VGG16", "ResNet50"]}
     params = registry.resolve("nine-models", "smoke", overrides)
-    assert params["epochs"] == 3 and params["models"] == ["VGG16", "ResNet50"]
+    assert params.epochs == 3 and params.models == ["VGG16", "ResNet50"]
     # an int is fine for a float parameter
-    assert registry.resolve("iqoth", "smoke", {"learning_rate": 1})["learning_rate"] == 1.0
+    assert registry.resolve("iqoth", "smoke", {"learning_rate": 1}).learning_rate == 1.0
 
 
 @pytest.mark.parametrize(
@@ -62,9 +62,9 @@ def test_bad_names_and_values_are_refused_with_a_clear_message(call, message):
 
 def test_real_data_switches_the_label_map():
     params = registry.resolve("iqoth", "default", data_dir="/somewhere")
-    assert params["data_source"] == "real_data"
-    assert params["label_map"]["Bengin cases"] == "benign"
-    assert params["manifest"] == "iqothnccd"
+    assert params.data_source == "real_data"
+    assert params.label_map["Bengin cases"] == "benign"
+    assert params.manifest == "iqothnccd"
 
 
 def test_paper_claims_are_data():
@@ -78,6 +78,6 @@ def test_yaml_switch_words_stay_strings_for_a_string_parameter_and_work_for_a_bo
     overrides = registry.parse_overrides(["gpu_speedups=off", "baseline_cnn=no"])
     assert overrides == {"gpu_speedups": "off", "baseline_cnn": "no"}
     params = registry.resolve("resnet50-gradcam", "smoke", overrides)
-    assert params["gpu_speedups"] == "off"
-    assert params["baseline_cnn"] is False
+    assert params.gpu_speedups == "off"
+    assert params.baseline_cnn is False
     assert registry.parse_value("true") is True and registry.parse_value("False") is False

@@ -36,9 +36,9 @@ PAPER_SPEC = {
 
 def test_paper_profile_resolves_to_the_papers_settings():
     params = registry.resolve("nine-models", "paper")
-    assert params["models"] == list(PAPER_SPEC)
-    assert params["batch_size"] == 16 and params["epochs"] == 150 and params["weights"] == "imagenet"
-    assert params["split_counts"] == {"train": 714, "val": 150, "test": 150}
+    assert params.models == list(PAPER_SPEC)
+    assert params.batch_size == 16 and params.epochs == 150 and params.weights == "imagenet"
+    assert params.split_counts == {"train": 714, "val": 150, "test": 150}
     for name, (size, trainable, learning_rate, epsilon) in PAPER_SPEC.items():
         settings = comparison.model_settings(params, name)
         assert (settings.input_size, settings.trainable_last_layers) == (size, trainable), name
@@ -51,10 +51,10 @@ def test_cpu_profiles_use_the_smallest_accepted_size_and_train_everything():
     params = registry.resolve("nine-models", "smoke")
     sizes = {name: comparison.model_settings(params, name).input_size for name in PAPER_SPEC}
     assert sizes["InceptionV3"] == 75 and sizes["Xception"] == 71
-    assert sizes["VGG16"] == max(params["image_size"], 32)
+    assert sizes["VGG16"] == max(params.image_size, 32)
     settings = comparison.model_settings(params, "ResNet50")
     assert settings.trainable_last_layers is None and settings.paper_trainable_last_layers == 53
-    assert settings.learning_rate == params["learning_rate"]
+    assert settings.learning_rate == params.learning_rate
     assert settings.epsilon == comparison.KERAS_ADAM_EPSILON and settings.weights is None
 
 
@@ -62,10 +62,10 @@ def test_a_models_override_row_changes_that_model_only():
     params = registry.resolve("nine-models", "smoke", {"model_overrides": {
         "MobileNetV2": {"learning_rate": 0.003, "epochs": 4, "augment": {"flip": "horizontal"}}}})
     changed, other = comparison.model_parameters(params, "MobileNetV2"), comparison.model_parameters(params, "VGG16")
-    assert (changed["epochs"], changed["augment"]) == (4, {"flip": "horizontal"})
-    assert other == params and params["epochs"] == 1  # the run's parameters themselves are left alone
+    assert (changed.epochs, changed.augment) == (4, {"flip": "horizontal"})
+    assert other == params and params.epochs == 1  # the run's parameters themselves are left alone
     assert comparison.model_settings(params, "MobileNetV2").learning_rate == 0.003
-    assert comparison.model_settings(params, "VGG16").learning_rate == params["learning_rate"]
+    assert comparison.model_settings(params, "VGG16").learning_rate == params.learning_rate
     table = comparison.settings_table(params, ["MobileNetV2", "VGG16"])
     assert table.loc["MobileNetV2", "epochs"] == 4 and table.loc["VGG16", "epochs"] == 1
     assert table.loc["VGG16", "augment"] == "none"
@@ -75,6 +75,7 @@ def test_a_models_override_row_changes_that_model_only():
     ({"MobileNetV3": {"epochs": 2}}, "unknown model"),
     ({"VGG16": {"epoch": 2}}, "epoch"),
     ({"VGG16": {"models": ["VGG16"]}}, "models"),
+    ({"VGG16": {"epochs": "two"}}, "Parameter 'epochs' expects a int like 6, got 'two'"),
 ])
 def test_override_rows_name_known_models_and_parameters(rows, message):
     params = registry.resolve("nine-models", "smoke", {"model_overrides": rows})
@@ -230,7 +231,7 @@ def test_a_real_two_class_folder_trains_with_a_label_map_parameter(tmp_path):
     assert record["epochs_trained"] == 2 and record["train_seconds"] > 0 and record["inference_images_per_s"] > 0
     head_norms = [layer for layer in runs["MobileNetV2"].model.layers
                   if models.is_head_layer(layer) and isinstance(layer, keras.layers.BatchNormalization)]
-    assert len(head_norms) == 2 and all(layer.momentum == params["bn_momentum"] for layer in head_norms)
+    assert len(head_norms) == 2 and all(layer.momentum == params.bn_momentum for layer in head_norms)
     # Inference is timed as a graph; the model keeps the eager mode it trained in.
     assert runs["MobileNetV2"].model.run_eagerly is True
     with pytest.raises(DataError, match="empty"):

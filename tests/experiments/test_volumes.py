@@ -1,5 +1,6 @@
 """Tests of common.experiments.volumes on tiny chest-volume phantoms written in the test session."""
 
+import dataclasses
 import shutil
 
 import keras
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from common.config import registry
 from common.data import phantoms
 from common.experiments import volumes
 from common.errors import DataError, ParameterError
@@ -119,9 +121,11 @@ def tiny_model():
 def test_k_fold_loop_tests_every_volume_once_and_explains_out_of_fold(samples, tmp_path):
     inputs = volumes.load_volumes(samples, INPUT_SHAPE)
     masks = volumes.load_masks(samples, INPUT_SHAPE)
-    params = {"seed": 0, "k_folds": 2, "val_fraction": 0.34, "epochs": 1, "patience": 1, "batch_size": 4,
-              "learning_rate": 1e-3, "augment_rotation": 5.0, "classes": ["normal", "tumor"], "positive": "tumor",
-              "n_resamples": 200, "n_explain": 6, "cam_methods": ["gradcam"], "cam_fraction": 0.5}
+    # The experiment's classes (normal, tumor; positive tumor) with a tiny loop's settings.
+    params = dataclasses.replace(
+        registry.resolve("gradcam-3d", "smoke"), seed=0, k_folds=2, val_fraction=0.34, epochs=1, patience=1,
+        batch_size=4, learning_rate=1e-3, augment_rotation=5.0, n_resamples=200, n_explain=6,
+        cam_methods=["gradcam"], cam_fraction=0.5, explain_only_correct=True)
     cv = volumes.cross_validate(params, samples, inputs, tiny_model, out_dir=tmp_path)
     assert len(cv.folds) == 2
     assert sorted(np.concatenate([f.test_positions for f in cv.folds])) == list(range(len(samples)))

@@ -1,5 +1,7 @@
 """Tests of common.experiments.workflow on tiny phantoms: class order, splits, paper rows, subsets."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,32 +79,32 @@ def test_split_variants_keep_duplicate_groups_on_one_side(tiny_params, tmp_path)
         shutil.copyfile(samples.loc[source, "path"], copy)
         samples.loc[row, "path"] = str(copy)
     result = audit.audit_samples(samples, progress=False)
-    grouped = workflow.split_variants({**tiny_params, "split": "grouped"}, samples, result)["grouped"]
+    grouped = workflow.split_variants(dataclasses.replace(tiny_params, split="grouped"), samples, result)["grouped"]
     for rows in ([0, 1, 2], [6, 7]):
         assert grouped.loc[rows, "split"].nunique() == 1
 
 
 def test_an_unknown_split_name_is_refused(tiny_params):
     with pytest.raises(Exception, match="must be image, grouped or both"):
-        workflow.split_variants({**tiny_params, "split": "patient"}, None, {})
+        workflow.split_variants(dataclasses.replace(tiny_params, split="patient"), None, {})
 
 
 def test_runtime_on_a_cpu_keeps_float32_and_one_replica(tiny_params):
     rt = workflow.runtime(tiny_params)
     assert rt.record["replicas"] == 1 and rt.record["mixed_precision"] is False and rt.record["jit_compile"] is False
     with pytest.raises(Exception, match="must be auto, on or off"):
-        workflow.runtime({**tiny_params, "gpu_speedups": "maybe"})
+        workflow.runtime(dataclasses.replace(tiny_params, gpu_speedups="maybe"))
 
 
 def test_select_cam_layer_scores_every_candidate_on_the_validation_split(tiny_params):
     import keras
 
-    params = {**tiny_params, "explain_only_correct": False, "n_resamples": 50}
+    params = dataclasses.replace(tiny_params, explain_only_correct=False, n_resamples=50)
     samples = workflow.split(params, workflow.load_samples(params).samples)
     val = samples[samples["split"] == "val"].reset_index(drop=True)
     data = workflow.datasets(params, samples, None, channels=3)
     keras.utils.set_random_seed(0)
-    inputs = keras.Input((params["image_size"], params["image_size"], 3))
+    inputs = keras.Input((params.image_size, params.image_size, 3))
     fine = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="fine")(inputs)
     coarse = keras.layers.Conv2D(4, 3, strides=4, padding="same", activation="relu", name="coarse")(fine)
     outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(coarse))
@@ -120,12 +122,12 @@ def test_select_cam_layer_scores_every_candidate_on_the_validation_split(tiny_pa
 def test_explain_test_split_scores_the_cam_layer_and_the_validation_choice(tiny_params):
     import keras
 
-    params = {**tiny_params, "explain_only_correct": False, "n_resamples": 50,
-              "cam_methods": ["gradcam", "gradcam++"], "cam_layer_candidates": ["coarse", "fine"]}
+    params = dataclasses.replace(tiny_params, explain_only_correct=False, n_resamples=50,
+                                 cam_methods=["gradcam", "gradcam++"], cam_layer_candidates=["coarse", "fine"])
     samples = workflow.split(params, workflow.load_samples(params).samples)
     data = workflow.datasets(params, samples, None, channels=3)
     keras.utils.set_random_seed(0)
-    inputs = keras.Input((params["image_size"], params["image_size"], 3))
+    inputs = keras.Input((params.image_size, params.image_size, 3))
     fine = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="fine")(inputs)
     coarse = keras.layers.Conv2D(4, 3, strides=4, padding="same", activation="relu", name="coarse")(fine)
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(coarse)))
@@ -137,11 +139,11 @@ def test_explain_test_split_scores_the_cam_layer_and_the_validation_choice(tiny_
     assert set(scored.scores) == {model.name, f"{model.name} at {chosen}"}
     assert set(scored.scores[model.name]) == {"gradcam", "gradcam++"}
     assert set(scored.scores[f"{model.name} at {chosen}"]) == {"gradcam"}
-    grid = params["image_size"] // 4
+    grid = params.image_size // 4
     assert list(scored.test_table().index) == [f"coarse ({grid}, {grid}), gradcam", f"coarse ({grid}, {grid}), gradcam++",
                                                f"{chosen} {scored.layer_shapes[chosen]}, gradcam, chosen on validation"]
     assert list(scored.validation_table().index) == [f"coarse ({grid}, {grid})",
-                                                     f"fine ({params['image_size']}, {params['image_size']})"]
+                                                     f"fine ({params.image_size}, {params.image_size})"]
     assert set(scored.seconds) == {"coarse", "choosing the layer (validation)", f"chosen: {chosen}"}
     n = len(scored.chosen["positions"])
     k = min(2, n // 2)
@@ -167,3 +169,22 @@ def test_best_layer_breaks_ties_by_energy_share_then_by_order():
     assert workflow.best_layer(table, ["a", "b", "c", "d"]) == "c"
     assert workflow.best_layer({k: table[k] for k in "dc"}, ["d", "c"]) == "d"
     assert workflow.best_layer({}, ["e"]) is None  # no lesion image in the validation split
+
+def test_fit_and_evaluate_returns_a_frozen_result_with_balanced_class_weights(tiny_params):
+    import keras
+
+    params = dataclasses.replace(tiny_params, epochs=1, n_resamples=20)
+    samples = workflow.split(params, workflow.load_samples(params).samples)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((params.image_size, params.image_size, params.channels))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, name="conv")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(len(params.classes), activation="softmax")(pooled))
+    result = workflow.fit_and_evaluate(params, model, samples, None)
+    test = samples[samples["split"] == "test"]
+    assert isinstance(result, workflow.FitResult)
+    assert len(result.history) == 1 and set(result.datasets) == {"train", "val", "test"}
+    assert result.probabilities.shape == (len(test), len(params.classes)) and len(result.test) == len(test)
+    assert list(result.test.index) == list(range(len(test))) and "accuracy" in result.scores
+    assert params.class_weights and set(result.class_weight) == {0, 1, 2}  # iqoth weighs its classes
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.scores = {}

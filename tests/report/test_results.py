@@ -28,7 +28,7 @@ def test_recorder_writes_every_fixed_key_and_its_figures(tmp_path):
     path = run.write_metrics(models={"m": {}}, data={"source": "phantoms"}, paper={}, extra_key=3)
     record = json.loads(path.read_text())
     assert set(METRICS_KEYS) <= set(record)
-    assert record["experiment"] == "iqoth" and record["profile"] == "smoke" and record["seed"] == params["seed"]
+    assert record["experiment"] == "iqoth" and record["profile"] == "smoke" and record["seed"] == params.seed
     assert record["figures"] == ["confusion_matrix.png"] and record["extra_key"] == 3
     assert record["peak_memory_mb"] > 0 and record["versions"]["python"].startswith("3.")
     banner = run_banner(record)

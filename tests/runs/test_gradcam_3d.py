@@ -23,14 +23,14 @@ def test_cross_validated_metrics_have_folds_and_cis(smoke_results):
     assert list(metrics["models"]) == ["CNN3D"]
     entry = metrics["models"]["CNN3D"]
     folds = metrics["folds"]
-    assert len(folds) == params["k_folds"]
+    assert len(folds) == params.k_folds
     n_volumes = metrics["data"]["n_volumes"]
-    assert n_volumes == 2 * params["n_per_class"]
+    assert n_volumes == 2 * params.n_per_class
     assert sum(fold["n_test"] for fold in folds) == n_volumes
     for fold in folds:
         # The validation part is carved from the training folds: fit + val + test = every volume.
         assert fold["n_fit"] + fold["n_val"] + fold["n_test"] == n_volumes
-        assert 1 <= fold["epochs"] <= params["epochs"]
+        assert 1 <= fold["epochs"] <= params.epochs
     for name in CV_METRICS:
         assert_metric_entry(entry[name])
         per_fold = [fold["metrics"][name]["value"] for fold in folds]
@@ -70,13 +70,13 @@ def test_explanations_are_scored_when_a_tumour_is_found(smoke_results):
         return
     params = registry.resolve(EXPERIMENT, "smoke")
     # The paper's layer (last Conv3D) and the finer comparison layer, scored alike.
-    assert set(explanations) == {"CNN3D", f"CNN3D at {params['compare_cam_layer']}"}
+    assert set(explanations) == {"CNN3D", f"CNN3D at {params.compare_cam_layer}"}
     for scores in explanations.values():
-        assert set(scores) >= set(params["cam_methods"])
-        for method in params["cam_methods"]:
+        assert set(scores) >= set(params.cam_methods)
+        for method in params.cam_methods:
             for name in ("pointing_game", "energy_share", "iou"):
                 assert_metric_entry(scores[method][name])
-                assert 1 <= scores[method][name]["n"] <= params["n_explain"]
+                assert 1 <= scores[method][name]["n"] <= params.n_explain
     steps = explanations["CNN3D"]["gradcam"]["randomisation_spearman"]
-    assert 1 <= len(steps) <= params["randomisation_layers"]
+    assert 1 <= len(steps) <= params.randomisation_layers
     assert all(-1 <= value <= 1 for value in steps)

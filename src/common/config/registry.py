@@ -7,7 +7,7 @@ repeat it (the MedMNIST ``info.py`` idea).
 Example:
     >>> from common.config import registry
     >>> params = registry.resolve("iqoth", "smoke", {"epochs": 2})
-    >>> params["epochs"]
+    >>> params.epochs
     2
 """
 
@@ -16,11 +16,15 @@ from __future__ import annotations
 import copy
 import functools
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping, overload
 
 import yaml
 
 from common.errors import ParameterError
+
+if TYPE_CHECKING:
+    from common.config.params import (Gradcam3dParams, IqothParams, MultiOrganParams, NineModelsParams,
+                                      ResNet50GradCamParams, RunParams)
 
 REGISTRY_FILE = Path(__file__).with_name("registry.yaml")
 PROFILES = ("smoke", "default", "paper")
@@ -109,39 +113,58 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     return overrides
 
 
-# The words YAML 1.1 reads as booleans, besides true and false (see parse_value).
-YAML_BOOLEAN_WORDS = {"on": True, "yes": True, "off": False, "no": False}
+@overload
+def resolve(
+    experiment_id: Literal["resnet50-gradcam"],
+    profile: str = "default",
+    overrides: Mapping[str, Any] | None = None,
+    data_dir: str | Path | None = None,
+) -> ResNet50GradCamParams: ...
 
 
-def _check_type(name: str, value: Any, reference: Any) -> Any:
-    """Return ``value`` if it fits the registry's value for ``name``, else raise.
+@overload
+def resolve(
+    experiment_id: Literal["nine-models"],
+    profile: str = "default",
+    overrides: Mapping[str, Any] | None = None,
+    data_dir: str | Path | None = None,
+) -> NineModelsParams: ...
 
-    ``None`` is allowed wherever the registry's value can be ``None`` in some
-    profile; an int is accepted for a float parameter.
-    """
-    if reference is None or value is None:
-        return value
-    if isinstance(reference, bool):
-        if isinstance(value, str) and value.lower() in YAML_BOOLEAN_WORDS:
-            value = YAML_BOOLEAN_WORDS[value.lower()]
-        ok = isinstance(value, bool)
-    elif isinstance(reference, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(reference, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(reference, (list, tuple)):
-        ok = isinstance(value, (list, tuple))
-    elif isinstance(reference, dict):
-        ok = isinstance(value, dict)
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        raise ParameterError(
-            f"Parameter {name!r} expects a {type(reference).__name__} like {reference!r}, "
-            f"got {value!r}."
-        )
-    return value
+
+@overload
+def resolve(
+    experiment_id: Literal["multi-organ"],
+    profile: str = "default",
+    overrides: Mapping[str, Any] | None = None,
+    data_dir: str | Path | None = None,
+) -> MultiOrganParams: ...
+
+
+@overload
+def resolve(
+    experiment_id: Literal["iqoth"],
+    profile: str = "default",
+    overrides: Mapping[str, Any] | None = None,
+    data_dir: str | Path | None = None,
+) -> IqothParams: ...
+
+
+@overload
+def resolve(
+    experiment_id: Literal["gradcam-3d"],
+    profile: str = "default",
+    overrides: Mapping[str, Any] | None = None,
+    data_dir: str | Path | None = None,
+) -> Gradcam3dParams: ...
+
+
+@overload
+def resolve(
+    experiment_id: str,
+    profile: str = "default",
+    overrides: Mapping[str, Any] | None = None,
+    data_dir: str | Path | None = None,
+) -> RunParams: ...
 
 
 def resolve(
@@ -149,8 +172,11 @@ def resolve(
     profile: str = "default",
     overrides: Mapping[str, Any] | None = None,
     data_dir: str | Path | None = None,
-) -> dict[str, Any]:
-    """Resolve an experiment and profile (plus overrides) into its full parameters.
+) -> RunParams:
+    """Resolve an experiment and profile (plus overrides) into its typed, validated parameters.
+
+    The one entry point code and notebooks call; the parameter classes and
+    their validation live in :mod:`common.config.params`.
 
     Args:
         experiment_id: One of :func:`experiment_ids`.
@@ -160,47 +186,14 @@ def resolve(
         data_dir: A real data set's root; ``None`` means the embedded phantoms.
 
     Returns:
-        A plain dict: every parameter, plus ``experiment``, ``profile``,
-        ``data_dir``, ``task``, ``classes``, ``positive`` and ``label_map``
-        (the folder-to-label map of the data actually used).
+        The experiment's frozen :class:`common.config.params.RunParams`
+        subclass (``P.epochs``; ``P.as_dict()`` for a plain dict). A literal
+        experiment id gives type checkers that subclass (``resolve("iqoth", ...)``
+        is an :class:`~common.config.params.IqothParams`).
 
     Raises:
         ParameterError: unknown experiment, profile or parameter, or a wrong type.
     """
-    entry = experiment(experiment_id)
-    if profile not in PROFILES:
-        raise ParameterError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
-    base = entry["parameters"]
-    params = dict(base)
-    profile_values = entry["profiles"].get(profile) or {}
-    # A parameter may be None in the base and set in a profile: its type is the profile's.
-    types = {name: value for name, value in base.items()}
-    for values in entry["profiles"].values():
-        for name, value in (values or {}).items():
-            if types.get(name) is None:
-                types[name] = value
-    params.update(profile_values)
-    for name, value in (overrides or {}).items():
-        if name not in base:
-            raise ParameterError(
-                f"Unknown parameter {name!r} for {experiment_id}; known: {', '.join(sorted(base))}."
-            )
-        params[name] = _check_type(name, value, types[name])
+    from common.config import params  # params reads this module's registry
 
-    source = "real_data" if data_dir is not None else "phantoms"
-    params.update(
-        experiment=experiment_id,
-        profile=profile,
-        data_dir=None if data_dir is None else str(data_dir),
-        data_source=source,
-        task=entry["task"],
-        classes=list(entry["classes"]),
-        positive=entry.get("positive"),
-        # An experiment may declare a label_map parameter so a user can map other folder names.
-        label_map=params.get("label_map") or entry[source].get("label_map"),
-        manifest=entry["real_data"].get("manifest") if source == "real_data" else "phantoms",
-    )
-    if source == "phantoms":
-        params["phantom_kind"] = entry["phantoms"]["kind"]
-        params["phantom_classes"] = list(entry["phantoms"]["classes"])
-    return params
+    return params.resolve(experiment_id, profile, overrides, data_dir)

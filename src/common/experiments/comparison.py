@@ -35,6 +35,7 @@ import pandas as pd
 
 from common.evaluation import metrics
 from common import models
+from common.config.params import NineModelsParams
 from common.errors import DataError, ParameterError
 
 # Metric columns of the comparison, in the paper's Table 2 order.
@@ -85,8 +86,8 @@ class ModelSettings:
 KERAS_ADAM_EPSILON = 1e-7
 
 
-def model_parameters(params: Mapping[str, Any], name: str) -> dict:
-    """The run's parameters with ``name``'s row of ``params["model_overrides"]`` applied.
+def model_parameters(params: NineModelsParams, name: str) -> NineModelsParams:
+    """The run's parameters with ``name``'s row of ``params.model_overrides`` applied.
 
     From scratch on a few hundred CPU-sized images some architectures need
     other training settings than the rest (the registry gives each row with
@@ -94,30 +95,31 @@ def model_parameters(params: Mapping[str, Any], name: str) -> dict:
     its per-model values are :data:`common.models.NINE_MODEL_SETTINGS`.
 
     Args:
-        params: Resolved run parameters, optionally with ``model_overrides``
+        params: Resolved run parameters, with ``model_overrides``
             (model name -> {parameter: value}).
         name: A :data:`common.models.BACKBONES` key.
 
     Returns:
-        A new dict: ``params`` updated with the model's row.
+        ``params`` with the model's row applied (``dataclasses.replace``, so validated).
 
     Raises:
-        ParameterError: a row names an unknown model or parameter.
+        ParameterError: a row names an unknown model or parameter, or a value of the wrong type.
     """
-    overrides = params.get("model_overrides") or {}
+    overrides = params.model_overrides or {}
     unknown_models = sorted(set(overrides) - set(models.BACKBONES))
     if unknown_models:
         raise ParameterError(f"model_overrides names unknown model(s) {unknown_models}; "
                              f"choose from {', '.join(models.BACKBONES)}.")
     row = overrides.get(name) or {}
     # Which models run, and the rows themselves, are settings of the whole run.
-    unknown = sorted(key for key in row if key not in params or key in ("models", "model_overrides"))
+    unknown = sorted(key for key in row
+                     if key not in params.parameter_names() or key in ("models", "model_overrides"))
     if unknown:
         raise ParameterError(f"model_overrides[{name!r}] sets {unknown}, which are not per-model run parameters.")
-    return {**params, **row}
+    return dataclasses.replace(params, **row)
 
 
-def model_settings(params: Mapping[str, Any], name: str) -> ModelSettings:
+def model_settings(params: NineModelsParams, name: str) -> ModelSettings:
     """Resolve one model's settings from the run's parameters and the paper's tables.
 
     Args:
@@ -138,22 +140,22 @@ def model_settings(params: Mapping[str, Any], name: str) -> ModelSettings:
     backbone = models.backbone_spec(name)
     paper = models.NINE_MODEL_SETTINGS[name]
     params = model_parameters(params, name)
-    if params["paper_input_sizes"]:
+    if params.paper_input_sizes:
         input_size = backbone.paper_size
     else:
-        input_size = max(int(params["image_size"]), models.min_input_size(name))
-    use_paper_optimiser = bool(params["paper_optimiser"])
+        input_size = max(int(params.image_size), models.min_input_size(name))
+    use_paper_optimiser = bool(params.paper_optimiser)
     return ModelSettings(
         name=name,
         input_size=input_size,
         preprocess=backbone.preprocess,
-        trainable_last_layers=paper.trainable_last_layers if params["paper_trainable_layers"] else None,
+        trainable_last_layers=paper.trainable_last_layers if params.paper_trainable_layers else None,
         paper_trainable_last_layers=paper.trainable_last_layers,
-        learning_rate=paper.learning_rate if use_paper_optimiser else float(params["learning_rate"]),
+        learning_rate=paper.learning_rate if use_paper_optimiser else float(params.learning_rate),
         epsilon=paper.epsilon if use_paper_optimiser else KERAS_ADAM_EPSILON,
-        weights=params["weights"],
-        bn_momentum=params["bn_momentum"],
-        zero_init_residual=bool(params.get("zero_init_residual", False)),
+        weights=params.weights,
+        bn_momentum=params.bn_momentum,
+        zero_init_residual=params.zero_init_residual,
     )
 
 
@@ -175,7 +177,7 @@ def check_model_names(names: Sequence[str]) -> list[str]:
     return names
 
 
-def settings_table(params: Mapping[str, Any], names: Sequence[str]) -> pd.DataFrame:
+def settings_table(params: NineModelsParams, names: Sequence[str]) -> pd.DataFrame:
     """One row per model: the settings this run uses and the paper's head.
 
     Args:
@@ -194,9 +196,9 @@ def settings_table(params: Mapping[str, Any], names: Sequence[str]) -> pd.DataFr
             "trainable last layers": settings.trainable_last_layers or "all",
             "learning_rate": settings.learning_rate,
             "adam_epsilon": settings.epsilon,
-            "epochs": run_params["epochs"],
-            "batch_size": run_params["batch_size"],
-            "augment": run_params.get("augment") or "none",
+            "epochs": run_params.epochs,
+            "batch_size": run_params.batch_size,
+            "augment": run_params.augment or "none",
             "weights": settings.weights or "none (random)",
         }
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -383,7 +385,7 @@ def free_memory() -> None:
 
 
 def train_and_evaluate(
-    params: Mapping[str, Any],
+    params: NineModelsParams,
     samples: pd.DataFrame,
     names: Sequence[str] | None = None,
     log: Callable[[str], None] | None = print,
@@ -392,7 +394,7 @@ def train_and_evaluate(
 ) -> dict[str, ModelRun]:
     """Train and evaluate each model on the same split, one after another.
 
-    Each model is seeded afresh with ``params["seed"]``, so its result does
+    Each model is seeded afresh with ``params.seed``, so its result does
     not depend on which models ran before it; each gets its own input size and
     ``preprocess_input`` (:func:`model_settings`). Loss: sparse categorical
     cross-entropy on a 2-unit softmax, which equals the paper's binary
@@ -404,7 +406,7 @@ def train_and_evaluate(
             ``batch_size``, ``epochs``, ``patience``, ... and the switches of
             :func:`model_settings`).
         samples: Sample table with a ``split`` column (train/val/test).
-        names: Models to run; default ``params["models"]``.
+        names: Models to run; default ``params.models``.
         log: Called with one line per finished model; None for silence.
         runtime: A :class:`common.experiments.workflow.Runtime`: each model is built and
             compiled in its strategy, with its speed-ups; None: one device.
@@ -418,18 +420,18 @@ def train_and_evaluate(
     from common.training import train
     from common.experiments import workflow
 
-    names = check_model_names(params["models"] if names is None else names)
+    names = check_model_names(params.models if names is None else names)
     test = samples[samples["split"] == "test"].reset_index(drop=True)
     runs: dict[str, ModelRun] = {}
     for name in names:
         settings, run_params = model_settings(params, name), model_parameters(params, name)
-        train.set_seed(params["seed"])
+        train.set_seed(params.seed)
         with (runtime or workflow.Runtime.local()).scope():
-            model = build_model(settings, len(params["classes"]), params["channels"])
+            model = build_model(settings, len(params.classes), params.channels)
         data = workflow.datasets(run_params, samples, settings.preprocess, image_size=settings.input_size)
         wall_started, cpu_started = time.perf_counter(), _cpu_seconds()
-        history = workflow.train(run_params, model, data, epsilon=settings.epsilon,
-                                 learning_rate=settings.learning_rate, runtime=runtime)
+        history = workflow.compile_and_fit(run_params, model, data, epsilon=settings.epsilon,
+                                           learning_rate=settings.learning_rate, runtime=runtime)
         train_seconds = time.perf_counter() - wall_started
         train_cpu_seconds = _cpu_seconds() - cpu_started
         probabilities, scores = workflow.evaluate(run_params, model, data["test"], test)
@@ -440,9 +442,9 @@ def train_and_evaluate(
             test_inputs=inputs, params_total=total, params_trainable=trainable,
             train_seconds=train_seconds, train_cpu_seconds=train_cpu_seconds,
             inference_images_per_s=inference_images_per_second(
-                model, inputs, params["batch_size"], min_images=params.get("throughput_images", MIN_TIMED_IMAGES),
-                as_graph=not params["run_eagerly"]),
-            inference_mode="eager" if params["run_eagerly"] else "graph",
+                model, inputs, params.batch_size, min_images=params.throughput_images,
+                as_graph=not params.run_eagerly),
+            inference_mode="eager" if params.run_eagerly else "graph",
         )
         if log is not None:
             log(f"{name}: {settings.input_size} px, {len(history)} epochs in {train_seconds:.0f} s "
@@ -656,7 +658,7 @@ class ModelExplanations:
             layer chosen on validation (models with a choice only).
         layer_cams: Model -> row label (a layer, or a frozen / trainable group
             mean) -> Grad-CAMs on the same images, for the models of
-            ``params["cam_layers"]``.
+            ``params.cam_layers``.
         layer_records: Model -> ``{"layers", "groups"}`` behind ``layer_cams``.
         scores: Model -> method -> ``{pointing_game, energy_share, iou}``
             at the last layer, and ``"<model> at <layer>"`` -> ``{"gradcam": ...}``
@@ -694,19 +696,19 @@ class ModelExplanations:
         return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], samples: pd.DataFrame,
+def explain_models(params: NineModelsParams, runs: Mapping[str, ModelRun], samples: pd.DataFrame,
                    positions: np.ndarray, target_class: str, score: bool = True) -> ModelExplanations:
     """Every CAM the comparison shows or scores, with each model loaded once.
 
     Per model (read back from its weights when released, then freed again):
     Grad-CAM of ``target_class`` at the last convolutional layer on the shown
-    images; for the models of ``params["cam_layers"]``, Grad-CAM at each listed
+    images; for the models of ``params.cam_layers``, Grad-CAM at each listed
     layer and averaged over the frozen and the trainable convolutions
-    (:func:`layer_groups`, at most ``params["group_cam_max_layers"]`` each);
-    and, with ``score``, every method of ``params["cam_methods"]`` scored
+    (:func:`layer_groups`, at most ``params.group_cam_max_layers`` each);
+    and, with ``score``, every method of ``params.cam_methods`` scored
     against the lesion masks on the model's own correctly classified test
-    images of ``target_class`` (up to ``params["n_explain"]``). With
-    ``params["cam_finest_stride"]``, Grad-CAM is also scored, on the same test
+    images of ``target_class`` (up to ``params.n_explain``). With
+    ``params.cam_finest_stride``, Grad-CAM is also scored, on the same test
     images, at one finer layer: the one of :func:`common.explain.cams.finer_layers`
     that localised best on the validation split
     (:func:`common.experiments.workflow.explain_test_split`), and its heatmaps are made
@@ -728,7 +730,7 @@ def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], samp
     from common.explain import cams
     from common.experiments import workflow
 
-    target = list(params["classes"]).index(target_class)
+    target = list(params.classes).index(target_class)
     undefined = {"value": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0}
     out = ModelExplanations(positions=np.asarray(positions))
     for name, run in runs.items():
@@ -736,8 +738,8 @@ def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], samp
             last = cams.last_conv_layer(model)
             chosen = None
             if score:
-                candidates = cams.finer_layers(model, params["cam_finest_stride"]) \
-                    if params.get("cam_finest_stride") else []
+                candidates = cams.finer_layers(model, params.cam_finest_stride) \
+                    if params.cam_finest_stride else []
                 # The validation split, made as this model saw it, to choose the finer layer on.
                 data = workflow.datasets(model_parameters(params, name), samples, run.settings.preprocess,
                                          image_size=run.settings.input_size) if candidates else {}
@@ -745,16 +747,16 @@ def explain_models(params: Mapping[str, Any], runs: Mapping[str, ModelRun], samp
                                                      run.probabilities, last, [target_class], candidates)
                 found = scored.last["scores"] if scored else {}
                 out.scores[name] = {method: found.get(method) or {key: dict(undefined) for key in EXPLANATION_SCORES}
-                                    for method in params["cam_methods"]}
+                                    for method in params.cam_methods}
                 if scored and scored.selection:
                     chosen = scored.selection["chosen"]
                     if scored.chosen:
                         out.scores[f"{name} at {chosen}"] = scored.chosen["scores"]
                     out.selections[name] = {**scored.selection, "candidates": candidates,
                                             "grids": {layer: list(grid) for layer, grid in scored.layer_shapes.items()}}
-            by_layers = name in params["cam_layers"]
-            listed = params["cam_layers"][name] if by_layers else []
-            groups = layer_groups(model, run.settings, params["group_cam_max_layers"]) if by_layers else {}
+            by_layers = name in params.cam_layers
+            listed = params.cam_layers[name] if by_layers else []
+            groups = layer_groups(model, run.settings, params.group_cam_max_layers) if by_layers else {}
             # Every layer shown or averaged on the shown images, from one pass per batch
             # (the last layer is often among the listed ones).
             grouped = [layer for layers in groups.values() for layer in layers]

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common.config.params import Gradcam3dParams
 from common.data import dicom, splits
 from common.errors import DataError, ParameterError
 from common.evaluation.metrics import SUMMARY_METRICS
@@ -106,8 +107,8 @@ def load_volume_samples(root: str | Path, label_map: dict[str, str] | None = Non
     return samples[columns]
 
 
-def load_samples(params: dict):
-    """The volume table of a run: the phantoms, or ``params['data_dir']``.
+def load_samples(params: Gradcam3dParams):
+    """The volume table of a run: the phantoms, or ``params.data_dir``.
 
     ``label_index`` follows the registry's class order.
 
@@ -121,20 +122,20 @@ def load_samples(params: dict):
     from common.experiments import workflow
 
     label_map = workflow.label_map_for(params)
-    if params["data_dir"]:
-        root = Path(params["data_dir"])
+    if params.data_dir:
+        root = Path(params.data_dir)
         samples = load_volume_samples(root, label_map)
-        source = f"{params['manifest']} ({root})"
+        source = f"{params.manifest} ({root})"
     else:
         folder = workflow.phantom_folder(params)
         root = folder / "series"
         samples = load_volume_samples(root, label_map, mask_root=folder / "masks")
-        source = f"phantoms/{params['phantom_kind']} ({folder.name})"
-    unknown = sorted(set(samples["label"]) - set(params["classes"]))
+        source = f"phantoms/{params.phantom_kind} ({folder.name})"
+    unknown = sorted(set(samples["label"]) - set(params.classes))
     if unknown:
-        raise DataError(f"Labels {unknown} are not classes of {params['experiment']} ({params['classes']}); "
+        raise DataError(f"Labels {unknown} are not classes of {params.experiment} ({params.classes}); "
                         "pass a label map that maps every folder to one of them.")
-    samples["label_index"] = samples["label"].map(params["classes"].index).astype(int)
+    samples["label_index"] = samples["label"].map(params.classes.index).astype(int)
     return workflow.LoadedData(samples=samples, source=source, root=root)
 
 
@@ -355,27 +356,27 @@ class CrossValidation:
         return entry, folds
 
 
-def build_model(params: dict):
+def build_model(params: Gradcam3dParams):
     """The paper's 3D CNN (:func:`common.models.build_cnn3d`) for the run's input shape and settings."""
     from common import models
 
-    return models.build_cnn3d((*params["input_shape"], 1), len(params["classes"]), width=params["width"],
-                              hidden_units=params["hidden_units"], dropout=params["dropout"],
-                              bn_momentum=params["bn_momentum"])
+    return models.build_cnn3d((*params.input_shape, 1), len(params.classes), width=params.width,
+                              hidden_units=params.hidden_units, dropout=params.dropout,
+                              bn_momentum=params.bn_momentum)
 
 
-def cross_validate(params: dict, samples: pd.DataFrame, volumes: np.ndarray,
+def cross_validate(params: Gradcam3dParams, samples: pd.DataFrame, volumes: np.ndarray,
                    new_model: Callable[[], Any] | None = None, out_dir: str | Path | None = None,
                    metric_names: Sequence[str] = SUMMARY_METRICS, verbose: int = 0,
                    runtime=None) -> CrossValidation:
     """Train and test a fresh model on every fold of a stratified k-fold split.
 
-    For each of ``params['k_folds']`` folds: carve ``params['val_fraction']`` of
+    For each of ``params.k_folds`` folds: carve ``params.val_fraction`` of
     the training volumes off for early stopping (:func:`carve_validation`),
     build a fresh model, compile it with Adam at
-    ``params['learning_rate']``, fit it for at most ``params['epochs']``
-    (patience ``params['patience']``, rotation augmentation
-    ``params['augment_rotation']`` degrees), and score it on the test fold,
+    ``params.learning_rate``, fit it for at most ``params.epochs``
+    (patience ``params.patience``, rotation augmentation
+    ``params.augment_rotation`` degrees), and score it on the test fold,
     which nothing before has seen. Each fold is seeded with ``seed + fold``.
 
     Args:
@@ -403,32 +404,32 @@ def cross_validate(params: dict, samples: pd.DataFrame, volumes: np.ndarray,
     if len(samples) != len(volumes):
         raise DataError(f"{len(samples)} samples but {len(volumes)} volumes; load the volumes from the same table")
     labels = samples["label_index"].to_numpy()
-    folds = splits.k_folds(samples, params["k_folds"], seed=params["seed"])
+    folds = splits.k_folds(samples, params.k_folds, seed=params.seed)
     runtime = runtime or workflow.Runtime.local()
     results = []
     for fold, (train_positions, test_positions) in enumerate(folds, start=1):
         started = time.perf_counter()
-        fold_seed = params["seed"] + fold
+        fold_seed = params.seed + fold
         train.set_seed(fold_seed)
-        fit_positions, val_positions = carve_validation(samples, train_positions, params["val_fraction"], fold_seed)
+        fit_positions, val_positions = carve_validation(samples, train_positions, params.val_fraction, fold_seed)
         data = {
-            "fit": volume_dataset(volumes[fit_positions], labels[fit_positions], params["batch_size"],
-                                  params["augment_rotation"], training=True, seed=fold_seed),
-            "val": volume_dataset(volumes[val_positions], labels[val_positions], params["batch_size"]),
+            "fit": volume_dataset(volumes[fit_positions], labels[fit_positions], params.batch_size,
+                                  params.augment_rotation, training=True, seed=fold_seed),
+            "val": volume_dataset(volumes[val_positions], labels[val_positions], params.batch_size),
         }
         with runtime.scope():
             model = new_model() if new_model is not None else build_model(params)
-        runtime.compile(model, params["learning_rate"])
-        history = train.fit(model, data["fit"], data["val"], params["epochs"], patience=params["patience"],
+        runtime.compile(model, params.learning_rate)
+        history = train.fit(model, data["fit"], data["val"], params.epochs, patience=params.patience,
                             out_dir=None if out_dir is None else Path(out_dir) / f"fold_{fold}", verbose=verbose)
-        probabilities = train.predict_proba(model, volumes[test_positions], batch_size=params["batch_size"])
+        probabilities = train.predict_proba(model, volumes[test_positions], batch_size=params.batch_size)
         scores = metrics.classification_metrics(
-            labels[test_positions], probabilities, params["classes"], positive=params.get("positive"),
-            seed=params["seed"], n_resamples=params["n_resamples"],
+            labels[test_positions], probabilities, params.classes, positive=params.positive,
+            seed=params.seed, n_resamples=params.n_resamples,
         )
         results.append(FoldResult(fold, fit_positions, val_positions, np.asarray(test_positions), history,
                                   probabilities, scores, model, time.perf_counter() - started))
-    cv = CrossValidation(results, len(samples), list(params["classes"]))
+    cv = CrossValidation(results, len(samples), list(params.classes))
     cv.summary = metrics.summarise_folds([r.metrics for r in results], names=metric_names)
     return cv
 
@@ -458,14 +459,14 @@ def data_record(loaded, cv: CrossValidation, input_shape: Sequence[int]) -> dict
 # ---------------------------------------------------------------- explanations
 
 
-def explain_folds(params: dict, cv: CrossValidation, volumes: np.ndarray, samples: pd.DataFrame,
+def explain_folds(params: Gradcam3dParams, cv: CrossValidation, volumes: np.ndarray, samples: pd.DataFrame,
                   masks: np.ndarray, layer: str | None = None) -> dict:
     """CAMs of correctly classified lesion volumes, each by the model of its test fold.
 
-    Up to ``params['n_explain']`` volumes of the positive class, predicted
+    Up to ``params.n_explain`` volumes of the positive class, predicted
     right out of fold, are explained with every method of
-    ``params['cam_methods']`` and scored against their masks (pointing game,
-    energy share, IoU at ``params['cam_fraction']``, with 95% CIs).
+    ``params.cam_methods`` and scored against their masks (pointing game,
+    energy share, IoU at ``params.cam_fraction``, with 95% CIs).
 
     Returns:
         ``{"positions", "cams": {method: (n, H, W, D)}, "masks", "scores": {method: {...}},
@@ -475,9 +476,9 @@ def explain_folds(params: dict, cv: CrossValidation, volumes: np.ndarray, sample
     from common.experiments import workflow
 
     probabilities = cv.out_of_fold_probabilities()
-    lesion_classes = [params["positive"]] if params.get("positive") else None
-    positions = workflow.explained_subset(samples, probabilities, params["n_explain"], lesion_classes,
-                                          only_correct=params.get("explain_only_correct", True))
+    lesion_classes = [params.positive] if params.positive else None
+    positions = workflow.explained_subset(samples, probabilities, params.n_explain, lesion_classes,
+                                          only_correct=params.explain_only_correct)
     owner = cv.fold_of()[positions]
     chosen_layer = layer or cam_module.last_conv_layer(cv.folds[0].model)
     out = {"positions": positions, "cams": {}, "masks": masks[positions], "scores": {}, "seconds": {},
@@ -485,7 +486,7 @@ def explain_folds(params: dict, cv: CrossValidation, volumes: np.ndarray, sample
     if len(positions) == 0:
         return out
     targets = samples["label_index"].to_numpy()[positions]
-    for method in params["cam_methods"]:
+    for method in params.cam_methods:
         started = time.perf_counter()
         maps = np.zeros(masks[positions].shape, dtype=np.float32)
         for result in cv.folds:
@@ -496,8 +497,8 @@ def explain_folds(params: dict, cv: CrossValidation, volumes: np.ndarray, sample
         out["seconds"][method] = round(time.perf_counter() - started, 2)
         out["cams"][method] = maps
         out["scores"][method] = explain_metrics.score_explanations(
-            maps, masks[positions], seed=params["seed"], n_resamples=params["n_resamples"],
-            fraction=params["cam_fraction"],
+            maps, masks[positions], seed=params.seed, n_resamples=params.n_resamples,
+            fraction=params.cam_fraction,
         )
     return out
 

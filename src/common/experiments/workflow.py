@@ -2,7 +2,7 @@
 
 A notebook reads as: load the samples (phantoms or a real folder), split them,
 build datasets, build and train a model, evaluate it, explain it. Each step
-here takes the resolved parameters (:func:`common.config.registry.resolve`) so the
+here takes the run's typed parameters (:func:`common.config.registry.resolve`) so the
 notebooks hold no logic of their own and no experiment repeats another's code.
 """
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from common.data import folders, phantoms, splits
 from common.config import registry
+from common.config.params import BackboneRunParams, ImageRunParams, RunParams
 from common.errors import DataError, ParameterError
 from common.report.results import project_root
 
@@ -35,10 +36,10 @@ def phantom_root() -> Path:
     return project_root() / "data" / "phantoms"
 
 
-def phantom_folder(params: dict, root: str | Path | None = None) -> Path:
+def phantom_folder(params: RunParams, root: str | Path | None = None) -> Path:
     """Generate (once) and return the phantom set an experiment's parameters ask for."""
-    kind = params["phantom_kind"]
-    kwargs = {arg: params[name] for arg, name in PHANTOM_KWARGS[kind].items()}
+    kind = params.phantom_kind
+    kwargs = {arg: getattr(params, name) for arg, name in PHANTOM_KWARGS[kind].items()}
     for arg, value in kwargs.items():
         if isinstance(value, list):
             kwargs[arg] = tuple(value)
@@ -50,7 +51,7 @@ def prepare_phantoms(profile: str, kind: str | None = None, root: str | Path | N
     folders: list[Path] = []
     for experiment_id in registry.experiment_ids():
         params = registry.resolve(experiment_id, profile)
-        if kind is None or params["phantom_kind"] == kind:
+        if kind is None or params.phantom_kind == kind:
             folder = phantom_folder(params, root)
             if folder not in folders:
                 folders.append(folder)
@@ -72,13 +73,13 @@ class LoadedData:
         return bool(self.samples["mask_path"].notna().all())
 
 
-def label_map_for(params: dict) -> dict[str, str]:
+def label_map_for(params: RunParams) -> dict[str, str]:
     """The folder-to-label map, defaulting to the registry's class names in their order."""
-    return params["label_map"] or {name: name for name in params["classes"]}
+    return params.label_map or {name: name for name in params.classes}
 
 
-def load_samples(params: dict) -> LoadedData:
-    """Load the sample table of a 2D experiment: the phantoms, or ``params['data_dir']``.
+def load_samples(params: ImageRunParams) -> LoadedData:
+    """Load the sample table of a 2D experiment: the phantoms, or ``params.data_dir``.
 
     ``label_index`` follows the registry's class order, so class 0..K-1 mean the
     same thing in every run of an experiment.
@@ -88,32 +89,32 @@ def load_samples(params: dict) -> LoadedData:
             or labels that are not the experiment's classes.
     """
     label_map = label_map_for(params)
-    if params["data_dir"]:
-        root = Path(params["data_dir"])
-        samples, skipped = folders.load_class_folders(root, label_map, on_bad_file=params.get("on_bad_file", "error"))
-        source = f"{params['manifest']} ({root})"
+    if params.data_dir:
+        root = Path(params.data_dir)
+        samples, skipped = folders.load_class_folders(root, label_map, on_bad_file=params.on_bad_file)
+        source = f"{params.manifest} ({root})"
     else:
         folder = phantom_folder(params)
         root = folder / "images"
         samples, skipped = folders.load_class_folders(root, label_map, mask_root=folder / "masks")
-        source = f"phantoms/{params['phantom_kind']} ({folder.name})"
-    unknown = sorted(set(samples["label"]) - set(params["classes"]))
+        source = f"phantoms/{params.phantom_kind} ({folder.name})"
+    unknown = sorted(set(samples["label"]) - set(params.classes))
     if unknown:
         raise DataError(
-            f"Labels {unknown} are not classes of {params['experiment']} ({params['classes']}); "
+            f"Labels {unknown} are not classes of {params.experiment} ({params.classes}); "
             "pass a label map that maps every folder to one of them."
         )
-    samples["label_index"] = samples["label"].map(params["classes"].index).astype(int)
+    samples["label_index"] = samples["label"].map(params.classes.index).astype(int)
     return LoadedData(samples=samples, skipped=skipped, source=source, root=root)
 
 
-def split(params: dict, samples: pd.DataFrame) -> pd.DataFrame:
+def split(params: ImageRunParams, samples: pd.DataFrame) -> pd.DataFrame:
     """Stratified train/val/test split from the parameters (fractions or per-class counts)."""
     return splits.split_samples(
         samples,
-        fractions=tuple(params["split_fractions"]),
-        counts=params.get("split_counts"),
-        seed=params["seed"],
+        fractions=tuple(params.split_fractions),
+        counts=getattr(params, "split_counts", None),  # nine-models only
+        seed=params.seed,
     )
 
 
@@ -146,34 +147,34 @@ def read_masks(samples: pd.DataFrame, image_size: int) -> np.ndarray:
 # ---------------------------------------------------------------- train and evaluate
 
 
-def preprocess_name(params: dict, backbone: str | None = None) -> str | None:
+def preprocess_name(params: ImageRunParams, backbone: str | None = None) -> str | None:
     """The input preprocessing of a run: the backbone's own ``preprocess_input``.
 
     Custom CNNs (no backbone) read images scaled to [0, 1], as in seed 003.
     """
     from common import models
 
-    name = backbone or params.get("backbone")
+    name = backbone or getattr(params, "backbone", None)
     return models.backbone_spec(name).preprocess if name else None
 
 
-def datasets(params: dict, samples: pd.DataFrame, preprocess: str | None, image_size: int | None = None,
+def datasets(params: ImageRunParams, samples: pd.DataFrame, preprocess: str | None, image_size: int | None = None,
              channels: int | None = None) -> dict:
     """One ``tf.data`` pipeline per split; augmentation on the training split only."""
     from common.data import pipeline
 
-    size = image_size or params["image_size"]
-    channels = channels or params["channels"]
+    size = image_size or params.image_size
+    channels = channels or params.channels
     return {
         split_name: pipeline.make_dataset(
             part,
             size,
-            params["batch_size"],
+            params.batch_size,
             preprocess=preprocess,
-            augment=params.get("augment") if split_name == "train" else None,
+            augment=getattr(params, "augment", None) if split_name == "train" else None,
             training=split_name == "train",
             channels=channels,
-            seed=params["seed"],
+            seed=params.seed,
         )
         for split_name, part in samples.groupby("split", sort=False)
     }
@@ -184,26 +185,30 @@ def model_inputs(dataset) -> np.ndarray:
     return np.concatenate([images.numpy() for images, _ in dataset], axis=0)
 
 
-def train(params: dict, model, data: dict, out_dir: str | Path | None = None, class_weight=None,
-          epsilon: float = 1e-7, learning_rate: float | None = None, runtime: Runtime | None = None) -> pd.DataFrame:
+def compile_and_fit(params: RunParams, model, data: dict, out_dir: str | Path | None = None, class_weight=None,
+                    epsilon: float = 1e-7, learning_rate: float | None = None,
+                    runtime: Runtime | None = None) -> pd.DataFrame:
     """Compile with Adam and sparse categorical cross-entropy, then fit with early stopping.
 
     With a runtime, compiling happens in its strategy's scope and XLA follows its speed-up switch
-    (without one: :meth:`Runtime.local`). ``params["run_eagerly"]`` and ``params["recalibrate_bn"]``
+    (without one: :meth:`Runtime.local`). ``params.run_eagerly`` and ``params.recalibrate_bn``
     (see :func:`common.training.train.fit`) apply when the experiment has them.
+
+    Returns:
+        The training history, one row per epoch (:func:`common.training.train.fit`).
     """
     from common.training import train as training
 
-    (runtime or Runtime.local()).compile(model, learning_rate or params["learning_rate"], epsilon=epsilon)
+    (runtime or Runtime.local()).compile(model, learning_rate or params.learning_rate, epsilon=epsilon)
     # Eager steps skip tracing the train, test and predict graphs: cheaper for a one-epoch smoke run.
-    model.run_eagerly = bool(params.get("run_eagerly", False))
+    model.run_eagerly = bool(getattr(params, "run_eagerly", False))
     return training.fit(
-        model, data["train"], data["val"], params["epochs"], patience=params["patience"],
-        class_weight=class_weight, out_dir=out_dir, recalibrate_bn=params.get("recalibrate_bn"),
+        model, data["train"], data["val"], params.epochs, patience=params.patience,
+        class_weight=class_weight, out_dir=out_dir, recalibrate_bn=getattr(params, "recalibrate_bn", None),
     )
 
 
-def evaluate(params: dict, model, dataset, samples: pd.DataFrame) -> tuple[np.ndarray, dict]:
+def evaluate(params: RunParams, model, dataset, samples: pd.DataFrame) -> tuple[np.ndarray, dict]:
     """Predict a split and compute every metric with its 95% CI.
 
     Whole groups are resampled for the CIs when the split has groups.
@@ -217,14 +222,14 @@ def evaluate(params: dict, model, dataset, samples: pd.DataFrame) -> tuple[np.nd
     probabilities = training.predict_proba(model, dataset)
     groups = samples["group"] if samples["group"].notna().any() else None
     scores = metrics.classification_metrics(
-        samples["label_index"].to_numpy(), probabilities, params["classes"],
-        positive=params.get("positive"), groups=groups, seed=params["seed"],
-        n_resamples=params["n_resamples"],
+        samples["label_index"].to_numpy(), probabilities, params.classes,
+        positive=params.positive, groups=groups, seed=params.seed,
+        n_resamples=params.n_resamples,
     )
     return probabilities, scores
 
 
-def paper_rows(params: dict, models_metrics: dict) -> tuple[dict, list[dict]]:
+def paper_rows(params: RunParams, models_metrics: dict) -> tuple[dict, list[dict]]:
     """The paper's claims (under this run's model names) and the paper-vs-run rows.
 
     Returns:
@@ -234,7 +239,7 @@ def paper_rows(params: dict, models_metrics: dict) -> tuple[dict, list[dict]]:
     """
     from common.evaluation import metrics
 
-    claims = registry.paper_claims(params["experiment"])
+    claims = registry.paper_claims(params.experiment)
     paper = claims.get("models", {})
     mapping = claims.get("run_model_for") or {name: name for name in paper}
     pairs = {paper_name: run_name for paper_name, run_name in mapping.items() if run_name in models_metrics}
@@ -294,8 +299,8 @@ class Runtime:
                                           jit_compile=bool(self.speedups["jit_compile"]))
 
 
-def runtime(params: dict) -> Runtime:
-    """Choose the strategy (``params["strategy"]``) and GPU speed-ups (``params["gpu_speedups"]``).
+def runtime(params: RunParams) -> Runtime:
+    """Choose the strategy (``params.strategy``) and GPU speed-ups (``params.gpu_speedups``).
 
     ``auto`` mirrors over all local GPUs when there are two or more and turns
     mixed precision and XLA on when a GPU is present; on a CPU both stay off.
@@ -303,14 +308,14 @@ def runtime(params: dict) -> Runtime:
     """
     from common.training import train as training
 
-    switch = params.get("gpu_speedups", "auto")
+    switch = params.gpu_speedups
     if switch not in GPU_SPEEDUP_SWITCH:
         raise ParameterError(f"Parameter 'gpu_speedups' must be auto, on or off, got {switch!r}.")
     speedups = training.gpu_speedups(GPU_SPEEDUP_SWITCH[switch])
-    return Runtime(training.distribution_strategy(params.get("strategy", "auto")), speedups)
+    return Runtime(training.distribution_strategy(params.strategy), speedups)
 
 
-def build_backbone_classifier(params: dict, runtime: Runtime | None = None, backbone: str | None = None,
+def build_backbone_classifier(params: BackboneRunParams, runtime: Runtime | None = None, backbone: str | None = None,
                               image_size: int | None = None):
     """The run's transfer model: backbone, global-average-pooling head with dropout, softmax.
 
@@ -318,47 +323,68 @@ def build_backbone_classifier(params: dict, runtime: Runtime | None = None, back
     """
     from common import models
 
-    name = backbone or params["backbone"]
-    size = image_size or params["image_size"]
+    name = backbone or params.backbone
+    size = image_size or params.image_size
     with (runtime or Runtime.local()).scope():
         return models.build_backbone_model(
-            name, (size, size, params["channels"]), len(params["classes"]),
-            head=models.gap_head(params["dropout"]), weights=params["weights"],
-            trainable_fraction=params.get("trainable_fraction"), bn_momentum=params.get("bn_momentum"),
-            zero_init_residual=params.get("zero_init_residual", False), name=name,
+            name, (size, size, params.channels), len(params.classes),
+            head=models.gap_head(params.dropout), weights=params.weights,
+            trainable_fraction=params.trainable_fraction, bn_momentum=params.bn_momentum,
+            zero_init_residual=params.zero_init_residual, name=name,
         )
 
 
-def fit_and_evaluate(params: dict, model, samples: pd.DataFrame, preprocess: str | None,
+@dataclass(frozen=True)
+class FitResult:
+    """What :func:`fit_and_evaluate` trained and measured.
+
+    Attributes:
+        history: One row per epoch (loss, accuracy, their validation values, ...).
+        probabilities: Test-split probabilities (N, C), in ``test`` order.
+        scores: Test-split metrics with 95% CIs (:func:`evaluate`).
+        datasets: The ``tf.data`` pipeline of each split (``"train"``, ``"val"``, ``"test"``).
+        test: The test split's sample table, re-indexed from 0.
+        class_weight: Class index -> weight used in training, or None (unweighted).
+    """
+
+    history: pd.DataFrame
+    probabilities: np.ndarray
+    scores: dict
+    datasets: dict
+    test: pd.DataFrame
+    class_weight: dict | None
+
+
+def fit_and_evaluate(params: ImageRunParams, model, samples: pd.DataFrame, preprocess: str | None,
                      out_dir: str | Path | None = None, learning_rate: float | None = None,
-                     runtime: Runtime | None = None) -> dict:
+                     runtime: Runtime | None = None) -> FitResult:
     """Train ``model`` on a split sample table and evaluate it on its test split.
 
-    Class weights (balanced) are used when ``params["class_weights"]`` is set.
+    Class weights (balanced) are used when the experiment has ``class_weights`` and it is set.
 
     Returns:
-        ``{"history", "probabilities", "scores", "datasets", "test", "class_weight"}``.
+        The history, test probabilities and scores, datasets, test table and class weights.
     """
     from common.training import train as training
 
     data = datasets(params, samples, preprocess)
     class_weight = (
-        training.class_weights(samples.loc[samples["split"] == "train", "label_index"], len(params["classes"]))
-        if params.get("class_weights") else None
+        training.class_weights(samples.loc[samples["split"] == "train", "label_index"], len(params.classes))
+        if getattr(params, "class_weights", False) else None
     )
-    history = train(params, model, data, out_dir=out_dir, class_weight=class_weight, learning_rate=learning_rate,
-                    runtime=runtime)
+    history = compile_and_fit(params, model, data, out_dir=out_dir, class_weight=class_weight,
+                              learning_rate=learning_rate, runtime=runtime)
     test = samples[samples["split"] == "test"].reset_index(drop=True)
     probabilities, scores = evaluate(params, model, data["test"], test)
-    return {"history": history, "probabilities": probabilities, "scores": scores, "datasets": data,
-            "test": test, "class_weight": class_weight}
+    return FitResult(history=history, probabilities=probabilities, scores=scores, datasets=data, test=test,
+                     class_weight=class_weight)
 
 
 # ---------------------------------------------------------------- splits and leakage
 
 
-def split_variants(params: dict, samples: pd.DataFrame, audit_result: dict) -> dict[str, pd.DataFrame]:
-    """The split(s) ``params["split"]`` asks for: ``image``, ``grouped`` or ``both``.
+def split_variants(params: BackboneRunParams, samples: pd.DataFrame, audit_result: dict) -> dict[str, pd.DataFrame]:
+    """The split(s) ``params.split`` asks for: ``image``, ``grouped`` or ``both``.
 
     The grouped split keeps every exact- or near-duplicate group of the audit on
     one side. When the audit found no duplicates, every group is a single
@@ -370,7 +396,7 @@ def split_variants(params: dict, samples: pd.DataFrame, audit_result: dict) -> d
     """
     from common.data import audit
 
-    choice = params.get("split", "image")
+    choice = params.split
     if choice not in ("image", "grouped", "both"):
         raise ParameterError(f"Parameter 'split' must be image, grouped or both, got {choice!r}.")
     wanted = ["grouped", "image"] if choice == "both" else [choice]
@@ -418,25 +444,25 @@ def explained_subset(samples: pd.DataFrame, probabilities: np.ndarray, n: int, l
     return positions[:n]
 
 
-def lesion_subset(params: dict, samples: pd.DataFrame, probabilities: np.ndarray, size: int,
+def lesion_subset(params: RunParams, samples: pd.DataFrame, probabilities: np.ndarray, size: int,
                   lesion_classes=None) -> tuple[np.ndarray, np.ndarray]:
     """The images whose CAMs are scored, and their lesion masks.
 
-    Up to ``params["n_explain"]`` lesion images (correctly classified ones only,
+    Up to ``params.n_explain`` lesion images (correctly classified ones only,
     unless ``explain_only_correct`` is false) whose mask is not empty.
 
     Returns:
         ``(positions, masks)``: row positions in ``samples`` and masks (N, size, size).
     """
     candidates = explained_subset(samples, probabilities, len(samples), lesion_classes,
-                                  only_correct=params.get("explain_only_correct", True))
+                                  only_correct=params.explain_only_correct)
     masks = read_masks(samples.iloc[candidates], size)
     # A mask file may be empty (a normal phantom): no lesion, nothing to point at.
     keep = masks.any(axis=tuple(range(1, masks.ndim)))
-    return candidates[keep][: params["n_explain"]], masks[keep][: params["n_explain"]]
+    return candidates[keep][: params.n_explain], masks[keep][: params.n_explain]
 
 
-def score_cams(params: dict, explainer, images: np.ndarray, targets: np.ndarray, masks: np.ndarray,
+def score_cams(params: RunParams, explainer, images: np.ndarray, targets: np.ndarray, masks: np.ndarray,
                layer: str) -> tuple[np.ndarray, dict, float]:
     """CAMs of one explainer at one layer, scored against the masks.
 
@@ -447,20 +473,20 @@ def score_cams(params: dict, explainer, images: np.ndarray, targets: np.ndarray,
 
     started = time.perf_counter()
     maps = explainer.cams(images, targets, layer,
-                          max_channels=params.get("scorecam_max_channels") if explainer.method == "scorecam" else None)
+                          max_channels=getattr(params, "scorecam_max_channels", None) if explainer.method == "scorecam" else None)
     seconds = round(time.perf_counter() - started, 2)
     return maps, score_maps(params, maps, masks), seconds
 
 
-def score_maps(params: dict, maps: np.ndarray, masks: np.ndarray) -> dict:
+def score_maps(params: RunParams, maps: np.ndarray, masks: np.ndarray) -> dict:
     """Localisation scores of CAMs against lesion masks, with the run's seed, resamples and CAM fraction."""
     from common.explain import explain_metrics
 
-    return explain_metrics.score_explanations(maps, masks, seed=params["seed"], n_resamples=params["n_resamples"],
-                                              fraction=params.get("cam_fraction", 0.5))
+    return explain_metrics.score_explanations(maps, masks, seed=params.seed, n_resamples=params.n_resamples,
+                                              fraction=params.cam_fraction)
 
 
-def explain(params: dict, model, inputs: np.ndarray, samples: pd.DataFrame, probabilities: np.ndarray,
+def explain(params: RunParams, model, inputs: np.ndarray, samples: pd.DataFrame, probabilities: np.ndarray,
             layer: str | None = None, lesion_classes=None) -> dict:
     """CAMs of every method on the explained subset, scored against the lesion masks.
 
@@ -485,14 +511,14 @@ def explain(params: dict, model, inputs: np.ndarray, samples: pd.DataFrame, prob
     if len(positions) == 0:
         return out
     targets = samples["label_index"].to_numpy()[positions]
-    for method in params["cam_methods"]:
+    for method in params.cam_methods:
         explainer = cam_module.CamExplainer(model, method)
         out["cams"][method], out["scores"][method], out["seconds"][method] = score_cams(
             params, explainer, inputs[positions], targets, masks, chosen_layer)
     return out
 
 
-def select_cam_layer(params: dict, model, dataset, samples: pd.DataFrame, layers, lesion_classes=None) -> dict:
+def select_cam_layer(params: RunParams, model, dataset, samples: pd.DataFrame, layers, lesion_classes=None) -> dict:
     """Choose, on the validation split, the layer whose Grad-CAM finds the lesions best.
 
     A CPU-sized ResNet50's last convolutional layer is a 3 x 3 grid at 96 px:
@@ -634,7 +660,7 @@ class ScoredExplanations:
         return source["positions"][picks], maps[picks], source["masks"][picks], source["layer"]
 
 
-def explain_test_split(params: dict, model, data: dict, samples: pd.DataFrame, inputs: np.ndarray,
+def explain_test_split(params: RunParams, model, data: dict, samples: pd.DataFrame, inputs: np.ndarray,
                        probabilities: np.ndarray, layer: str, lesion_classes=None,
                        candidates=None) -> ScoredExplanations | None:
     """Score every CAM method on the test split, and Grad-CAM at the layer chosen on validation.
@@ -648,7 +674,7 @@ def explain_test_split(params: dict, model, data: dict, samples: pd.DataFrame, i
         probabilities: Test probabilities.
         layer: The CAM layer every method is scored at.
         lesion_classes: Classes whose masks count as lesions (default: any non-empty mask).
-        candidates: Layers to choose from on validation; None: ``params["cam_layer_candidates"]``
+        candidates: Layers to choose from on validation; None: ``params.cam_layer_candidates``
             (no choice when that is empty or absent).
 
     Returns:
@@ -660,7 +686,7 @@ def explain_test_split(params: dict, model, data: dict, samples: pd.DataFrame, i
     if not last["scores"]:
         return None
     scored = ScoredExplanations(model.name, last)
-    candidates = list(params.get("cam_layer_candidates") or [] if candidates is None else candidates)
+    candidates = list(getattr(params, "cam_layer_candidates", None) or [] if candidates is None else candidates)
     if candidates:  # Grad-CAM only: the comparison is about the layer, not the method
         val = samples[samples["split"] == "val"].reset_index(drop=True)
         scored.selection = select_cam_layer(params, model, data["val"], val, candidates, lesion_classes)
@@ -689,7 +715,7 @@ def example_positions(samples: pd.DataFrame, probabilities: np.ndarray, per_clas
     return np.asarray(chosen, dtype=int)
 
 
-def cam_rows(params: dict, images: np.ndarray, cams: np.ndarray, samples: pd.DataFrame,
+def cam_rows(params: RunParams, images: np.ndarray, cams: np.ndarray, samples: pd.DataFrame,
              probabilities: np.ndarray, masks: np.ndarray | None = None) -> list[dict]:
     """Rows for :func:`common.report.figures.cam_grid`: image, CAM, overlay, labels and probability.
 
@@ -702,7 +728,7 @@ def cam_rows(params: dict, images: np.ndarray, cams: np.ndarray, samples: pd.Dat
     """
     from common.explain import cams as cam_module
 
-    classes = params["classes"]
+    classes = params.classes
     rows = []
     for i, (image, cam) in enumerate(zip(images, cams)):
         predicted = int(probabilities[i].argmax())

@@ -17,9 +17,12 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from common.config.params import RunParams
 
 METRICS_KEYS = (
     "experiment",
@@ -144,13 +147,14 @@ class RunRecorder:
     """Collects one notebook run's outputs and writes them in one place.
 
     Args:
-        params: The resolved parameters (see :func:`common.config.registry.resolve`).
+        params: The run's parameters (see :func:`common.config.registry.resolve`); ``metrics.json``
+            records them as :meth:`common.config.params.RunParams.as_dict`.
         output_dir: Where the run writes; ``None`` means ``results/<experiment>``.
     """
 
-    def __init__(self, params: dict, output_dir: str | Path | None = None):
+    def __init__(self, params: RunParams, output_dir: str | Path | None = None):
         self.params = params
-        self.experiment = params["experiment"]
+        self.experiment = params.experiment
         self.output_dir = Path(output_dir) if output_dir else results_root() / self.experiment
         self.figures_dir = self.output_dir / "figures"
         self.figures_dir.mkdir(parents=True, exist_ok=True)
@@ -193,13 +197,13 @@ class RunRecorder:
             "image_size": image_size,
             "channels": channels,
             "preprocess": preprocess,
-            "classes": self.params["classes"],
-            "positive": self.params.get("positive"),
+            "classes": self.params.classes,
+            "positive": self.params.positive,
             "cam_layer": cam_layer,
-            "profile": self.params["profile"],
-            "data_source": self.params["data_source"],
-            "data_dir": self.params.get("data_dir"),
-            "seed": self.params.get("seed"),
+            "profile": self.params.profile,
+            "data_source": self.params.data_source,
+            "data_dir": self.params.data_dir,
+            "seed": self.params.seed,
             "trained_at": self.started_at,
             **extra,
         }
@@ -216,11 +220,11 @@ class RunRecorder:
         """
         record = {
             "experiment": self.experiment,
-            "profile": self.params["profile"],
-            "parameters": self.params,
+            "profile": self.params.profile,
+            "parameters": self.params.as_dict(),
             "data": data,
             "versions": versions(),
-            "seed": self.params.get("seed"),
+            "seed": self.params.seed,
             "started_at": self.started_at,
             "wall_time_s": self.elapsed(),
             "peak_memory_mb": peak_memory_mb(),
