@@ -13,7 +13,7 @@ from PIL import Image
 from common import cli, models, predict
 from common.data import folders, phantoms, pipeline, splits
 from common.config import registry
-from common.training import train
+from common.training import fit, runtime
 from common.experiments import workflow
 from common.errors import DataError, ParameterError
 from common.report.results import RunRecorder
@@ -36,9 +36,9 @@ def save_tiny_run(root: Path) -> dict:
     phantoms.make_chest_slices(root / "phantoms", n_per_class=10, size=48, classes=tuple(FOLDERS))
     samples, _ = folders.load_class_folders(root / "phantoms" / "images", FOLDERS)
     samples = splits.split_samples(samples, fractions=(0.6, 0.2, 0.2), seed=0)
-    train.set_seed(0)
+    runtime.set_seed(0)
     model = models.build_plain_cnn((IMAGE_SIZE, IMAGE_SIZE, 3), len(CLASSES), filters=(4, 8))
-    train.compile_model(model, 1e-3)
+    fit.compile_model(model, 1e-3)
     training = pipeline.make_dataset(samples[samples.split == "train"], IMAGE_SIZE, 8, PREPROCESS, training=True)
     model.fit(training, epochs=1, verbose=0)
     run = RunRecorder(registry.resolve(EXPERIMENT, "smoke"), root / "results" / EXPERIMENT)
@@ -58,7 +58,7 @@ def test_probabilities_equal_the_notebook_path(tiny_run, tmp_path):
     test = tiny_run["samples"][tiny_run["samples"].split == "test"].reset_index(drop=True)
     dataset = pipeline.make_dataset(test, IMAGE_SIZE, 8, PREPROCESS, channels=3)
     notebook_inputs = workflow.model_inputs(dataset)
-    notebook_probabilities = train.predict_proba(tiny_run["model"], dataset)
+    notebook_probabilities = fit.predict_proba(tiny_run["model"], dataset)
 
     np.testing.assert_allclose(pipeline.image_inputs(test["path"], IMAGE_SIZE, 3, PREPROCESS), notebook_inputs,
                                atol=1e-5)
@@ -223,7 +223,7 @@ def test_a_volume_model_reads_a_dicom_series_as_its_run_did(tmp_path):
 
     records, errors = predict.predict_paths(run_model, [series, next(series.iterdir())], tmp_path / "out",
                                             progress=False)
-    expected = train.predict_proba(model, volumes.load_volumes(
+    expected = fit.predict_proba(model, volumes.load_volumes(
         pd.DataFrame({"path": [str(series)]}), shape, window, sobel=True))
     np.testing.assert_allclose([list(records[0]["probabilities"].values())], expected, atol=1e-6, rtol=0)
     assert 0 <= records[0]["slice_index"] < shape[2]

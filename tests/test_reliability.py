@@ -71,7 +71,7 @@ def _class_folder_of_only_bad_files(tmp_path: Path) -> object:
 def _model_file(tmp_path: Path, name: str, with_lambda: bool) -> object:
     import keras
 
-    from common.training import train
+    from common.models import saving
 
     path = tmp_path / name
     if with_lambda:
@@ -79,7 +79,7 @@ def _model_file(tmp_path: Path, name: str, with_lambda: bool) -> object:
         keras.Model(inputs, keras.layers.Lambda(lambda t: t + 1.0)(inputs)).save(path)
     else:
         path.write_text("not a model")
-    return train.load_model_safe(path)
+    return saving.load_model_safe(path)
 
 
 BAD_INPUTS = [
@@ -135,9 +135,9 @@ BAD_INPUTS = [
              covered_by="tests/data/test_fetch.py::test_malicious_archives_are_refused_with_nothing_written_outside"),
     BadInput("data set without a direct download", None, "cannot be downloaded automatically",
              covered_by="tests/data/test_fetch.py::test_cli_fetch_then_refetch_and_manual_data_set"),
-    # --- models (common.training.train.load_model_safe) ---
+    # --- models (common.models.saving.load_model_safe) ---
     BadInput(".keras model with a Lambda layer", DataError, "Lambda",
-             covered_by="tests/training/test_train.py::test_load_model_safe_refuses_a_lambda_layer"),
+             covered_by="tests/models/test_saving.py::test_load_model_safe_refuses_a_lambda_layer"),
     BadInput("legacy .h5 model with a Lambda layer", DataError, "Lambda layer or other stored Python code",
              run=lambda tmp_path: _model_file(tmp_path, "lambda.h5", with_lambda=True)),
     BadInput("file named .keras that is not a model", DataError, "not a readable Keras model",

@@ -193,7 +193,7 @@ def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[
         progress: Called with a line of text before each measurement.
     """
     from common.data import pipeline
-    from common.training import train
+    from common.training import fit, runtime
     from common.experiments import workflow
 
     settings = SETTINGS["quick" if quick else "full"]
@@ -207,7 +207,7 @@ def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[
     # quick figure noisy.
     n_classes = len(registry.experiment(BENCH_EXPERIMENT)["classes"])
     params = registry.resolve(BENCH_EXPERIMENT, "default", {"n_per_class": -(-settings["n_images"] // n_classes)})
-    train.set_seed(params.seed)
+    runtime.set_seed(params.seed)
     progress("preparing phantom images")
     samples = workflow.load_samples(params).samples.head(settings["n_images"])
     size, batch = params.image_size, params.batch_size
@@ -222,7 +222,7 @@ def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[
 
     progress("2/3 training through the pipeline vs from tensors in memory")
     model = workflow.build_backbone_classifier(params)
-    train.compile_model(model, params.learning_rate)
+    fit.compile_model(model, params.learning_rate)
     through_pipeline = project_dataset()
     _drain(through_pipeline)  # fill the cache, as after a run's first epoch
     import tensorflow as tf

@@ -174,7 +174,7 @@ def load_run_model(experiment: str, model_path: str | Path | None = None,
         DataError: missing model or card, a card of another experiment, or a
             model whose input or output shape differs from the card's.
     """
-    from common.training import train
+    from common.models import saving
 
     default_dir = run_dir(experiment, results_dir)
     model_path = Path(model_path) if model_path else default_dir / MODEL_FILE
@@ -190,7 +190,7 @@ def load_run_model(experiment: str, model_path: str | Path | None = None,
             f"{model_path}: its model card is of experiment {card['experiment']!r}, not {experiment!r}; "
             f"pass --experiment {card['experiment']}."
         )
-    model = train.load_model_safe(model_path)
+    model = saving.load_model_safe(model_path)
     input_shape = tuple(model.inputs[0].shape[1:])
     if input_shape != expected_input_shape(card):
         raise DataError(
@@ -351,14 +351,14 @@ def predict_loaded(run_model: RunModel, inputs: Sequence[LoadedInput], method: s
         One :class:`Prediction` per input, in order.
     """
     from common.explain import cams
-    from common.training import train
+    from common.training import fit
 
     check_method(method)
     layer = _check_layer(run_model, layer)
     if not inputs:
         return []
     batch = np.concatenate([loaded.model_input for loaded in inputs], axis=0)
-    probabilities = train.predict_proba(run_model.model, batch)
+    probabilities = fit.predict_proba(run_model.model, batch)
     predicted = probabilities.argmax(axis=1)
     maps = cams.compute_cam(
         run_model.model, batch, predicted, method=method, layer=layer,

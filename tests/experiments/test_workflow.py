@@ -9,6 +9,7 @@ import pytest
 from common.explain import explain_metrics
 from common.config import registry
 from common.experiments import workflow
+from common.training import runtime
 
 
 @pytest.fixture
@@ -90,10 +91,10 @@ def test_an_unknown_split_name_is_refused(tiny_params):
 
 
 def test_runtime_on_a_cpu_keeps_float32_and_one_replica(tiny_params):
-    rt = workflow.runtime(tiny_params)
+    rt = runtime.for_run(tiny_params)
     assert rt.record["replicas"] == 1 and rt.record["mixed_precision"] is False and rt.record["jit_compile"] is False
     with pytest.raises(Exception, match="must be auto, on or off"):
-        workflow.runtime(dataclasses.replace(tiny_params, gpu_speedups="maybe"))
+        runtime.for_run(dataclasses.replace(tiny_params, gpu_speedups="maybe"))
 
 
 def test_select_cam_layer_scores_every_candidate_on_the_validation_split(tiny_params):

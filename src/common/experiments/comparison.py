@@ -296,7 +296,7 @@ class ModelRun:
         settings: What it was built and trained with.
         model: The trained model (best epoch's weights), or None once
             :meth:`release` has written it to ``weights_path``.
-        history: One row per epoch (see :func:`common.training.train.fit`).
+        history: One row per epoch (see :func:`common.training.fit.fit`).
         probabilities: Test-split probabilities (N, C), in test-table order.
         metrics: :func:`common.evaluation.metrics.classification_metrics` of the test split.
         test_inputs: The model-ready test images, in test-table order.
@@ -417,7 +417,7 @@ def train_and_evaluate(
     Returns:
         Model name -> :class:`ModelRun`, in the order of ``names``.
     """
-    from common.training import train
+    from common.training import runtime
     from common.experiments import workflow
 
     names = check_model_names(params.models if names is None else names)
@@ -425,7 +425,7 @@ def train_and_evaluate(
     runs: dict[str, ModelRun] = {}
     for name in names:
         settings, run_params = model_settings(params, name), model_parameters(params, name)
-        train.set_seed(params.seed)
+        runtime.set_seed(params.seed)
         with (runtime or workflow.Runtime.local()).scope():
             model = build_model(settings, len(params.classes), params.channels)
         data = workflow.datasets(run_params, samples, settings.preprocess, image_size=settings.input_size)

@@ -272,7 +272,7 @@ class FoldResult:
     Attributes:
         fold: Fold number, from 1.
         fit_positions, val_positions, test_positions: Positions into the sample table.
-        history: One row per epoch (see :func:`common.training.train.fit`).
+        history: One row per epoch (see :func:`common.training.fit.fit`).
         probabilities: Test-fold class probabilities (n_test, C).
         metrics: :func:`common.evaluation.metrics.classification_metrics` of the test fold.
         model: The fold's trained model (best validation epoch).
@@ -398,7 +398,7 @@ def cross_validate(params: Gradcam3dParams, samples: pd.DataFrame, volumes: np.n
         :func:`common.evaluation.metrics.summarise_folds`).
     """
     from common.evaluation import metrics
-    from common.training import train
+    from common.training import fit, runtime
     from common.experiments import workflow
 
     if len(samples) != len(volumes):
@@ -410,7 +410,7 @@ def cross_validate(params: Gradcam3dParams, samples: pd.DataFrame, volumes: np.n
     for fold, (train_positions, test_positions) in enumerate(folds, start=1):
         started = time.perf_counter()
         fold_seed = params.seed + fold
-        train.set_seed(fold_seed)
+        runtime.set_seed(fold_seed)
         fit_positions, val_positions = carve_validation(samples, train_positions, params.val_fraction, fold_seed)
         data = {
             "fit": volume_dataset(volumes[fit_positions], labels[fit_positions], params.batch_size,
@@ -420,9 +420,9 @@ def cross_validate(params: Gradcam3dParams, samples: pd.DataFrame, volumes: np.n
         with runtime.scope():
             model = new_model() if new_model is not None else build_model(params)
         runtime.compile(model, params.learning_rate)
-        history = train.fit(model, data["fit"], data["val"], params.epochs, patience=params.patience,
+        history = fit.fit(model, data["fit"], data["val"], params.epochs, patience=params.patience,
                             out_dir=None if out_dir is None else Path(out_dir) / f"fold_{fold}", verbose=verbose)
-        probabilities = train.predict_proba(model, volumes[test_positions], batch_size=params.batch_size)
+        probabilities = fit.predict_proba(model, volumes[test_positions], batch_size=params.batch_size)
         scores = metrics.classification_metrics(
             labels[test_positions], probabilities, params.classes, positive=params.positive,
             seed=params.seed, n_resamples=params.n_resamples,

@@ -20,6 +20,7 @@ from common.config import registry
 from common.config.params import BackboneRunParams, ImageRunParams, RunParams
 from common.errors import DataError, ParameterError
 from common.report.results import project_root
+from common.training.runtime import Runtime
 
 # Which of a phantom generator's keyword arguments come from which parameter.
 PHANTOM_KWARGS = {
@@ -192,17 +193,17 @@ def compile_and_fit(params: RunParams, model, data: dict, out_dir: str | Path | 
 
     With a runtime, compiling happens in its strategy's scope and XLA follows its speed-up switch
     (without one: :meth:`Runtime.local`). ``params.run_eagerly`` and ``params.recalibrate_bn``
-    (see :func:`common.training.train.fit`) apply when the experiment has them.
+    (see :func:`common.training.fit.fit`) apply when the experiment has them.
 
     Returns:
-        The training history, one row per epoch (:func:`common.training.train.fit`).
+        The training history, one row per epoch (:func:`common.training.fit.fit`).
     """
-    from common.training import train as training
+    from common.training import fit
 
     (runtime or Runtime.local()).compile(model, learning_rate or params.learning_rate, epsilon=epsilon)
     # Eager steps skip tracing the train, test and predict graphs: cheaper for a one-epoch smoke run.
     model.run_eagerly = bool(getattr(params, "run_eagerly", False))
-    return training.fit(
+    return fit.fit(
         model, data["train"], data["val"], params.epochs, patience=params.patience,
         class_weight=class_weight, out_dir=out_dir, recalibrate_bn=getattr(params, "recalibrate_bn", None),
     )
@@ -217,9 +218,9 @@ def evaluate(params: RunParams, model, dataset, samples: pd.DataFrame) -> tuple[
         ``(probabilities (N, C), metrics dict)``.
     """
     from common.evaluation import metrics
-    from common.training import train as training
+    from common.training import fit
 
-    probabilities = training.predict_proba(model, dataset)
+    probabilities = fit.predict_proba(model, dataset)
     groups = samples["group"] if samples["group"].notna().any() else None
     scores = metrics.classification_metrics(
         samples["label_index"].to_numpy(), probabilities, params.classes,
@@ -257,62 +258,6 @@ def paper_rows(params: RunParams, models_metrics: dict) -> tuple[dict, list[dict
             "difference": row["difference"], "paper_inside_ci": bool(row["paper_inside_ci"]),
         })
     return paper, rows
-
-
-GPU_SPEEDUP_SWITCH = {"auto": "auto", "on": True, "off": False}
-
-
-@dataclass
-class Runtime:
-    """Where and how a run computes: its ``tf.distribute`` strategy and GPU speed-ups."""
-
-    strategy: Any
-    speedups: dict
-
-    @property
-    def record(self) -> dict:
-        """JSON-ready description for ``metrics.json``."""
-        return {**self.speedups, "strategy": type(self.strategy).__name__,
-                "replicas": int(self.strategy.num_replicas_in_sync)}
-
-    @classmethod
-    def local(cls) -> "Runtime":
-        """The current device set-up as it is: TensorFlow's current strategy, no speed-ups.
-
-        What a caller without a chosen runtime gets, so building and compiling
-        take one path; unlike :func:`runtime` it leaves the dtype policy alone.
-        """
-        import tensorflow as tf
-
-        return cls(tf.distribute.get_strategy(), {"enabled": False, "jit_compile": False})
-
-    def scope(self):
-        """The strategy's scope: build models in it, so their variables are mirrored."""
-        return self.strategy.scope()
-
-    def compile(self, model, learning_rate, epsilon: float = 1e-7):
-        """Compile ``model`` with Adam in the strategy's scope, with XLA when the speed-ups are on."""
-        from common.training import train as training
-
-        with self.scope():
-            return training.compile_model(model, learning_rate, epsilon=epsilon,
-                                          jit_compile=bool(self.speedups["jit_compile"]))
-
-
-def runtime(params: RunParams) -> Runtime:
-    """Choose the strategy (``params.strategy``) and GPU speed-ups (``params.gpu_speedups``).
-
-    ``auto`` mirrors over all local GPUs when there are two or more and turns
-    mixed precision and XLA on when a GPU is present; on a CPU both stay off.
-    Call before building any model (the precision policy applies to new layers).
-    """
-    from common.training import train as training
-
-    switch = params.gpu_speedups
-    if switch not in GPU_SPEEDUP_SWITCH:
-        raise ParameterError(f"Parameter 'gpu_speedups' must be auto, on or off, got {switch!r}.")
-    speedups = training.gpu_speedups(GPU_SPEEDUP_SWITCH[switch])
-    return Runtime(training.distribution_strategy(params.strategy), speedups)
 
 
 def build_backbone_classifier(params: BackboneRunParams, runtime: Runtime | None = None, backbone: str | None = None,
@@ -365,11 +310,11 @@ def fit_and_evaluate(params: ImageRunParams, model, samples: pd.DataFrame, prepr
     Returns:
         The history, test probabilities and scores, datasets, test table and class weights.
     """
-    from common.training import train as training
+    from common.training import fit
 
     data = datasets(params, samples, preprocess)
     class_weight = (
-        training.class_weights(samples.loc[samples["split"] == "train", "label_index"], len(params.classes))
+        fit.class_weights(samples.loc[samples["split"] == "train", "label_index"], len(params.classes))
         if getattr(params, "class_weights", False) else None
     )
     history = compile_and_fit(params, model, data, out_dir=out_dir, class_weight=class_weight,
@@ -545,11 +490,11 @@ def select_cam_layer(params: RunParams, model, dataset, samples: pd.DataFrame, l
     import time
 
     from common.explain import cams as cam_module
-    from common.training import train as training
+    from common.training import fit
 
     started = time.perf_counter()
     inputs = model_inputs(dataset)
-    probabilities = training.predict_proba(model, dataset)
+    probabilities = fit.predict_proba(model, dataset)
     positions, masks = lesion_subset(params, samples, probabilities, inputs.shape[1], lesion_classes)
     validation = {}
     if len(positions):

@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import resource
-import sys
 import tempfile
 import time
 from importlib import metadata

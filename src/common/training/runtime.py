@@ -1,5 +1,8 @@
 """Where and how a run computes: seeds, the distribution strategy, mixed precision and XLA.
 
+:func:`for_run` turns a run's parameters into a :class:`Runtime`, which builds and
+compiles models in its strategy's scope.
+
 One code path serves the three profiles: a CPU run is made deterministic by
 :func:`set_seed`; a GPU run may switch on mixed precision and XLA through
 :func:`gpu_speedups` and spread over devices with :func:`distribution_strategy`.
@@ -11,12 +14,16 @@ import json
 import os
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from common.config.params import RunParams
 from common.errors import ParameterError
+from common.training import fit
 
 
 def set_seed(seed: int) -> None:
@@ -101,3 +108,53 @@ def gpu_speedups(enabled: bool | str = "auto") -> dict:
         "dtype_policy": policy,
         "gpus": n_gpus,
     }
+
+
+GPU_SPEEDUP_SWITCH = {"auto": "auto", "on": True, "off": False}
+
+
+@dataclass
+class Runtime:
+    """Where and how a run computes: its ``tf.distribute`` strategy and GPU speed-ups."""
+
+    strategy: Any
+    speedups: dict
+
+    @property
+    def record(self) -> dict:
+        """JSON-ready description for ``metrics.json``."""
+        return {**self.speedups, "strategy": type(self.strategy).__name__,
+                "replicas": int(self.strategy.num_replicas_in_sync)}
+
+    @classmethod
+    def local(cls) -> "Runtime":
+        """The current device set-up as it is: TensorFlow's current strategy, no speed-ups.
+
+        What a caller without a chosen runtime gets, so building and compiling
+        take one path; unlike :func:`for_run` it leaves the dtype policy alone.
+        """
+        return cls(tf.distribute.get_strategy(), {"enabled": False, "jit_compile": False})
+
+    def scope(self):
+        """The strategy's scope: build models in it, so their variables are mirrored."""
+        return self.strategy.scope()
+
+    def compile(self, model, learning_rate, epsilon: float = 1e-7):
+        """Compile ``model`` with Adam in the strategy's scope, with XLA when the speed-ups are on."""
+        with self.scope():
+            return fit.compile_model(model, learning_rate, epsilon=epsilon,
+                                     jit_compile=bool(self.speedups["jit_compile"]))
+
+
+def for_run(params: RunParams) -> Runtime:
+    """Choose the strategy (``params.strategy``) and GPU speed-ups (``params.gpu_speedups``).
+
+    ``auto`` mirrors over all local GPUs when there are two or more and turns
+    mixed precision and XLA on when a GPU is present; on a CPU both stay off.
+    Call before building any model (the precision policy applies to new layers).
+    """
+    switch = params.gpu_speedups
+    if switch not in GPU_SPEEDUP_SWITCH:
+        raise ParameterError(f"Parameter 'gpu_speedups' must be auto, on or off, got {switch!r}.")
+    speedups = gpu_speedups(GPU_SPEEDUP_SWITCH[switch])
+    return Runtime(distribution_strategy(params.strategy), speedups)
