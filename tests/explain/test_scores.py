@@ -157,3 +157,11 @@ def test_randomisation_check_cascades_top_down_and_leaves_model_alone():
     for before, after in zip(weights_before, model.get_weights()):
         np.testing.assert_array_equal(before, after)
     assert em.randomisation_check(model, images, labels, n_layers=1, seed=0) == steps[:1]
+
+
+def test_randomisation_table_is_the_check_as_a_table():
+    model, images, labels = trained_blob_model()
+    steps = em.randomisation_check(model, images, labels, n_layers=2, seed=3, layer="conv")
+    table = em.randomisation_table(model, images, labels, n_layers=2, seed=3, layer="conv")
+    assert list(table.columns) == ["step", "layer", "spearman"]
+    assert table.to_dict("records") == [{k: step[k] for k in ("step", "layer", "spearman")} for step in steps]

@@ -28,6 +28,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 import numpy.typing as npt
 from scipy import ndimage, stats
 
@@ -289,3 +290,30 @@ def score_explanations(
     }
     return {name: estimate.with_count(n_scored).to_record() | {"n_skipped_empty_mask": n_skipped}
             for name, estimate in scores.items()}
+
+
+def randomisation_table(
+    model: keras.Model,
+    images: np.ndarray,
+    class_indices: np.ndarray,
+    n_layers: int | None,
+    seed: int,
+    layer: str | None = None,
+    method: str = "gradcam",
+) -> pd.DataFrame:
+    """:func:`randomisation_check` as the table a notebook shows: step, layer randomised, Spearman.
+
+    Args:
+        model: Trained functional model (not modified).
+        images: Model-ready inputs, a handful (each step recomputes every CAM).
+        class_indices: The class explained, one per image.
+        n_layers: Randomise the top ``n_layers`` weighted layers (the run's ``randomisation_layers``).
+        seed: Seed of the re-initialisations (the run's seed).
+        layer: CAM layer; None -> the last convolutional layer.
+        method: CAM method.
+
+    Returns:
+        One row per step with columns ``step``, ``layer`` and ``spearman``.
+    """
+    steps = randomisation_check(model, images, class_indices, method, n_layers=n_layers, seed=seed, layer=layer)
+    return pd.DataFrame(steps)[["step", "layer", "spearman"]]

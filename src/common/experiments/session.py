@@ -1,0 +1,66 @@
+"""The first step of every notebook: parameters, recorder, seed and runtime of one run.
+
+Example:
+    >>> from common.experiments import session
+    >>> S = session.start("iqoth", "smoke")
+    >>> S.params.epochs
+    1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from common.config import registry
+from common.config.params import RunParams
+from common.report.results import RunRecorder
+from common.training import runtime
+from common.training.runtime import Runtime
+
+# Parameters too long for the notebook's parameter table (they are in metrics.json).
+TABLE_HIDDEN = ("label_map", "cam_layers")
+
+
+@dataclass(frozen=True)
+class Session:
+    """One run: its typed parameters, the recorder that writes its results, its runtime."""
+
+    params: RunParams
+    recorder: RunRecorder
+    runtime: Runtime
+
+    def parameters_table(self) -> pd.DataFrame:
+        """Every parameter of the run and its value, one row each (long maps left out)."""
+        values = {name: value for name, value in self.params.as_dict().items() if name not in TABLE_HIDDEN}
+        return pd.Series(values, dtype=object).to_frame("value")
+
+
+def start(
+    experiment_id: str,
+    profile: str = "default",
+    overrides: Mapping[str, Any] | None = None,
+    data_dir: str | Path | None = None,
+    output_dir: str | Path | None = None,
+) -> Session:
+    """Resolve the run's parameters, seed everything, choose the runtime and open the recorder.
+
+    Args:
+        experiment_id: One of :func:`common.config.registry.experiment_ids`.
+        profile: ``smoke``, ``default`` or ``paper``.
+        overrides: Single parameters to change (papermill's ``overrides``).
+        data_dir: A real data set's root; ``None`` means the embedded phantoms.
+        output_dir: Where the run writes; ``None`` means ``results/<experiment>``.
+
+    Returns:
+        The run's :class:`Session`. The seed is set before the runtime is chosen,
+        and the runtime before any model is built (its precision policy applies to new layers).
+    """
+    params = registry.resolve(experiment_id, profile, overrides, data_dir)
+    recorder = RunRecorder(params, output_dir)
+    runtime.set_seed(params.seed)
+    return Session(params, recorder, runtime.for_run(params))

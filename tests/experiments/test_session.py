@@ -1,0 +1,24 @@
+"""Tests of common.experiments.session: the first step of every notebook."""
+
+import keras
+import pytest
+
+from common.config.params import IqothParams
+from common.errors import ParameterError
+from common.experiments import session
+
+
+def test_start_resolves_seeds_and_opens_the_recorder(tmp_path):
+    started = session.start("iqoth", "smoke", {"epochs": 2}, output_dir=tmp_path / "run")
+    assert isinstance(started.params, IqothParams) and started.params.epochs == 2
+    assert started.recorder.output_dir == tmp_path / "run" and (tmp_path / "run" / "figures").is_dir()
+    assert started.runtime.record["replicas"] == 1
+    assert keras.mixed_precision.global_policy().name == "float32"
+    table = started.parameters_table()
+    assert table.loc["epochs", "value"] == 2 and "label_map" not in table.index
+
+
+def test_start_refuses_an_unknown_parameter_before_writing_anything(tmp_path):
+    with pytest.raises(ParameterError, match="Unknown parameter 'epoch'"):
+        session.start("iqoth", "smoke", {"epoch": 2}, output_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
