@@ -32,7 +32,7 @@ def test_the_class_fields_are_exactly_the_registry_parameters(experiment_id):
 @pytest.mark.parametrize("data_dir", [None, "/data/set"])
 def test_every_profile_validates_and_as_dict_is_the_plain_parameter_dict(experiment_id, profile, data_dir):
     entry = registry.experiment(experiment_id)
-    P = params.resolve(experiment_id, profile, data_dir=data_dir)
+    P = registry.resolve(experiment_id, profile, data_dir=data_dir)
     assert type(P) is params.params_class(experiment_id)
     expected = {**entry["parameters"], **(entry["profiles"][profile] or {})}
     record = P.as_dict()
@@ -85,24 +85,24 @@ def test_as_dict_is_a_copy():
 )
 def test_wrong_overrides_are_refused_with_todays_messages(experiment_id, overrides, message):
     with pytest.raises(ParameterError, match=message):
-        params.resolve(experiment_id, "smoke", overrides)
+        registry.resolve(experiment_id, "smoke", overrides)
 
 
 def test_none_ints_for_floats_and_yaml_words_are_accepted_where_they_fit():
-    P = params.resolve("iqoth", "smoke", {"weights": None, "bn_momentum": None, "learning_rate": 1,
+    P = registry.resolve("iqoth", "smoke", {"weights": None, "bn_momentum": None, "learning_rate": 1,
                                           "baseline_cnn": "on", "augment": {}})
     assert P.weights is None and P.bn_momentum is None
     assert P.learning_rate == 1.0 and isinstance(P.learning_rate, float)
     assert P.baseline_cnn is True
-    assert params.resolve("gradcam-3d", "smoke", {"hidden_units": 16}).hidden_units == 16
+    assert registry.resolve("gradcam-3d", "smoke", {"hidden_units": 16}).hidden_units == 16
 
 
 def test_a_label_map_parameter_replaces_the_registry_map():
-    P = params.resolve("multi-organ", "smoke", {"label_map": {"Brain Tumor": "brain_tumor"}})
+    P = registry.resolve("multi-organ", "smoke", {"label_map": {"Brain Tumor": "brain_tumor"}})
     assert P.label_map == {"Brain Tumor": "brain_tumor"}
-    assert params.resolve("multi-organ", "smoke").label_map is None
+    assert registry.resolve("multi-organ", "smoke").label_map is None
     with pytest.raises(ParameterError, match="Unknown parameter 'label_map' for iqoth"):
-        params.resolve("iqoth", "smoke", {"label_map": {}})
+        registry.resolve("iqoth", "smoke", {"label_map": {}})
 
 
 def test_a_literal_experiment_id_tells_type_checkers_its_parameter_class():

@@ -1,6 +1,6 @@
 """Typed, validated run parameters: one frozen dataclass per experiment.
 
-:func:`resolve` reads an experiment's parameters from ``registry.yaml``
+:func:`common.config.registry.resolve` reads an experiment's parameters from ``registry.yaml``
 (defaults, then the profile's values, then the caller's overrides) and returns
 an instance of the experiment's class below. Values come only from the
 registry; types come from the annotations, and every value is checked on
@@ -10,8 +10,8 @@ sets it to ``None``, and where ``None`` means something (``augment``: no
 augmentation; ``scorecam_max_channels``: every channel; ...).
 
 Example:
-    >>> from common.config import params
-    >>> P = params.resolve("iqoth", "smoke", {"epochs": 2})
+    >>> from common.config import registry
+    >>> P = registry.resolve("iqoth", "smoke", {"epochs": 2})
     >>> P.epochs
     2
     >>> P.as_dict()["epochs"]
@@ -298,28 +298,9 @@ def params_class(experiment_id: str) -> type[RunParams]:
     return PARAMS_CLASSES[experiment_id]
 
 
-def resolve(
-    experiment_id: str,
-    profile: str = "default",
-    overrides: Mapping[str, Any] | None = None,
-    data_dir: str | Path | None = None,
-) -> RunParams:
-    """Resolve an experiment and profile (plus overrides) into its typed parameters.
-
-    Args:
-        experiment_id: One of :func:`common.config.registry.experiment_ids`.
-        profile: ``smoke``, ``default`` or ``paper``.
-        overrides: Single parameters to change; each must be a known parameter
-            of the experiment and match its type.
-        data_dir: A real data set's root; ``None`` means the embedded phantoms.
-
-    Returns:
-        The experiment's :class:`RunParams` subclass: every parameter, plus the
-        run context (``label_map`` is the folder-to-label map of the data actually used).
-
-    Raises:
-        ParameterError: unknown experiment, profile or parameter, or a wrong type.
-    """
+def from_registry(experiment_id: str, profile: str, overrides: Mapping[str, Any] | None,
+                  data_dir: str | Path | None) -> RunParams:
+    """The body of :func:`common.config.registry.resolve` (see there): registry values -> typed parameters."""
     entry = registry.experiment(experiment_id)
     if profile not in registry.PROFILES:
         raise ParameterError(

@@ -196,4 +196,4 @@ def resolve(
     """
     from common.config import params  # params reads this module's registry
 
-    return params.resolve(experiment_id, profile, overrides, data_dir)
+    return params.from_registry(experiment_id, profile, overrides, data_dir)
