@@ -13,11 +13,9 @@ from common.evaluation.classification import (
     _weighted_statistic,
     class_probabilities,
     classification_metrics,
-    metric_estimates,
     positive_index,
     roc_points,
 )
-from common.evaluation.estimate import Estimate
 from tests.scores import three_class_scores
 
 SUMMARY = ("accuracy", "precision", "recall", "specificity", "f1", "auc")
@@ -168,34 +166,18 @@ def test_bad_inputs_raise_named_errors():
         classification_metrics(labels, np.full((4, 2), 0.5), ["a", "b"], groups=[1, 1, 1])
 
 
-def test_metric_estimates_are_the_records_of_classification_metrics():
-    labels, probs = noisy_three_class(n=120)
-    names = ["normal", "benign", "malignant"]
-    summary, per_class, ci_methods = metric_estimates(labels, probs, names, seed=2, n_resamples=200)
-    result = classification_metrics(labels, probs, names, seed=2, n_resamples=200)
-    assert all(isinstance(estimate, Estimate) for estimate in summary.values())
-    assert {name: estimate.to_record() for name, estimate in summary.items()} == {
-        name: result[name] for name in SUMMARY
-    }
-    assert {name: {m: e.to_record() for m, e in metrics.items()} for name, metrics in per_class.items()} == result[
-        "per_class"
-    ]
-    assert ci_methods == result["ci_methods"]
-    assert summary["accuracy"].confidence == 0.95 and summary["accuracy"].n is None
-
-
-def test_confidence_level_is_carried_by_the_estimates_and_narrows_the_interval():
+def test_confidence_level_narrows_the_interval_and_is_checked():
     labels, probs = noisy_three_class(n=150)
-    wide, _, _ = metric_estimates(labels, probs, ["a", "b", "c"], confidence=0.95, n_resamples=400)
-    narrow, _, _ = metric_estimates(labels, probs, ["a", "b", "c"], confidence=0.5, n_resamples=400)
-    assert narrow["accuracy"].confidence == 0.5
-    assert narrow["accuracy"].high - narrow["accuracy"].low < wide["accuracy"].high - wide["accuracy"].low
+    wide = classification_metrics(labels, probs, ["a", "b", "c"], confidence=0.95, n_resamples=400)["accuracy"]
+    narrow = classification_metrics(labels, probs, ["a", "b", "c"], confidence=0.5, n_resamples=400)["accuracy"]
+    assert narrow["ci95"][1] - narrow["ci95"][0] < wide["ci95"][1] - wide["ci95"][0]
     with pytest.raises(ParameterError, match="confidence"):
-        metric_estimates(labels, probs, ["a", "b", "c"], confidence=1.0)
+        classification_metrics(labels, probs, ["a", "b", "c"], confidence=1.0)
     with pytest.raises(ParameterError, match="n_resamples"):
-        metric_estimates(labels, probs, ["a", "b", "c"], n_resamples=0)
+        classification_metrics(labels, probs, ["a", "b", "c"], n_resamples=0)
     with pytest.raises(ParameterError, match="two classes"):
-        metric_estimates(labels, probs, ["a"])
+        classification_metrics(labels, probs, ["a"])
+
 
 
 def test_class_probabilities_positive_index_and_roc_points():

@@ -258,7 +258,7 @@ def _estimates(
     n_resamples: int,
     confidence: float,
 ) -> tuple[dict[str, Estimate], dict[str, dict[str, Estimate]], dict[str, str]]:
-    """The estimates of :func:`metric_estimates` from checked inputs."""
+    """Every metric of :func:`classification_metrics` as an :class:`Estimate`, from checked inputs."""
     unit_of_row, n_units = bootstrap_units(groups, labels.size)
     values = _point_estimates(labels, probs, positive_class)
     statistic = _weighted_statistic(labels, probs, positive_class, unit_of_row, n_units)
@@ -279,38 +279,6 @@ def _estimates(
     per_class = {name: {metric: next(per_class_rows) for metric in PER_CLASS_METRICS} for name in class_names}
     ci_methods["per_class"] = bootstrap_method
     return summary, per_class, ci_methods
-
-
-def metric_estimates(
-    y_true,
-    y_prob,
-    class_names: Sequence[str],
-    positive: str | None = None,
-    groups=None,
-    seed: int = 0,
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-) -> tuple[dict[str, Estimate], dict[str, dict[str, Estimate]], dict[str, str]]:
-    """Every metric of :func:`classification_metrics` as an :class:`Estimate`.
-
-    The estimates carry neither ``n`` nor ``method``: the count and the methods are
-    recorded once for all metrics (``ci_methods``), as in ``metrics.json``.
-
-    Args:
-        y_true, y_prob, class_names, positive, groups, seed, n_resamples, confidence:
-            As for :func:`classification_metrics`.
-
-    Returns:
-        ``(summary, per_class, ci_methods)``: summary metric name -> estimate, class
-        name -> metric name -> estimate, and what made which interval
-        (keys: the summary metric names and ``"per_class"``).
-
-    Raises:
-        DataError: If the arrays do not fit each other or hold a single class.
-        ParameterError: If ``positive``, ``n_resamples`` or ``confidence`` is invalid.
-    """
-    names, labels, probs, positive_class = _validated(y_true, y_prob, class_names, positive, n_resamples, confidence)
-    return _estimates(names, labels, probs, positive_class, groups, seed, n_resamples, confidence)
 
 
 def classification_metrics(
