@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common.config import registry
 from common import runner
+from common.config import registry
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

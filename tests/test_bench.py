@@ -19,9 +19,9 @@ def test_wall_times_come_from_the_run_log(tmp_path, monkeypatch):
 
 @pytest.mark.notebook
 def test_quick_bench_measures_every_ratio(tmp_path, monkeypatch):
-    from common.experiments import workflow
+    from common.experiments import loading
 
-    monkeypatch.setattr(workflow, "phantom_root", lambda: tmp_path / "phantoms")
+    monkeypatch.setattr(loading, "phantom_root", lambda: tmp_path / "phantoms")
     out = tmp_path / "bench.json"
     record = bench.run(quick=True, out=out, progress=lambda line: None)
     written = json.loads(out.read_text())

@@ -41,3 +41,12 @@ def test_user_errors_print_one_line_without_traceback(argv, message, capsys):
 def test_python_dash_m_common_runs_the_same_cli():
     done = subprocess.run([sys.executable, "-m", "common", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "camstudy" in done.stdout
+
+
+def test_the_parser_is_built_without_importing_tensorflow():
+    # The CAM method names of `predict --method` come from a module that imports TensorFlow;
+    # only help or a --method value may read them, so `camstudy run` starts in a second.
+    code = ("import sys; from common import cli; cli.build_parser(); "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 from common import cli, models, predict
-from common.data import folders, phantoms, pipeline, splits
 from common.config import registry
-from common.training import fit, runtime
-from common.experiments import workflow
+from common.data import folders, phantoms, pipeline, splits
 from common.errors import DataError, ParameterError
+from common.experiments import fitting, loading
 from common.report.results import RunRecorder
+from common.training import fit, runtime
 
 # A real experiment id (its registry classes go into the model card); the run lives in a temporary folder.
 EXPERIMENT = "resnet50-gradcam"
@@ -57,7 +57,7 @@ def tiny_run(tmp_path_factory) -> dict:
 def test_probabilities_equal_the_notebook_path(tiny_run, tmp_path):
     test = tiny_run["samples"][tiny_run["samples"].split == "test"].reset_index(drop=True)
     dataset = pipeline.make_dataset(test, IMAGE_SIZE, 8, PREPROCESS, channels=3)
-    notebook_inputs = workflow.model_inputs(dataset)
+    notebook_inputs = fitting.model_inputs(dataset)
     notebook_probabilities = fit.predict_proba(tiny_run["model"], dataset)
 
     np.testing.assert_allclose(pipeline.image_inputs(test["path"], IMAGE_SIZE, 3, PREPROCESS), notebook_inputs,
@@ -73,7 +73,7 @@ def test_image_inputs_equal_the_dataset_inputs(tiny_run, channels, preprocess):
     samples = tiny_run["samples"].head(3)
     dataset = pipeline.make_dataset(samples, 20, 8, preprocess, channels=channels)
     np.testing.assert_allclose(pipeline.image_inputs(samples["path"], 20, channels, preprocess),
-                               workflow.model_inputs(dataset), atol=1e-5)
+                               fitting.model_inputs(dataset), atol=1e-5)
 
 
 def test_every_input_gets_probabilities_overlay_and_contour_map(tiny_run, tmp_path):
@@ -126,6 +126,18 @@ def test_predict_and_app_have_help(capsys):
             cli.main([command, "--help"])
         assert exit_info.value.code == 0
     assert "--experiment ID" in capsys.readouterr().out
+
+
+def test_cam_methods_are_the_explain_methods_and_the_cli_offers_only_them(capsys):
+    from common.explain.methods import METHODS
+
+    assert predict.CAM_METHODS == predict.cam_methods() == tuple(METHODS)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["predict", "x.png", "--experiment", EXPERIMENT, "--method", "lime"])
+    assert exit_info.value.code == 2
+    choices = ", ".join(repr(name) for name in METHODS)
+    assert f"invalid choice: 'lime' (choose from {choices})" in capsys.readouterr().err
+    assert predict.app_script().is_file() and predict.app_script().name == "app.py"
 
 
 def test_bad_inputs_are_reported_one_line_each_and_the_rest_predicted(tiny_run, tmp_path):
@@ -209,7 +221,7 @@ def test_uploads_name_the_bad_file_not_the_temporary_copy(tiny_run):
 
 
 def test_a_volume_model_reads_a_dicom_series_as_its_run_did(tmp_path):
-    from common.experiments import volumes
+    from common.data import volume_sets
 
     shape = (16, 16, 8)
     window = [-600, 1500]
@@ -223,7 +235,7 @@ def test_a_volume_model_reads_a_dicom_series_as_its_run_did(tmp_path):
 
     records, errors = predict.predict_paths(run_model, [series, next(series.iterdir())], tmp_path / "out",
                                             progress=False)
-    expected = fit.predict_proba(model, volumes.load_volumes(
+    expected = fit.predict_proba(model, volume_sets.load_volumes(
         pd.DataFrame({"path": [str(series)]}), shape, window, sobel=True))
     np.testing.assert_allclose([list(records[0]["probabilities"].values())], expected, atol=1e-6, rtol=0)
     assert 0 <= records[0]["slice_index"] < shape[2]
@@ -242,10 +254,10 @@ def test_probabilities_equal_the_saved_model_on_a_smoke_run_test_split(smoke_res
     run_model = predict.load_run_model(experiment, results_dir=run_dir.parent)
     assert run_model.card["preprocess"] == "resnet50" and run_model.card["data_source"] == "phantoms"
     params = registry.resolve(experiment, "smoke")
-    samples = workflow.split(params, workflow.load_samples(params).samples)
+    samples = loading.split(params, loading.load_samples(params).samples)
     test = samples[samples.split == "test"].head(6)
-    dataset = workflow.datasets(params, test, run_model.card["preprocess"])["test"]
-    expected = run_model.model.predict(workflow.model_inputs(dataset), verbose=0)
+    dataset = fitting.datasets(params, test, run_model.card["preprocess"])["test"]
+    expected = run_model.model.predict(fitting.model_inputs(dataset), verbose=0)
     records, errors = predict.predict_paths(run_model, test["path"], tmp_path, progress=False)
     assert errors == []
     predicted = np.array([list(r["probabilities"].values()) for r in records])

@@ -29,8 +29,8 @@ from PIL import Image
 
 from common import cli, runner
 from common.data.folders import load_class_folders, read_image
-from common.errors import DataError, ParameterError
 from common.data.manifest import checksum_listing, data_fingerprint
+from common.errors import DataError, ParameterError
 from tests.conftest import write_class_folders
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -365,7 +365,7 @@ def test_a_run_killed_mid_training_keeps_the_previous_results(tmp_path, stop_sig
         failed = nbformat.read(results / experiment_id / "failed" / f"{experiment_id}.ipynb", as_version=4)
         assert "training-started" in failed.cells[-1].source
         kernel_pid = int(markers[experiment_id].read_text())
-        _wait_for(lambda: not _alive(kernel_pid), 30, f"the notebook kernel {kernel_pid} to end")
+        _wait_for(lambda pid=kernel_pid: not _alive(pid), 30, f"the notebook kernel {kernel_pid} to end")
 
 
 def test_run_all_continues_after_failures_and_exits_non_zero_listing_them(tmp_path, monkeypatch, capsys):

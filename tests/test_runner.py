@@ -22,7 +22,8 @@ def _notebook(path, body):
 
 WRITES_METRICS = (
     "import json, pathlib\n"
-    "pathlib.Path(output_dir, 'metrics.json').write_text(json.dumps({'profile': profile, 'epochs': overrides.get('epochs')}))"
+    "pathlib.Path(output_dir, 'metrics.json').write_text(\n"
+    "    json.dumps({'profile': profile, 'epochs': overrides.get('epochs')}))"
 )
 
 
@@ -101,7 +102,8 @@ def test_every_run_is_logged_with_its_wall_time(tmp_path, fake_notebooks):
     fake_notebooks["name"] = "fails"
     runner.run_experiment("iqoth", "smoke", results_dir=tmp_path, progress_bar=False)
     log = read_run_log(tmp_path)
-    assert [(e["experiment"], e["profile"], e["ok"]) for e in log] == [("iqoth", "smoke", True), ("iqoth", "smoke", False)]
+    assert [(e["experiment"], e["profile"], e["ok"]) for e in log] == [("iqoth", "smoke", True),
+                                                                       ("iqoth", "smoke", False)]
     assert all(e["wall_time_s"] > 0 for e in log)
 
 

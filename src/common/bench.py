@@ -24,8 +24,9 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -101,10 +102,13 @@ def training_throughputs(model, sources: dict[str, Any], steps: int, rounds: int
     for name, batches in sources.items():
         model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0)
         images_per_round[name] = steps * int(next(iter(batches))[0].shape[0])
+
+    def train_round(batches, n_images: int) -> Callable[[], int]:
+        return lambda: (model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0), n_images)[1]
+
     for _ in range(rounds):
         for name, batches in sources.items():
-            speed = _images_per_second(
-                lambda: (model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0), images_per_round[name])[1])
+            speed = _images_per_second(train_round(batches, images_per_round[name]))
             best[name] = max(best[name], speed)
     return best
 
@@ -130,7 +134,7 @@ def gradient_floor(model, images: np.ndarray, classes: np.ndarray, layer: str | 
     import keras
     import tensorflow as tf
 
-    from common.explain.cams import last_conv_layer
+    from common.explain.layers import last_conv_layer
 
     probe = keras.Model(model.inputs, [model.get_layer(layer or last_conv_layer(model)).output, model.outputs[0]])
 
@@ -184,19 +188,8 @@ def _ratio(numerator: float, denominator: float, target: float) -> dict[str, Any
     return {"value": round(value, 3), "target": target, "meets_target": bool(value >= target)}
 
 
-def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[str], None] = print) -> dict:
-    """Measure every ratio and write ``bench.json``; return its record.
-
-    Args:
-        quick: Smaller measurements (under two minutes on a 2-core CPU).
-        out: Output file (default ``results/bench.json``).
-        progress: Called with a line of text before each measurement.
-    """
-    from common.data import pipeline
-    from common.training import fit, runtime
-    from common.experiments import workflow
-
-    settings = SETTINGS["quick" if quick else "full"]
+def _bench_params(settings: dict[str, int]):
+    """The default profile's parameters of :data:`BENCH_EXPERIMENT`, with only as many phantoms as are timed."""
     # The default profile's model and input size; only as many phantoms as are timed, both
     # classes (generating the profile's 600 to read 64 took 34 s of a 143 s quick bench, and
     # the first 64 of them were all of one class). With both classes, pipeline_vs_in_memory
@@ -206,43 +199,13 @@ def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[
     # too: 5.0 vs 5.9-6.5 and 8.5 vs 15-17 images/s). Two timed steps per round make the
     # quick figure noisy.
     n_classes = len(registry.experiment(BENCH_EXPERIMENT)["classes"])
-    params = registry.resolve(BENCH_EXPERIMENT, "default", {"n_per_class": -(-settings["n_images"] // n_classes)})
-    runtime.set_seed(params.seed)
-    progress("preparing phantom images")
-    samples = workflow.load_samples(params).samples.head(settings["n_images"])
-    size, batch = params.image_size, params.batch_size
-    preprocess = workflow.preprocess_name(params)
+    return registry.resolve(BENCH_EXPERIMENT, "default", {"n_per_class": -(-settings["n_images"] // n_classes)})
 
-    def project_dataset():
-        return pipeline.make_dataset(samples, size, batch, preprocess=preprocess, augment=params.augment,
-                                     training=True, channels=params.channels, seed=params.seed)
 
-    progress("1/3 input pipeline alone (cold, then cached)")
-    pipeline_speed = pipeline_throughput(project_dataset())
-
-    progress("2/3 training through the pipeline vs from tensors in memory")
-    model = workflow.build_backbone_classifier(params)
-    fit.compile_model(model, params.learning_rate)
-    through_pipeline = project_dataset()
-    _drain(through_pipeline)  # fill the cache, as after a run's first epoch
-    import tensorflow as tf
-
-    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in through_pipeline])
-    in_memory = tf.data.Dataset.from_tensor_slices((np.concatenate(images), np.concatenate(labels)))
-    sources = {"pipeline": through_pipeline.repeat(), "in_memory": in_memory.batch(batch).repeat()}
-    speeds = training_throughputs(model, sources, settings["train_steps"], settings["train_rounds"])
-    pipeline_train, memory_train = speeds["pipeline"], speeds["in_memory"]
-
-    progress("3/3 Grad-CAM batched vs one image at a time")
-    cam_inputs = np.concatenate(images)[: settings["cam_images"]]
-    cam_speed = cam_batching(model, cam_inputs, np.concatenate(labels)[: settings["cam_images"]])
-
-    record = {
-        "quick": quick,
-        "experiment": BENCH_EXPERIMENT,
-        "model": params.backbone,
-        "image_size": size,
-        "batch_size": batch,
+def _ratios(pipeline_speed: dict[str, float], pipeline_train: float, memory_train: float,
+            cam_speed: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """The three ratios of ``bench.json``, each with its target and the speeds it divides."""
+    return {
         "pipeline_vs_model": {
             **_ratio(pipeline_speed["cached_images_per_s"], pipeline_train, TARGETS["pipeline_vs_model"]),
             **pipeline_speed,
@@ -259,6 +222,62 @@ def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[
                      TARGETS["batched_cam_speedup"]),
             **cam_speed,
         },
+    }
+
+
+def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[str], None] = print) -> dict:
+    """Measure every ratio and write ``bench.json``; return its record.
+
+    Args:
+        quick: Smaller measurements (under two minutes on a 2-core CPU).
+        out: Output file (default ``results/bench.json``).
+        progress: Called with a line of text before each measurement.
+
+    Returns:
+        The record written to ``bench.json``.
+    """
+    import tensorflow as tf
+
+    from common.data import pipeline
+    from common.experiments import fitting, loading
+    from common.training import fit, runtime
+
+    settings = SETTINGS["quick" if quick else "full"]
+    params = _bench_params(settings)
+    runtime.set_seed(params.seed)
+    progress("preparing phantom images")
+    samples = loading.load_samples(params).samples.head(settings["n_images"])
+    size, batch = params.image_size, params.batch_size
+    preprocess = fitting.preprocess_name(params)
+
+    def project_dataset():
+        return pipeline.make_dataset(samples, size, batch, preprocess=preprocess, augment=params.augment,
+                                     training=True, channels=params.channels, seed=params.seed)
+
+    progress("1/3 input pipeline alone (cold, then cached)")
+    pipeline_speed = pipeline_throughput(project_dataset())
+
+    progress("2/3 training through the pipeline vs from tensors in memory")
+    model = fitting.build_backbone_classifier(params)
+    fit.compile_model(model, params.learning_rate)
+    through_pipeline = project_dataset()
+    _drain(through_pipeline)  # fill the cache, as after a run's first epoch
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in through_pipeline])
+    in_memory = tf.data.Dataset.from_tensor_slices((np.concatenate(images), np.concatenate(labels)))
+    sources = {"pipeline": through_pipeline.repeat(), "in_memory": in_memory.batch(batch).repeat()}
+    speeds = training_throughputs(model, sources, settings["train_steps"], settings["train_rounds"])
+
+    progress("3/3 Grad-CAM batched vs one image at a time")
+    cam_inputs = np.concatenate(images)[: settings["cam_images"]]
+    cam_speed = cam_batching(model, cam_inputs, np.concatenate(labels)[: settings["cam_images"]])
+
+    record = {
+        "quick": quick,
+        "experiment": BENCH_EXPERIMENT,
+        "model": params.backbone,
+        "image_size": size,
+        "batch_size": batch,
+        **_ratios(pipeline_speed, speeds["pipeline"], speeds["in_memory"], cam_speed),
         "notebook_wall_times_s": notebook_wall_times(),
         "machine": machine(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -10,10 +10,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from common.config import registry
 from common.errors import StudyError
+
+
+class _LazyChoices(Sequence):
+    """An argument's choices, read from ``read()`` when argparse first needs them."""
+
+    def __init__(self, read: Callable[[], Sequence[str]]) -> None:
+        self._read = read
+
+    def __getitem__(self, index):
+        return self._read()[index]
+
+    def __len__(self) -> int:
+        return len(self._read())
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -78,8 +92,8 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from common.report import book
     from common import runner
+    from common.report import book
     from common.report.results import results_root
 
     status = 0
@@ -120,9 +134,9 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_phantoms(args: argparse.Namespace) -> int:
-    from common.experiments import workflow
+    from common.experiments import loading
 
-    for folder in workflow.prepare_phantoms(args.profile, kind=args.kind, root=args.out):
+    for folder in loading.prepare_phantoms(args.profile, kind=args.kind, root=args.out):
         print(folder)
     return 0
 
@@ -191,7 +205,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--experiment", required=True, metavar="ID",
                         help=f"the run whose model predicts: {', '.join(registry.experiment_ids())}")
     parser.add_argument("--model", metavar="PATH", help="a .keras file instead of results/<id>/model.keras")
-    parser.add_argument("--method", default="gradcam", choices=predict.CAM_METHODS, help="CAM method")
+    method = parser.add_argument("--method", default="gradcam", help="CAM method")
+    # Set after add_argument, which would list the choices at once: the names come from the CAM
+    # methods' module, which imports TensorFlow; only help or a --method value reads them.
+    method.choices = _LazyChoices(predict.cam_methods)
     parser.add_argument("--layer", help="CAM layer (default: the run's own)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: results/<id>/predictions)")
     parser.add_argument("--results-dir", help="where results/<id>/ folders are (default: results/)")

@@ -148,15 +148,10 @@ def run_experiment(
             before anything runs.
         DataError: when ``data_dir`` does not exist.
     """
-    import papermill
-
     overrides = dict(overrides or {})
     # Validate everything papermill would only find out inside the kernel.
     registry.resolve(experiment_id, profile, overrides, data_dir)
-    if data_dir is not None:
-        data_dir = Path(data_dir).expanduser().resolve()
-        if not data_dir.is_dir():
-            raise DataError(f"Data folder {data_dir} does not exist; pass --data-dir with a data set's root.")
+    data_dir = _existing_data_dir(data_dir)
     root = Path(results_dir) if results_dir else results_root()
     root.mkdir(parents=True, exist_ok=True)
     target = root / experiment_id
@@ -166,27 +161,14 @@ def run_experiment(
     out_nb = work / f"{experiment_id}.ipynb"
     started = time.perf_counter()
     try:
-        with _terminate_as_interrupt(), _inline_figures():
-            papermill.execute_notebook(
-                str(notebook_path(experiment_id)),
-                str(out_nb),
-                parameters={
-                    "profile": profile,
-                    "data_dir": None if data_dir is None else str(data_dir),
-                    "overrides": overrides,
-                    "output_dir": str(work),
-                },
-                kernel_name=kernel_name(),
-                cwd=str(project_root()),
-                progress_bar=progress_bar,
-                log_output=log_output,
-            )
+        _execute(experiment_id, out_nb, {
+            "profile": profile,
+            "data_dir": None if data_dir is None else str(data_dir),
+            "overrides": overrides,
+            "output_dir": str(work),
+        }, progress_bar, log_output)
     except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt must keep old results too
-        failed_dir = target / "failed"
-        failed_dir.mkdir(parents=True, exist_ok=True)
-        if out_nb.exists():
-            os.replace(out_nb, failed_dir / out_nb.name)
-        shutil.rmtree(work, ignore_errors=True)
+        failed_notebook = _keep_failed(out_nb, work, target)
         if isinstance(exc, KeyboardInterrupt):
             raise
         return _logged(RunOutcome(
@@ -195,7 +177,7 @@ def run_experiment(
             output_dir=target,
             wall_time_s=round(time.perf_counter() - started, 1),
             error=_short_error(exc),
-            notebook=failed_dir / out_nb.name,
+            notebook=failed_notebook,
         ), profile, root)
     _replace_atomically(work, target)
     return _logged(RunOutcome(
@@ -205,6 +187,47 @@ def run_experiment(
         wall_time_s=round(time.perf_counter() - started, 1),
         notebook=target / out_nb.name,
     ), profile, root)
+
+
+def _existing_data_dir(data_dir: str | Path | None) -> Path | None:
+    """``data_dir`` as an absolute path (None stays None).
+
+    Raises:
+        DataError: when the folder does not exist.
+    """
+    if data_dir is None:
+        return None
+    data_dir = Path(data_dir).expanduser().resolve()
+    if not data_dir.is_dir():
+        raise DataError(f"Data folder {data_dir} does not exist; pass --data-dir with a data set's root.")
+    return data_dir
+
+
+def _execute(experiment_id: str, out_nb: Path, parameters: dict[str, Any], progress_bar: bool,
+             log_output: bool) -> None:
+    """Execute the experiment's notebook into ``out_nb`` with papermill, from the project root."""
+    import papermill
+
+    with _terminate_as_interrupt(), _inline_figures():
+        papermill.execute_notebook(
+            str(notebook_path(experiment_id)),
+            str(out_nb),
+            parameters=parameters,
+            kernel_name=kernel_name(),
+            cwd=str(project_root()),
+            progress_bar=progress_bar,
+            log_output=log_output,
+        )
+
+
+def _keep_failed(out_nb: Path, work: Path, target: Path) -> Path:
+    """Move a failed run's notebook to ``target/failed/`` and drop its work folder; return where it went."""
+    failed_dir = target / "failed"
+    failed_dir.mkdir(parents=True, exist_ok=True)
+    if out_nb.exists():
+        os.replace(out_nb, failed_dir / out_nb.name)
+    shutil.rmtree(work, ignore_errors=True)
+    return failed_dir / out_nb.name
 
 
 def _logged(outcome: RunOutcome, profile: str, root: Path) -> RunOutcome:

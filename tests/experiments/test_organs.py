@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from common.experiments import organs
 from common.config import registry
 from common.errors import DataError, ParameterError
+from common.experiments import organs
 
 # The paper's own spelling and order (seed 003, Code 4.1).
 PAPER_CLASSES = ["Brain Tumor", "Brain No Tumor", "Breast Tumor", "Breast No Tumor",
@@ -127,3 +127,12 @@ def test_organ_table_has_a_row_per_organ_and_the_overall_row():
     assert list(table.columns) == ["organ identified", "tumour presence", "8-class"]
     assert table.loc["lung", "tumour presence"].startswith("1.000 [")
     assert table.loc["all images", "8-class"].endswith("(n=8)")
+
+
+def test_tumour_classes_and_class_table_follow_the_class_order():
+    classes = ["Lung No Tumor", "Brain Tumor", "lung_tumour", "Brain No Tumor"]
+    assert organs.tumour_classes(classes) == ["Brain Tumor", "lung_tumour"]
+    table = organs.class_table(classes)
+    assert table.index.name == "index" and table["class"].tolist() == classes
+    assert table["organ"].tolist() == ["lung", "brain", "lung", "brain"]
+    assert table["tumour"].tolist() == [False, True, True, False]

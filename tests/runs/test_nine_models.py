@@ -3,10 +3,9 @@
 import nbformat
 import pytest
 
-from common.experiments import comparison
 from common.config import registry
+from common.experiments import nine_models
 from common.report.results import METRICS_KEYS
-
 from tests.runs.checks import assert_metric_entry, assert_png
 
 EXPERIMENT = "nine-models"
@@ -27,7 +26,7 @@ def test_one_entry_per_model_with_metrics_and_costs(smoke_results):
     assert list(metrics["models"]) == NINE
     n_test = sum(metrics["data"]["class_counts"]["test"].values())
     for name, entry in metrics["models"].items():
-        for metric in comparison.TABLE_METRICS:
+        for metric in nine_models.TABLE_METRICS:
             assert_metric_entry(entry[metric])
         assert sum(map(sum, entry["confusion_matrix"])) == n_test
         assert 0 < entry["params_trainable"] <= entry["params_total"], name
@@ -41,10 +40,10 @@ def test_one_entry_per_model_with_metrics_and_costs(smoke_results):
 @pytest.mark.notebook(EXPERIMENT)
 def test_comparison_table_paper_rows_and_best_models(smoke_results):
     metrics = smoke_results(EXPERIMENT)["metrics"]
-    table = comparison.comparison_table(metrics["models"])
+    table = nine_models.comparison_table(metrics["models"])
     assert list(table.index) == NINE
-    assert list(table.columns) == list(comparison.TABLE_METRICS) + list(comparison.COST_COLUMNS)
-    assert set(metrics["best_per_metric"]) == set(comparison.TABLE_METRICS)
+    assert list(table.columns) == list(nine_models.TABLE_METRICS) + list(nine_models.COST_COLUMNS)
+    assert set(metrics["best_per_metric"]) == set(nine_models.TABLE_METRICS)
     for metric, model in metrics["best_per_metric"].items():
         best = metrics["models"][model][metric]["value"]
         assert all(entry[metric]["value"] <= best for entry in metrics["models"].values())
@@ -80,8 +79,9 @@ def test_figures_cam_layers_and_explanations(smoke_results):
     assert set(metrics["explanations"]) == set(NINE) | {f"{name} at {chosen[name]['chosen']}" for name in NINE}
     for by_method in metrics["explanations"].values():
         assert set(by_method) == {"gradcam"}
-        for score in comparison.EXPLANATION_SCORES:
+        for score in nine_models.EXPLANATION_SCORES:
             assert_metric_entry(by_method["gradcam"][score])  # undefined (None) when no image qualifies
             assert by_method["gradcam"][score]["n"] >= 0
     notebook = nbformat.read(record["dir"] / f"{EXPERIMENT}.ipynb", as_version=4)
-    assert not any(output.get("output_type") == "error" for cell in notebook.cells for output in cell.get("outputs", []))
+    assert not any(output.get("output_type") == "error"
+               for cell in notebook.cells for output in cell.get("outputs", []))

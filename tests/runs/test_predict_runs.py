@@ -18,17 +18,17 @@ def test_predict_loads_the_runs_model_and_explains_one_input(smoke_results, expe
     source = record["metrics"]["data"]["source"]
     assert "phantoms" in source
     if card["input_kind"] == "volume":
-        from common.data import dicom
-        from common.experiments import workflow
         from common.config.registry import resolve
+        from common.data import dicom
+        from common.experiments import loading
 
-        folder = workflow.phantom_folder(resolve(experiment_id, "smoke"))
+        folder = loading.phantom_folder(resolve(experiment_id, "smoke"))
         inputs = dicom.find_series(folder / "series")[:1]
     else:
-        from common.experiments import workflow
         from common.config.registry import resolve
+        from common.experiments import loading
 
-        loaded = workflow.load_samples(resolve(experiment_id, "smoke"))
+        loaded = loading.load_samples(resolve(experiment_id, "smoke"))
         inputs = loaded.samples["path"].head(2).tolist()
     records, errors = predict.predict_paths(run_model, inputs, tmp_path, progress=False)
     assert not errors and len(records) == len(inputs)

@@ -24,7 +24,7 @@ Every accuracy is a proportion of independent images, so its 95% interval is
 the Wilson score interval, which stays informative at 0% and 100% (common on
 small per-organ test sets). When images come in groups (patients), whole
 groups are resampled instead (seeded percentile bootstrap of the pooled
-proportion), as in :mod:`common.evaluation.metrics`.
+proportion), as in :mod:`common.evaluation.intervals`.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from common.errors import DataError, ParameterError
+from common.evaluation.intervals import proportion_estimate
 
 # "<organ> tumor" or "<organ> no tumor", words split by spaces, underscores or hyphens.
 _CLASS_NAME = re.compile(r"^(?P<organ>[a-z]+(?:[ _-][a-z]+)*?)[ _-]+(?P<no>no[ _-]+)?tumou?r$")
@@ -109,6 +109,20 @@ def decompose(class_names: Sequence[str]) -> OrganDecomposition:
     )
 
 
+def tumour_classes(class_names: Sequence[str]) -> list[str]:
+    """The classes with a tumour, in class order (their masks are the lesions CAMs are scored against)."""
+    decomposition = decompose(class_names)
+    return [name for name, has_tumour in zip(class_names, decomposition.tumour_of_class, strict=True) if has_tumour]
+
+
+def class_table(class_names: Sequence[str]) -> pd.DataFrame:
+    """Every class with its organ and tumour state, indexed by class index."""
+    decomposition = decompose(class_names)
+    return pd.DataFrame({"class": list(class_names),
+                         "organ": [decomposition.organs[k] for k in decomposition.organ_of_class],
+                         "tumour": decomposition.tumour_of_class}).rename_axis("index")
+
+
 def proportion_with_ci(
     correct, groups=None, seed: int = 0, n_resamples: int = 1000, confidence: float = 0.95
 ) -> dict:
@@ -122,36 +136,14 @@ def proportion_with_ci(
         confidence: Confidence level (stored under ``ci95``).
 
     Returns:
-        ``{"value", "ci95": [lo, hi], "n", "ci_method"}``; NaN value and interval
-        for no images.
+        ``{"value", "ci95": [lo, hi], "n", "ci_method"}``, the record of
+        :func:`common.evaluation.intervals.proportion_estimate` (Wilson without
+        groups, a group bootstrap with them); NaN value and interval for no images.
+
+    Raises:
+        DataError: If ``groups`` does not have one entry per image.
     """
-    correct = np.asarray(correct, dtype=bool).ravel()
-    n = int(correct.size)
-    if n == 0:
-        return {"value": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0, "ci_method": "none (no images)"}
-    value = float(correct.mean())
-    if groups is None:
-        interval = scipy.stats.binomtest(int(correct.sum()), n).proportion_ci(
-            confidence_level=confidence, method="wilson")
-        return {"value": value, "ci95": [float(interval.low), float(interval.high)], "n": n, "ci_method": "Wilson"}
-    group_codes, group_ids = pd.factorize(pd.Series(np.asarray(groups, dtype=object)))
-    if group_codes.size != n:
-        raise DataError(f"groups has {group_codes.size} entries but there are {n} images.")
-    # An image without a group is a group of its own, as in common.evaluation.metrics.
-    missing = group_codes < 0
-    group_codes[missing] = group_ids.size + np.arange(missing.sum())
-    n_groups = group_ids.size + int(missing.sum())
-    hits = np.bincount(group_codes, weights=correct, minlength=n_groups)
-    sizes = np.bincount(group_codes, minlength=n_groups)
-    if n_groups < 2:
-        return {"value": value, "ci95": [float("nan"), float("nan")], "n": n, "ci_method": "none (one group)"}
-    result = scipy.stats.bootstrap(
-        (hits, sizes), lambda h, s, axis=-1: h.sum(axis=axis) / s.sum(axis=axis), paired=True,
-        vectorized=True, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return {"value": value, "ci95": [float(result.confidence_interval.low), float(result.confidence_interval.high)],
-            "n": n, "ci_method": f"percentile bootstrap of {n_groups} groups, {n_resamples} resamples"}
+    return proportion_estimate(correct, groups, seed, n_resamples, confidence).to_record()
 
 
 # The three questions the 8-class answer is scored on, and their result keys:

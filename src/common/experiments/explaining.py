@@ -1,0 +1,336 @@
+"""The explanation steps of the 2D experiments: which test images to explain, and how they are shown.
+
+CAMs are made and scored by the one explanation driver
+(:mod:`common.explain.driver`); this module chooses the images it gets (the
+correctly classified lesion images of a split, with their masks), and turns its
+results into the rows and panels the notebooks' figures draw: examples of
+right and wrong predictions, the best and worst explained images, the paper's
+contour maps, and the captions of the score tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from common.config.params import ImageRunParams, RunParams
+from common.experiments.loading import read_masks
+
+if TYPE_CHECKING:
+    from common.experiments.fitting import FitResult
+    from common.explain.driver import Explanation, ExplanationSet, ImageSubset, LayerSelection
+
+def explained_subset(samples: pd.DataFrame, probabilities: np.ndarray, n: int, lesion_classes=None,
+                     only_correct: bool = True) -> np.ndarray:
+    """Positions (in ``samples``) of up to ``n`` correctly classified lesion images.
+
+    These are the images the explanation scores are computed on: a heatmap can
+    only sit on a lesion the image has, and only a right answer has a reason
+    worth locating. Candidates are images with a mask file (and of
+    ``lesion_classes`` when given); :func:`lesion_subset` drops those whose mask is empty.
+    ``only_correct=False`` keeps misclassified ones too: the smoke profile's
+    one-epoch model may get no lesion right, and smoke runs check the scoring
+    pipeline, not the explanations.
+    """
+    predicted = probabilities.argmax(axis=1)
+    correct = predicted == samples["label_index"].to_numpy()
+    if not only_correct:
+        correct = np.ones_like(correct)
+    has_mask = samples["mask_path"].notna().to_numpy().copy()
+    if lesion_classes is not None:
+        has_mask &= samples["label"].isin(lesion_classes).to_numpy()
+    positions = np.flatnonzero(correct & has_mask)
+    return positions[:n]
+
+
+def lesion_subset(params: RunParams, samples: pd.DataFrame, probabilities: np.ndarray, size: int,
+                  lesion_classes=None) -> tuple[np.ndarray, np.ndarray]:
+    """The images whose CAMs are scored, and their lesion masks.
+
+    Up to ``params.n_explain`` lesion images (correctly classified ones only,
+    unless ``explain_only_correct`` is false) whose mask is not empty.
+
+    Returns:
+        ``(positions, masks)``: row positions in ``samples`` and masks (N, size, size).
+    """
+    candidates = explained_subset(samples, probabilities, len(samples), lesion_classes,
+                                  only_correct=params.explain_only_correct)
+    masks = read_masks(samples.iloc[candidates], size)
+    # A mask file may be empty (a normal phantom): no lesion, nothing to point at.
+    keep = masks.any(axis=tuple(range(1, masks.ndim)))
+    return candidates[keep][: params.n_explain], masks[keep][: params.n_explain]
+
+
+def lesion_images(params: RunParams, samples: pd.DataFrame, inputs: np.ndarray, probabilities: np.ndarray,
+                  lesion_classes=None) -> ImageSubset:
+    """The images whose CAMs are scored (:func:`lesion_subset`), as the explanation driver's subset.
+
+    Args:
+        params: Run parameters (``n_explain``, ``explain_only_correct``).
+        samples: The split's sample table, in ``inputs`` order.
+        inputs: The split's model-ready images.
+        probabilities: The split's probabilities, in ``samples`` order.
+        lesion_classes: Classes whose masks count as lesions (default: any non-empty mask).
+    """
+    from common.explain.driver import ImageSubset
+
+    positions, masks = lesion_subset(params, samples, probabilities, inputs.shape[1], lesion_classes)
+    return ImageSubset.take(inputs, samples["label_index"].to_numpy(), positions, masks)
+
+
+def explain(params: RunParams, model, inputs: np.ndarray, samples: pd.DataFrame, probabilities: np.ndarray,
+            layer: str | None = None, lesion_classes=None) -> Explanation:
+    """CAMs of every method of ``params.cam_methods`` on the lesion images, scored against their masks.
+
+    Args:
+        params: Run parameters (``cam_methods``, ``n_explain``, ``scorecam_max_channels``...).
+        model: Trained model.
+        inputs: Model-ready test images, in ``samples`` order.
+        samples: Test sample table.
+        probabilities: Test probabilities, in ``samples`` order.
+        layer: CAM layer; None -> the last convolutional layer.
+        lesion_classes: Classes whose masks count as lesions (default: any non-empty mask).
+    """
+    from common.explain import driver
+
+    subset = lesion_images(params, samples, inputs, probabilities, lesion_classes)
+    return driver.explain(model, subset, params.cam_methods, driver.ExplainSettings.from_params(params), layer)
+
+
+def validation_images(params: RunParams, model, dataset, samples: pd.DataFrame, lesion_classes=None) -> ImageSubset:
+    """The validation split's lesion images a CAM layer is chosen on (its probabilities predicted here).
+
+    Args:
+        params: Run parameters (``n_explain``, ``explain_only_correct``).
+        model: Trained model.
+        dataset: The validation split's unshuffled dataset.
+        samples: The validation sample table, in ``dataset`` order.
+        lesion_classes: Classes whose masks count as lesions (default: any non-empty mask).
+    """
+    from common.experiments.fitting import model_inputs
+    from common.training import fit
+
+    return lesion_images(params, samples, model_inputs(dataset), fit.predict_proba(model, dataset), lesion_classes)
+
+
+def explain_test_split(params: RunParams, model, data: dict, samples: pd.DataFrame, inputs: np.ndarray,
+                       probabilities: np.ndarray, layer: str, lesion_classes=None,
+                       candidates=None) -> ExplanationSet | None:
+    """Score every CAM method on the test split, and Grad-CAM at the layer chosen on validation.
+
+    Args:
+        params: Run parameters (``cam_methods``, ``cam_layer_candidates``, ``n_explain``...).
+        model: Trained model.
+        data: The run's datasets (``"val"`` is used to choose the layer).
+        samples: The sample table with its ``split`` column.
+        inputs: Model-ready test images, in test-split order.
+        probabilities: Test probabilities.
+        layer: The CAM layer every method is scored at.
+        lesion_classes: Classes whose masks count as lesions (default: any non-empty mask).
+        candidates: Layers to choose from on validation; None: ``params.cam_layer_candidates``
+            (no choice when that is empty or absent).
+
+    Returns:
+        The scored explanations (:class:`common.explain.driver.ExplanationSet`), or None when no
+        test image can be scored (no lesion mask, or no correctly classified lesion image).
+    """
+    from common.explain import driver
+
+    test = samples[samples["split"] == "test"].reset_index(drop=True)
+    val = samples[samples["split"] == "val"].reset_index(drop=True)
+    candidates = list(getattr(params, "cam_layer_candidates", None) or [] if candidates is None else candidates)
+    return driver.explain_split(
+        model, lesion_images(params, test, inputs, probabilities, lesion_classes), layer, params.cam_methods,
+        driver.ExplainSettings.from_params(params), candidates,
+        lambda: validation_images(params, model, data["val"], val, lesion_classes))
+
+
+def example_positions(samples: pd.DataFrame, probabilities: np.ndarray, per_class: int = 1) -> np.ndarray:
+    """Positions of up to ``per_class`` correct and ``per_class`` wrong predictions of every class."""
+    predicted = probabilities.argmax(axis=1)
+    truth = samples["label_index"].to_numpy()
+    chosen: list[int] = []
+    for class_index in np.unique(truth):
+        for correct in (True, False):
+            hits = np.flatnonzero((truth == class_index) & ((predicted == truth) == correct))
+            chosen.extend(hits[:per_class].tolist())
+    return np.asarray(chosen, dtype=int)
+
+
+def cam_rows(params: RunParams, images: np.ndarray, cams: np.ndarray, samples: pd.DataFrame,
+             probabilities: np.ndarray, masks: np.ndarray | None = None) -> list[dict]:
+    """Rows for :func:`common.report.figures.cam_grid`: image, CAM, overlay, labels and probability.
+
+    Args:
+        params: Run parameters (``classes``).
+        images: Display images (N, H, W) in [0, 1], one per row.
+        cams: CAMs (N, H, W) of the same images.
+        samples: Their sample table rows.
+        probabilities: Their predicted probabilities (N, C).
+        masks: Optional lesion masks to outline.
+    """
+    from common.explain import overlays
+
+    classes = params.classes
+    rows = []
+    for i, (image, cam) in enumerate(zip(images, cams, strict=True)):
+        predicted = int(probabilities[i].argmax())
+        true = classes[int(samples["label_index"].iloc[i])]
+        rows.append({
+            "image": image, "cam": cam, "overlay": overlays.overlay(image, cam),
+            "title": f"true {true} / predicted {classes[predicted]} (p = {probabilities[i, predicted]:.2f})",
+            **({"mask": masks[i]} if masks is not None and masks[i].any() else {}),
+        })
+    return rows
+
+
+@dataclass(frozen=True, eq=False)  # arrays inside: compared by identity
+class TestImages:
+    """A trained model's test split, as the explanation steps read it.
+
+    Attributes:
+        samples: The test split's sample table, re-indexed from 0.
+        inputs: Model-ready images, in ``samples`` order (exactly what the model saw).
+        display: The same images in [0, 1], greyscale (N, S, S), for figures.
+        probabilities: The model's test probabilities (N, C).
+        has_masks: Whether the images have lesion masks (phantoms) to score CAMs against.
+    """
+
+    samples: pd.DataFrame
+    inputs: np.ndarray
+    display: np.ndarray
+    probabilities: np.ndarray
+    has_masks: bool
+
+    @classmethod
+    def read(cls, params: ImageRunParams, dataset, samples: pd.DataFrame, probabilities: np.ndarray,
+             has_masks: bool) -> TestImages:
+        """Read the test split's inputs from its unshuffled dataset, and its display images from disk.
+
+        Args:
+            params: Run parameters (``image_size``).
+            dataset: The test split's unshuffled dataset.
+            samples: The test split's sample table, in ``dataset`` order.
+            probabilities: The model's test probabilities.
+            has_masks: Whether the images have lesion masks.
+        """
+        from common.data import pipeline
+        from common.experiments.fitting import model_inputs
+
+        return cls(samples, model_inputs(dataset), pipeline.load_arrays(samples, params.image_size, 1)[..., 0],
+                   probabilities, has_masks)
+
+    @classmethod
+    def of(cls, params: ImageRunParams, result: FitResult, has_masks: bool) -> TestImages:
+        """The test split of :func:`common.experiments.fitting.fit_and_evaluate`'s result."""
+        return cls.read(params, result.datasets["test"], result.test, result.probabilities, has_masks)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The true class index of every image."""
+        return self.samples["label_index"].to_numpy()
+
+    def rows(self, params: RunParams, positions: np.ndarray, cams: np.ndarray,
+             masks: np.ndarray | None = None) -> list[dict]:
+        """:func:`cam_rows` of the images at ``positions`` with their CAMs (and masks)."""
+        return cam_rows(params, self.display[positions], cams, self.samples.iloc[positions],
+                        self.probabilities[positions], masks)
+
+
+def example_rows(params: ImageRunParams, model, test: TestImages, layer: str) -> list[dict]:
+    """Grad-CAM rows of a right and a wrong prediction of every class (:func:`example_positions`).
+
+    The CAM explains the predicted class; the lesion is outlined when the test split has masks.
+    """
+    from common.explain import cams
+
+    shown = example_positions(test.samples, test.probabilities)
+    maps = cams.compute_cam(model, test.inputs[shown], test.probabilities[shown].argmax(1), "gradcam", layer=layer)
+    masks = read_masks(test.samples.iloc[shown], params.image_size) if test.has_masks else None
+    return test.rows(params, shown, maps, masks)
+
+
+def explain_test_images(params: RunParams, model, data: dict, samples: pd.DataFrame, test: TestImages,
+                        layer: str) -> ExplanationSet | None:
+    """:func:`explain_test_split` of a :class:`TestImages`; None when the test split has no masks."""
+    if not test.has_masks:
+        return None
+    return explain_test_split(params, model, data, samples, test.inputs, test.probabilities, layer)
+
+
+def extreme_rows(params: RunParams, test: TestImages, scored: ExplanationSet, k: int = 3) -> tuple[list[dict], str]:
+    """Rows of the ``k`` best then ``k`` worst explained images by Grad-CAM energy share, best first.
+
+    Returns:
+        ``(rows, layer)``: the rows, and the layer their CAMs are from
+        (:meth:`common.explain.driver.ExplanationSet.best_and_worst`).
+    """
+    positions, maps, masks, layer = scored.best_and_worst(k)
+    return test.rows(params, positions, maps, masks), layer
+
+
+def ranked_by_energy(explained: Explanation, k: int = 3,
+                     method: str = "gradcam") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` highest energy shares (highest first), then the ``k`` lowest (lowest first).
+
+    Unlike :meth:`common.explain.driver.Explanation.best_and_worst`, the worst
+    come lowest first, and with ``2 k`` images or fewer an image may be shown
+    among both.
+
+    Returns:
+        ``(positions, cams, masks)`` of the picked images.
+    """
+    from common.explain.scores import energy_share
+
+    maps = explained.cams[method]
+    order = energy_share(maps, explained.masks).argsort()
+    picks = [*order[-k:][::-1], *order[:k]]
+    return explained.positions[picks], maps[picks], explained.masks[picks]
+
+
+def contour_panels(params: RunParams, test: TestImages, positions: np.ndarray,
+                   maps: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
+    """Image, Grad-CAM overlay and contour map (at ``params.cam_fraction`` of the maximum) of each image.
+
+    Args:
+        params: Run parameters (``classes``, ``cam_fraction``).
+        test: The test split.
+        positions: The images shown.
+        maps: Their CAMs, in ``positions`` order.
+
+    Returns:
+        ``(panels, titles)``, three of each per image, for :func:`common.report.figures.image_grid`.
+    """
+    from common.explain import overlays
+
+    predicted = test.probabilities.argmax(axis=1)
+    panels, titles = [], []
+    for position, cam in zip(positions, maps, strict=True):
+        image = test.display[position]
+        panels += [image, overlays.overlay(image, cam), overlays.draw_contours(image, cam, params.cam_fraction)]
+        titles += [f"true {test.samples.label[position]}\npredicted {params.classes[predicted[position]]} "
+                   f"(p = {test.probabilities[position].max():.2f})", "Grad-CAM",
+                   f"contour at {params.cam_fraction:.0%} of max"]
+    return panels, titles
+
+
+def selection_caption(selection: LayerSelection) -> str:
+    """Markdown heading of the validation table: how many images the layer was chosen on, and which."""
+    return (f"**Validation split** ({selection.n} lesion images), Grad-CAM per candidate layer; "
+            f"chosen: `{selection.chosen}`")
+
+
+def scored_caption(scored: ExplanationSet) -> str:
+    """Images scored, the energy share of a uniform heatmap (chance level), and the seconds of every step."""
+    return (f"{len(scored.last.positions)} lesion images; energy share of a uniform heatmap (chance): "
+            f"{scored.last.masks.mean():.4f}; seconds: {scored.seconds}")
+
+
+def score_summary(scores: dict) -> pd.DataFrame:
+    """Method -> ``"value [low, high]"`` of every score with an interval, one row per method."""
+    return pd.DataFrame({method: {name: f'{v["value"]:.2f} [{v["ci95"][0]:.2f}, {v["ci95"][1]:.2f}]'
+                                  for name, v in entries.items() if isinstance(v, dict) and "value" in v}
+                         for method, entries in scores.items()}).T

@@ -1,0 +1,112 @@
+"""``camstudy predict``: many files predicted in batches, each one's outputs written as its batch ends.
+
+Per input: ``<stem>.json`` (probabilities and the CAM's method and layer),
+``<stem>_overlay.png`` and ``<stem>_contours.png``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from common.errors import StudyError
+from common.predict.card import RunModel
+from common.predict.inputs import LoadedInput, load_input
+from common.predict.prediction import Prediction, check_layer, check_method, png_bytes, predict_loaded
+from common.report.results import to_jsonable, write_json_atomic
+
+
+def _unique_stem(source: str, used: set[str]) -> str:
+    """A file stem for an input's outputs, numbered when two inputs share a name."""
+    base = Path(source).stem or "input"
+    stem, number = base, 2
+    while stem in used:
+        stem, number = f"{base}_{number}", number + 1
+    used.add(stem)
+    return stem
+
+
+def write_prediction(prediction: Prediction, out_dir: str | Path, stem: str, run_model: RunModel) -> Path:
+    """Write ``<stem>.json`` (probabilities), ``<stem>_overlay.png`` and ``<stem>_contours.png``.
+
+    Args:
+        prediction: The prediction; its ``files`` gets the PNG names.
+        out_dir: Output folder (made if missing).
+        stem: File name stem of the three files.
+        run_model: The model that predicted (named in the JSON).
+
+    Returns:
+        The JSON file's path; the PNG names are recorded in it under ``files``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for kind in ("overlay", "contours"):
+        name = f"{stem}_{kind}.png"
+        (out_dir / name).write_bytes(png_bytes(getattr(prediction, kind)))
+        prediction.files[kind] = name
+    record = {"experiment": run_model.experiment, "model_file": str(run_model.model_path),
+              **prediction.record()}
+    return write_json_atomic(out_dir / f"{stem}.json", record)
+
+
+def predict_paths(run_model: RunModel, paths: Iterable[str | Path], out_dir: str | Path,
+                  method: str = "gradcam", layer: str | None = None, batch_size: int = 16,
+                  progress: bool = True) -> tuple[list[dict], list[str]]:
+    """Predict many files (or series folders), writing each one's outputs as soon as its batch is done.
+
+    A bad input is reported and skipped; the others are still predicted.
+
+    Args:
+        run_model: The run's model and card.
+        paths: Image files (image models) or DICOM series folders (volume models).
+        out_dir: Folder for the per-input JSON and PNG files.
+        method: One of :func:`common.predict.prediction.cam_methods`.
+        layer: CAM layer; None -> the run's own.
+        batch_size: Inputs predicted and explained together.
+        progress: Show a tqdm progress bar (on stderr).
+
+    Returns:
+        ``(records, errors)``: the JSON record of every predicted input and a
+        one-line message per input that could not be read.
+    """
+    from tqdm.auto import tqdm
+
+    check_method(method)
+    layer = check_layer(run_model, layer)
+    paths = list(paths)
+    records: list[dict] = []
+    errors: list[str] = []
+    used_stems: set[str] = set()
+    pending: list[LoadedInput] = []
+
+    def flush() -> None:
+        for prediction in predict_loaded(run_model, pending, method, layer):
+            write_prediction(prediction, out_dir, _unique_stem(prediction.source, used_stems), run_model)
+            records.append(to_jsonable(prediction.record()))
+        pending.clear()
+
+    with tqdm(total=len(paths), desc="predict", unit="input", disable=not progress, file=sys.stderr) as bar:
+        for path in paths:
+            try:
+                pending.append(load_input(run_model, path))
+            except StudyError as exc:
+                errors.append(str(exc))
+            if len(pending) >= batch_size:
+                flush()
+            bar.update(1)
+        flush()
+    return records, errors
+
+
+def probability_table(records: Sequence[dict], classes: Sequence[str]) -> str:
+    """A plain-text table: one row per input with its predicted class and every probability."""
+    import pandas as pd
+
+    if not records:
+        return "(no predictions)"
+    table = pd.DataFrame(
+        [{"input": Path(r["source"]).name, "predicted": r["predicted"],
+          **{name: f"{r['probabilities'][name]:.4f}" for name in classes}} for r in records]
+    )
+    return table.to_string(index=False)
