@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: book test install phantoms browser clean
+.PHONY: book test lint install phantoms browser clean
 
 install: $(STAMP)
 
@@ -36,7 +36,14 @@ browser:
 	    (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) ; } || \
 	  echo "note: could not install chromium; the browser tests will skip"
 
-test: install browser
+# Lint and format (ruff), types of the typed packages (mypy, files in pyproject.toml), notebooks without outputs.
+lint: install
+	$(BIN)/ruff check src tests notebooks
+	$(BIN)/ruff format --check src tests notebooks
+	$(BIN)/mypy
+	$(BIN)/nbstripout --keep-id --verify notebooks/*.ipynb
+
+test: install browser lint
 	$(BIN)/python -m pytest
 
 clean:

@@ -107,7 +107,8 @@ _PLANNED = pytest.StashKey[tuple]()
 def reads_smoke_runs(item) -> bool:
     """Whether a test reads the session's smoke runs (it waits for them)."""
     return "smoke_results" in getattr(item, "fixturenames", ()) or any(
-        marker.args or marker.kwargs.get("twice") for marker in item.iter_markers("notebook"))
+        marker.args or marker.kwargs.get("twice") for marker in item.iter_markers("notebook")
+    )
 
 
 @pytest.hookimpl(trylast=True)  # after -k / -m have deselected
@@ -136,8 +137,9 @@ class SmokeRuns:
     def __init__(self, root: Path, planned: tuple[list[str], list[str]], jobs: int, nice: int = 0):
         self.root = root
         self._planned = planned
-        self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="smoke-run",
-                                        initializer=_lower_priority, initargs=(nice,))
+        self._pool = ThreadPoolExecutor(
+            max_workers=jobs, thread_name_prefix="smoke-run", initializer=_lower_priority, initargs=(nice,)
+        )
         self._futures: dict[tuple[str, int], Future] = {}
         self._lock = threading.Lock()
 
@@ -192,10 +194,12 @@ def _smoke_run(experiment_id: str, root: Path) -> dict:
 @pytest.fixture(scope="session")
 def smoke_results(tmp_path_factory, pytestconfig):
     """The session's :class:`SmokeRuns` (call it with an experiment id)."""
-    runs = SmokeRuns(tmp_path_factory.mktemp("results"),
-                     pytestconfig.stash.get(_PLANNED, ([], [])),
-                     jobs=max(1, int(os.environ.get("CAMSTUDY_TEST_JOBS", "2"))),
-                     nice=int(os.environ.get("CAMSTUDY_TEST_NICE", "10")))
+    runs = SmokeRuns(
+        tmp_path_factory.mktemp("results"),
+        pytestconfig.stash.get(_PLANNED, ([], [])),
+        jobs=max(1, int(os.environ.get("CAMSTUDY_TEST_JOBS", "2"))),
+        nice=int(os.environ.get("CAMSTUDY_TEST_NICE", "10")),
+    )
     yield runs
     runs.shutdown()
 

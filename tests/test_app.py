@@ -7,7 +7,6 @@ so the page is driven exactly as a person would use it.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -19,15 +18,11 @@ from streamlit.testing.v1 import AppTest
 
 from common import predict
 from common.report.results import project_root
+from tests.browser import headless_chromium
 from tests.test_predict import CLASSES, EXPERIMENT, save_tiny_run
 
 APP_TIMEOUT_S = 120  # loading TensorFlow and the model on a busy machine
 SCREENSHOT = project_root() / "_build" / "screenshots" / "app.png"
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
-CHROMEDRIVER_CANDIDATES = ("/usr/bin/chromedriver",)
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1400,1500")
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +65,9 @@ def test_an_uploaded_phantom_is_predicted_and_explained(app, tiny_results):
     name, content = phantom(tiny_results)
     upload(app, (name, content))
     assert not app.error
-    expected = predict.predict_uploads(predict.load_run_model(EXPERIMENT, results_dir=tiny_results["results_dir"]),
-                                       [(name, content)])[0][0]
+    expected = predict.predict_uploads(
+        predict.load_run_model(EXPERIMENT, results_dir=tiny_results["results_dir"]), [(name, content)]
+    )[0][0]
     assert app.subheader[0].value.startswith(f"{name}: {expected.predicted} (p = ")
     table = app.table[0].value
     assert list(table["class"]) == CLASSES
@@ -134,29 +130,19 @@ def _wait_for_health(url: str, server: subprocess.Popen, timeout_s: float) -> No
 
 @pytest.mark.browser
 def test_screenshot_of_the_app_in_headless_chromium(tiny_results, tmp_path):
-    chromium = next((path for path in CHROMIUM_CANDIDATES if Path(path).is_file()), shutil.which("chromium"))
-    driver_path = next((path for path in CHROMEDRIVER_CANDIDATES if Path(path).is_file()),
-                       shutil.which("chromedriver"))
-    if not chromium or not driver_path:
-        pytest.skip("Chromium or chromedriver not found (apt-get install -y chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     port = _free_port()
     env = {**os.environ, predict.RESULTS_DIR_ENV: str(tiny_results["results_dir"]), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    server = subprocess.Popen(predict.streamlit_command(port), env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
+    server = subprocess.Popen(
+        predict.streamlit_command(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     browser = None
     try:
         _wait_for_health(f"http://127.0.0.1:{port}/_stcore/health", server, APP_TIMEOUT_S)
-        browser = webdriver.Chrome(service=Service(driver_path), options=options)
+        browser = headless_chromium(tmp_path / "chromium-profile", "1400x1500")
         browser.get(f"http://127.0.0.1:{port}")
         wait = WebDriverWait(browser, APP_TIMEOUT_S)
         wait.until(conditions.text_to_be_present_in_element((By.TAG_NAME, "body"), "Research use only"))

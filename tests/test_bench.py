@@ -9,11 +9,15 @@ from common import bench
 
 
 def test_wall_times_come_from_the_run_log(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "read_run_log", lambda results_dir=None: [
-        {"experiment": "iqoth", "profile": "smoke", "ok": True, "wall_time_s": 40.0},
-        {"experiment": "iqoth", "profile": "smoke", "ok": False, "wall_time_s": 3.0},
-        {"experiment": "iqoth", "profile": "default", "ok": True, "wall_time_s": 200.0},
-    ])
+    monkeypatch.setattr(
+        bench,
+        "read_run_log",
+        lambda results_dir=None: [
+            {"experiment": "iqoth", "profile": "smoke", "ok": True, "wall_time_s": 40.0},
+            {"experiment": "iqoth", "profile": "smoke", "ok": False, "wall_time_s": 3.0},
+            {"experiment": "iqoth", "profile": "default", "ok": True, "wall_time_s": 200.0},
+        ],
+    )
     assert bench.notebook_wall_times() == {"iqoth": {"smoke": 40.0, "default": 200.0}}
 
 

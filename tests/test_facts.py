@@ -54,16 +54,17 @@ ROUND_DECIMALS = {
 
 # Constants of this study that equal a paper number by coincidence, per file.
 COINCIDENCES = {
-    ("src/common/data/dicom.py", 1e-4):
-        "ORIENTATION_TOLERANCE of the slice direction cosines, not a learning rate",
-    ("src/common/data/audit.py", 0.98):
-        "the near-duplicate cosine threshold of the public IQ-OTH/NCCD audit, not an AUC",
-    ("src/common/cli.py", 0.98):
-        "the audit command's default near-duplicate cosine threshold, not an AUC",
-    ("src/common/explain/scores.py", 224):
-        "the pointing game's tolerance is defined at a 224 px reference side, not an input size",
-    ("src/common/data/phantoms/scenes.py", 0.075):
-        "a phantom ventricle horn's size as a share of the image side",
+    ("src/common/data/dicom.py", 1e-4): "ORIENTATION_TOLERANCE of the slice direction cosines, not a learning rate",
+    (
+        "src/common/data/audit.py",
+        0.98,
+    ): "the near-duplicate cosine threshold of the public IQ-OTH/NCCD audit, not an AUC",
+    ("src/common/cli.py", 0.98): "the audit command's default near-duplicate cosine threshold, not an AUC",
+    (
+        "src/common/explain/scores.py",
+        224,
+    ): "the pointing game's tolerance is defined at a 224 px reference side, not an input size",
+    ("src/common/data/phantoms/scenes.py", 0.075): "a phantom ventricle horn's size as a share of the image side",
     ("src/common/data/phantoms/scenes.py", 0.82): "a phantom body's half-width range",
     ("src/common/data/phantoms/scenes.py", 0.86): "a phantom sternum's position",
     ("src/common/data/phantoms/scenes.py", 150): "phantom HU of the table and the vena cava",
@@ -107,8 +108,9 @@ def paper_numbers() -> dict[float, str]:
     for experiment_id in registry.experiment_ids():
         entry = registry.experiment(experiment_id)
         found += _numbers(entry.get("paper_claims", {}), f"{experiment_id}.paper_claims")
-        paper = {key: value for key, value in (entry["profiles"].get("paper") or {}).items()
-                 if key not in NOT_PAPER_SETTINGS}
+        paper = {
+            key: value for key, value in (entry["profiles"].get("paper") or {}).items() if key not in NOT_PAPER_SETTINGS
+        }
         found += _numbers(paper, f"{experiment_id}.profiles.paper")
     for name, backbone in registry.section("backbones").items():
         found += _numbers(backbone["paper_size"], f"backbones.{name}.paper_size")
@@ -166,7 +168,10 @@ def test_the_scan_finds_typed_paper_numbers_only_in_code():
     source = 'EPSILON = 1e-4\n"""Accuracy 0.977 in a docstring."""\nx = [0.977, 2]  # 0.963 in a comment\nlr = 1E-4\n'
     found = paper_literals(source, "example.py", numbers)
     assert [message.split(" is ")[0] for message in found] == [
-        "example.py:1: 1e-4", "example.py:3: 0.977", "example.py:4: 1E-4"]
+        "example.py:1: 1e-4",
+        "example.py:3: 0.977",
+        "example.py:4: 1E-4",
+    ]
     assert "nine_models." in found[0] or ".profiles.paper." in found[0]
     # An allowed coincidence is allowed in its own file only.
     assert paper_literals("ORIENTATION_TOLERANCE = 1e-4\n", "x", numbers, "src/common/data/dicom.py") == []
@@ -174,10 +179,12 @@ def test_the_scan_finds_typed_paper_numbers_only_in_code():
 
 
 def test_notebook_code_cells_are_scanned_without_markdown_or_magics(tmp_path):
-    notebook = {"cells": [
-        {"cell_type": "markdown", "source": ["ResNet50 scored 0.977 (Table 2).\n"]},
-        {"cell_type": "code", "source": ["%matplotlib inline\n", "!pip list\n", "size = 299\n"]},
-    ]}
+    notebook = {
+        "cells": [
+            {"cell_type": "markdown", "source": ["ResNet50 scored 0.977 (Table 2).\n"]},
+            {"cell_type": "code", "source": ["%matplotlib inline\n", "!pip list\n", "size = 299\n"]},
+        ]
+    }
     path = tmp_path / "example.ipynb"
     path.write_text(json.dumps(notebook), encoding="utf-8")
     cells = list(notebook_code(path))

@@ -60,8 +60,9 @@ def test_probabilities_equal_the_notebook_path(tiny_run, tmp_path):
     notebook_inputs = fitting.model_inputs(dataset)
     notebook_probabilities = fit.predict_proba(tiny_run["model"], dataset)
 
-    np.testing.assert_allclose(pipeline.image_inputs(test["path"], IMAGE_SIZE, 3, PREPROCESS), notebook_inputs,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        pipeline.image_inputs(test["path"], IMAGE_SIZE, 3, PREPROCESS), notebook_inputs, atol=1e-5
+    )
     records, errors = predict.predict_paths(tiny_run["run_model"], test["path"], tmp_path, progress=False)
     assert errors == []
     predicted = np.array([[r["probabilities"][name] for name in CLASSES] for r in records])
@@ -72,8 +73,9 @@ def test_probabilities_equal_the_notebook_path(tiny_run, tmp_path):
 def test_image_inputs_equal_the_dataset_inputs(tiny_run, channels, preprocess):
     samples = tiny_run["samples"].head(3)
     dataset = pipeline.make_dataset(samples, 20, 8, preprocess, channels=channels)
-    np.testing.assert_allclose(pipeline.image_inputs(samples["path"], 20, channels, preprocess),
-                               fitting.model_inputs(dataset), atol=1e-5)
+    np.testing.assert_allclose(
+        pipeline.image_inputs(samples["path"], 20, channels, preprocess), fitting.model_inputs(dataset), atol=1e-5
+    )
 
 
 def test_every_input_gets_probabilities_overlay_and_contour_map(tiny_run, tmp_path):
@@ -82,8 +84,9 @@ def test_every_input_gets_probabilities_overlay_and_contour_map(tiny_run, tmp_pa
     twin = tmp_path / "other" / Path(paths[0]).name
     twin.parent.mkdir()
     twin.write_bytes(Path(paths[0]).read_bytes())
-    records, errors = predict.predict_paths(tiny_run["run_model"], paths + [twin], tmp_path / "out",
-                                            method="gradcam++", progress=False)
+    records, errors = predict.predict_paths(
+        tiny_run["run_model"], paths + [twin], tmp_path / "out", method="gradcam++", progress=False
+    )
     assert errors == [] and len(records) == 3
     stems = [Path(r["files"]["overlay"]).name.removesuffix("_overlay.png") for r in records]
     assert len(set(stems)) == 3
@@ -99,7 +102,7 @@ def test_every_input_gets_probabilities_overlay_and_contour_map(tiny_run, tmp_pa
         assert overlay.shape == contours.shape == (*original.shape, 3)
         # The overlay is coloured by the heatmap; the contour map is the grey image plus green lines.
         assert np.abs(overlay[..., 0].astype(int) - overlay[..., 2]).max() > 30
-        green = (contours[..., 1] > contours[..., 0] + 100)
+        green = contours[..., 1] > contours[..., 0] + 100
         assert 0 < green.sum() < green.size / 2
     table = predict.probability_table(records, CLASSES)
     assert Path(paths[0]).name in table and "nodule" in table
@@ -111,8 +114,9 @@ def test_jpeg_and_dicom_slices_are_read_like_png(tiny_run, tmp_path):
     Image.open(png).save(jpeg, quality=95)
     phantoms.make_chest_volumes(tmp_path / "ct", n_per_class=1, shape=(40, 40, 4), classes=("normal",))
     dicom_slice = next((tmp_path / "ct" / "series" / "normal" / "normal_0000").iterdir())
-    records, errors = predict.predict_paths(tiny_run["run_model"], [png, jpeg, dicom_slice], tmp_path / "out",
-                                            progress=False)
+    records, errors = predict.predict_paths(
+        tiny_run["run_model"], [png, jpeg, dicom_slice], tmp_path / "out", progress=False
+    )
     assert errors == [] and [Path(r["source"]).suffix for r in records] == [".png", ".jpg", ".dcm"]
     png_probabilities, jpeg_probabilities = (np.array(list(r["probabilities"].values())) for r in records[:2])
     np.testing.assert_allclose(jpeg_probabilities, png_probabilities, atol=0.05)  # JPEG is lossy
@@ -146,8 +150,9 @@ def test_bad_inputs_are_reported_one_line_each_and_the_rest_predicted(tiny_run, 
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
     good = tiny_run["samples"]["path"].iloc[0]
-    records, errors = predict.predict_paths(tiny_run["run_model"], [garbage, good, notes, tmp_path / "gone.png"],
-                                            tmp_path / "out", progress=False)
+    records, errors = predict.predict_paths(
+        tiny_run["run_model"], [garbage, good, notes, tmp_path / "gone.png"], tmp_path / "out", progress=False
+    )
     assert [r["source"] for r in records] == [good]
     assert len(errors) == 3 and all("\n" not in message for message in errors)
     assert "garbage.png: not a readable image" in errors[0]
@@ -159,8 +164,19 @@ def test_cli_prints_the_table_and_exits_2_on_a_bad_file(tiny_run, tmp_path, caps
     good = tiny_run["samples"]["path"].iloc[0]
     garbage = tmp_path / "broken.jpg"
     garbage.write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    argv = ["predict", good, "--experiment", EXPERIMENT, "--results-dir", str(tiny_run["results_dir"]),
-            "--out", str(tmp_path / "out"), "--no-progress", "--method", "scorecam"]
+    argv = [
+        "predict",
+        good,
+        "--experiment",
+        EXPERIMENT,
+        "--results-dir",
+        str(tiny_run["results_dir"]),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-progress",
+        "--method",
+        "scorecam",
+    ]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "Research use only" in out and "phantom" in out and Path(good).name in out
@@ -210,7 +226,8 @@ def test_card_problems_are_named(tiny_run, tmp_path):
 def test_uploads_name_the_bad_file_not_the_temporary_copy(tiny_run):
     good = Path(tiny_run["samples"]["path"].iloc[0])
     predictions, errors = predict.predict_uploads(
-        tiny_run["run_model"], [(good.name, good.read_bytes()), ("scan.png", b"\x89PNG\r\n\x1a\n broken")],
+        tiny_run["run_model"],
+        [(good.name, good.read_bytes()), ("scan.png", b"\x89PNG\r\n\x1a\n broken")],
     )
     assert [p.source for p in predictions] == [good.name]
     assert errors and errors[0].startswith("scan.png: not a readable image") and "camstudy-upload" not in errors[0]
@@ -233,10 +250,12 @@ def test_a_volume_model_reads_a_dicom_series_as_its_run_did(tmp_path):
     run.write_model_card(model.name, list(shape), 1, None, input_kind="volume", window=window, sobel=True)
     run_model = predict.load_run_model("gradcam-3d", results_dir=tmp_path / "results")
 
-    records, errors = predict.predict_paths(run_model, [series, next(series.iterdir())], tmp_path / "out",
-                                            progress=False)
-    expected = fit.predict_proba(model, volume_sets.load_volumes(
-        pd.DataFrame({"path": [str(series)]}), shape, window, sobel=True))
+    records, errors = predict.predict_paths(
+        run_model, [series, next(series.iterdir())], tmp_path / "out", progress=False
+    )
+    expected = fit.predict_proba(
+        model, volume_sets.load_volumes(pd.DataFrame({"path": [str(series)]}), shape, window, sobel=True)
+    )
     np.testing.assert_allclose([list(records[0]["probabilities"].values())], expected, atol=1e-6, rtol=0)
     assert 0 <= records[0]["slice_index"] < shape[2]
     assert len(errors) == 1 and "takes a DICOM series" in errors[0]

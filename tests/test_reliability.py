@@ -84,64 +84,165 @@ def _model_file(tmp_path: Path, name: str, with_lambda: bool) -> object:
 
 BAD_INPUTS = [
     # --- images (common.data.folders.read_image) ---
-    BadInput("zero-byte image", DataError, "0 bytes",
-             covered_by="tests/data/test_folders.py::test_zero_byte_file_is_named_in_error"),
-    BadInput("truncated JPEG", DataError, "truncated",
-             covered_by="tests/data/test_folders.py::test_truncated_file_fails_on_full_decode"),
-    BadInput("text file named .png", DataError, "not a readable image",
-             covered_by="tests/data/test_folders.py::test_text_file_with_image_suffix_is_not_an_image"),
-    BadInput("text file named .dcm in a class folder", DataError, "scan.dcm: not a readable image",
-             run=_text_named_dcm),
+    BadInput(
+        "zero-byte image",
+        DataError,
+        "0 bytes",
+        covered_by="tests/data/test_folders.py::test_zero_byte_file_is_named_in_error",
+    ),
+    BadInput(
+        "truncated JPEG",
+        DataError,
+        "truncated",
+        covered_by="tests/data/test_folders.py::test_truncated_file_fails_on_full_decode",
+    ),
+    BadInput(
+        "text file named .png",
+        DataError,
+        "not a readable image",
+        covered_by="tests/data/test_folders.py::test_text_file_with_image_suffix_is_not_an_image",
+    ),
+    BadInput(
+        "text file named .dcm in a class folder", DataError, "scan.dcm: not a readable image", run=_text_named_dcm
+    ),
     BadInput("CMYK JPEG loads", None, "CMYK", covered_by="tests/data/test_folders.py::test_cmyk_and_rgb_jpeg_decode"),
-    BadInput("16-bit PNG loads", None, "np.uint16",
-             covered_by="tests/data/test_folders.py::test_sixteen_bit_png_and_tiff_scale_by_full_range"),
-    BadInput("palette PNG loads", None, '"P"',
-             covered_by="tests/data/test_folders.py::test_colour_and_palette_modes_become_luminance"),
-    BadInput("RGBA PNG loads (alpha dropped)", None, '"RGBA"',
-             covered_by="tests/data/test_folders.py::test_alpha_is_dropped_not_composited"),
+    BadInput(
+        "16-bit PNG loads",
+        None,
+        "np.uint16",
+        covered_by="tests/data/test_folders.py::test_sixteen_bit_png_and_tiff_scale_by_full_range",
+    ),
+    BadInput(
+        "palette PNG loads",
+        None,
+        '"P"',
+        covered_by="tests/data/test_folders.py::test_colour_and_palette_modes_become_luminance",
+    ),
+    BadInput(
+        "RGBA PNG loads (alpha dropped)",
+        None,
+        '"RGBA"',
+        covered_by="tests/data/test_folders.py::test_alpha_is_dropped_not_composited",
+    ),
     # --- class folders (common.data.folders.load_class_folders) and splits ---
-    BadInput("empty class folder", DataError, "holds no images",
-             covered_by="tests/data/test_folders.py::test_folder_errors_name_the_problem"),
-    BadInput("class folder not in the label map", DataError, "are not in the label map",
-             covered_by="tests/data/test_folders.py::test_folder_errors_name_the_problem"),
-    BadInput("single-class data set", DataError, "only one class",
-             covered_by="tests/data/test_folders.py::test_folder_errors_name_the_problem"),
-    BadInput("class folder whose every image is unreadable (skip mode)", DataError,
-             "none of its 1 images could be read", run=_class_folder_of_only_bad_files),
-    BadInput("data dir that does not exist", DataError, "--data-dir",
-             covered_by="tests/data/test_folders.py::test_folder_errors_name_the_problem"),
-    BadInput("fewer images of a class than splits", DataError, "fewer than the 3 splits",
-             covered_by="tests/data/test_splits.py::test_too_few_images_for_every_split_is_an_error_with_numbers"),
+    BadInput(
+        "empty class folder",
+        DataError,
+        "holds no images",
+        covered_by="tests/data/test_folders.py::test_folder_errors_name_the_problem",
+    ),
+    BadInput(
+        "class folder not in the label map",
+        DataError,
+        "are not in the label map",
+        covered_by="tests/data/test_folders.py::test_folder_errors_name_the_problem",
+    ),
+    BadInput(
+        "single-class data set",
+        DataError,
+        "only one class",
+        covered_by="tests/data/test_folders.py::test_folder_errors_name_the_problem",
+    ),
+    BadInput(
+        "class folder whose every image is unreadable (skip mode)",
+        DataError,
+        "none of its 1 images could be read",
+        run=_class_folder_of_only_bad_files,
+    ),
+    BadInput(
+        "data dir that does not exist",
+        DataError,
+        "--data-dir",
+        covered_by="tests/data/test_folders.py::test_folder_errors_name_the_problem",
+    ),
+    BadInput(
+        "fewer images of a class than splits",
+        DataError,
+        "fewer than the 3 splits",
+        covered_by="tests/data/test_splits.py::test_too_few_images_for_every_split_is_an_error_with_numbers",
+    ),
     # --- experiments and parameters (common.config.registry, common.cli) ---
-    BadInput("unknown experiment id", ParameterError, "Unknown experiment",
-             covered_by="tests/config/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message"),
-    BadInput("unknown profile", ParameterError, "Unknown profile",
-             covered_by="tests/config/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message"),
-    BadInput("-p epochs=abc", ParameterError, "expects a int",
-             covered_by="tests/config/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message"),
-    BadInput("data dir that does not exist (camstudy run)", DataError, "does not exist",
-             covered_by="tests/test_runner.py::test_bad_names_and_folders_are_refused_before_anything_runs"),
+    BadInput(
+        "unknown experiment id",
+        ParameterError,
+        "Unknown experiment",
+        covered_by="tests/config/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message",
+    ),
+    BadInput(
+        "unknown profile",
+        ParameterError,
+        "Unknown profile",
+        covered_by="tests/config/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message",
+    ),
+    BadInput(
+        "-p epochs=abc",
+        ParameterError,
+        "expects a int",
+        covered_by="tests/config/test_registry.py::test_bad_names_and_values_are_refused_with_a_clear_message",
+    ),
+    BadInput(
+        "data dir that does not exist (camstudy run)",
+        DataError,
+        "does not exist",
+        covered_by="tests/test_runner.py::test_bad_names_and_folders_are_refused_before_anything_runs",
+    ),
     # --- DICOM (common.data.dicom) ---
-    BadInput("DICOM file that is not DICOM", DataError, "not a DICOM file",
-             covered_by="tests/data/test_dicom.py::test_non_dicom_file_among_slices_is_named"),
-    BadInput("series with two slice sizes", DataError, "different shapes",
-             covered_by="tests/data/test_dicom.py::test_mismatched_slice_shapes_name_shapes_and_files"),
+    BadInput(
+        "DICOM file that is not DICOM",
+        DataError,
+        "not a DICOM file",
+        covered_by="tests/data/test_dicom.py::test_non_dicom_file_among_slices_is_named",
+    ),
+    BadInput(
+        "series with two slice sizes",
+        DataError,
+        "different shapes",
+        covered_by="tests/data/test_dicom.py::test_mismatched_slice_shapes_name_shapes_and_files",
+    ),
     # --- manifests and downloads (common.data.manifest, common.data.fetch) ---
-    BadInput("local copy with a wrong checksum (verify reports it)", None, 'report["changed"]',
-             covered_by="tests/data/test_manifest.py::test_verify_tiny_copy_detects_missing_changed_and_extra"),
-    BadInput("download with a wrong checksum", DataError, "SHA-256 of the download is",
-             covered_by="tests/data/test_fetch.py::test_wrong_checksum_is_refused_and_nothing_is_written"),
-    BadInput("archive with absolute, '..' or escaping-link entries", DataError, "Refusing to unpack",
-             covered_by="tests/data/test_fetch.py::test_malicious_archives_are_refused_with_nothing_written_outside"),
-    BadInput("data set without a direct download", None, "cannot be downloaded automatically",
-             covered_by="tests/data/test_fetch.py::test_cli_fetch_then_refetch_and_manual_data_set"),
+    BadInput(
+        "local copy with a wrong checksum (verify reports it)",
+        None,
+        'report["changed"]',
+        covered_by="tests/data/test_manifest.py::test_verify_tiny_copy_detects_missing_changed_and_extra",
+    ),
+    BadInput(
+        "download with a wrong checksum",
+        DataError,
+        "SHA-256 of the download is",
+        covered_by="tests/data/test_fetch.py::test_wrong_checksum_is_refused_and_nothing_is_written",
+    ),
+    BadInput(
+        "archive with absolute, '..' or escaping-link entries",
+        DataError,
+        "Refusing to unpack",
+        covered_by="tests/data/test_fetch.py::test_malicious_archives_are_refused_with_nothing_written_outside",
+    ),
+    BadInput(
+        "data set without a direct download",
+        None,
+        "cannot be downloaded automatically",
+        covered_by="tests/data/test_fetch.py::test_cli_fetch_then_refetch_and_manual_data_set",
+    ),
     # --- models (common.models.saving.load_model_safe) ---
-    BadInput(".keras model with a Lambda layer", DataError, "Lambda",
-             covered_by="tests/models/test_saving.py::test_load_model_safe_refuses_a_lambda_layer"),
-    BadInput("legacy .h5 model with a Lambda layer", DataError, "Lambda layer or other stored Python code",
-             run=lambda tmp_path: _model_file(tmp_path, "lambda.h5", with_lambda=True)),
-    BadInput("file named .keras that is not a model", DataError, "not a readable Keras model",
-             run=lambda tmp_path: _model_file(tmp_path, "notes.keras", with_lambda=False)),
+    BadInput(
+        ".keras model with a Lambda layer",
+        DataError,
+        "Lambda",
+        covered_by="tests/models/test_saving.py::test_load_model_safe_refuses_a_lambda_layer",
+    ),
+    BadInput(
+        "legacy .h5 model with a Lambda layer",
+        DataError,
+        "Lambda layer or other stored Python code",
+        run=lambda tmp_path: _model_file(tmp_path, "lambda.h5", with_lambda=True),
+    ),
+    BadInput(
+        "file named .keras that is not a model",
+        DataError,
+        "not a readable Keras model",
+        run=lambda tmp_path: _model_file(tmp_path, "notes.keras", with_lambda=False),
+    ),
 ]
 
 
@@ -197,19 +298,29 @@ def test_unusual_modes_in_one_class_folder_all_load(tmp_path):
         assert read_image(path).std() > 10, path  # real content, not a blank decode
 
 
-@pytest.mark.parametrize("argv_of, status, phrase", [
-    (lambda d: ["data", "verify", "tiny.yaml", "--data-dir", str(d / "changed")], 1, "1 changed"),
-    (lambda d: ["data", "verify", "iqothnccd", "--data-dir", str(d / "nowhere")], 2, "How to obtain it"),
-    (lambda d: ["run", "iqoth", "--profile", "fast"], 2, "invalid choice: 'fast'"),
-], ids=["wrong checksum", "missing data dir", "unknown profile"])
+@pytest.mark.parametrize(
+    "argv_of, status, phrase",
+    [
+        (lambda d: ["data", "verify", "tiny.yaml", "--data-dir", str(d / "changed")], 1, "1 changed"),
+        (lambda d: ["data", "verify", "iqothnccd", "--data-dir", str(d / "nowhere")], 2, "How to obtain it"),
+        (lambda d: ["run", "iqoth", "--profile", "fast"], 2, "invalid choice: 'fast'"),
+    ],
+    ids=["wrong checksum", "missing data dir", "unknown profile"],
+)
 def test_cli_reports_bad_input_in_one_line(tmp_path, monkeypatch, capsys, argv_of, status, phrase):
     import yaml
 
     monkeypatch.chdir(tmp_path)
     copy = write_class_folders(tmp_path / "copy", {"a": 2, "b": 2})
-    manifest = {"name": "tiny", "citation": "-", "licence": "-", "source": {"url": None, "how_to_obtain": "-"},
-                "label_map": {"a": "a", "b": "b"}, "expected_counts": {"a": 2, "b": 2},
-                "files": checksum_listing(copy)}
+    manifest = {
+        "name": "tiny",
+        "citation": "-",
+        "licence": "-",
+        "source": {"url": None, "how_to_obtain": "-"},
+        "label_map": {"a": "a", "b": "b"},
+        "expected_counts": {"a": 2, "b": 2},
+        "files": checksum_listing(copy),
+    }
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(manifest))
     (copy / "a" / "a_000.png").write_bytes((copy / "b" / "b_000.png").read_bytes())
     copy.rename(tmp_path / "changed")
@@ -273,14 +384,17 @@ def _code_to_check() -> dict[str, str]:
 
 
 def test_unsafe_call_finder_finds_each_kind():
-    sample = ("import pickle\nimport numpy as np\nnp.load(p)\nnp.load(p, allow_pickle=True)\n"
-              "keras.saving.load_model(p, safe_mode=False)\npd.read_pickle(p)\nnp.load(p, allow_pickle=False)\n")
+    sample = (
+        "import pickle\nimport numpy as np\nnp.load(p)\nnp.load(p, allow_pickle=True)\n"
+        "keras.saving.load_model(p, safe_mode=False)\npd.read_pickle(p)\nnp.load(p, allow_pickle=False)\n"
+    )
     assert len(_unsafe_calls(ast.parse(sample))) == 6
 
 
 def test_no_pickle_and_no_unsafe_loading_anywhere():
-    offenders = {name: calls for name, source in _code_to_check().items()
-                 if (calls := _unsafe_calls(ast.parse(source)))}
+    offenders = {
+        name: calls for name, source in _code_to_check().items() if (calls := _unsafe_calls(ast.parse(source)))
+    }
     assert offenders == {}
 
 
@@ -346,12 +460,18 @@ def test_a_run_killed_mid_training_keeps_the_previous_results(tmp_path, stop_sig
         # A child inherits ignored signals; when the test process ignores SIGINT (as it did in
         # full-suite runs), Python in the child never turns Ctrl-C into KeyboardInterrupt.
         # A user's shell starts the run with the default handler, so the test does too.
-        child = subprocess.Popen([sys.executable, "-c", RUNNER_SCRIPT, json.dumps(notebooks), str(results), str(jobs)],
-                                 env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr,
-                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        child = subprocess.Popen(
+            [sys.executable, "-c", RUNNER_SCRIPT, json.dumps(notebooks), str(results), str(jobs)],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     try:
-        _wait_for(lambda: all(m.exists() for m in markers.values()) or child.poll() is not None, 120,
-                  "the notebooks to start")
+        _wait_for(
+            lambda: all(m.exists() for m in markers.values()) or child.poll() is not None, 120, "the notebooks to start"
+        )
         assert all(m.exists() for m in markers.values()), stderr_file.read_text(errors="replace")[-2000:]
         os.killpg(child.pid, stop_signal)
         child.wait(timeout=60)

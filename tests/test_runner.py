@@ -40,8 +40,9 @@ def fake_notebooks(tmp_path, monkeypatch):
 
 
 def test_a_finished_run_replaces_the_results_and_passes_parameters(tmp_path, fake_notebooks):
-    outcome = runner.run_experiment("iqoth", "smoke", overrides={"epochs": 2}, results_dir=tmp_path / "results",
-                                    progress_bar=False)
+    outcome = runner.run_experiment(
+        "iqoth", "smoke", overrides={"epochs": 2}, results_dir=tmp_path / "results", progress_bar=False
+    )
     assert outcome.ok
     written = json.loads((tmp_path / "results" / "iqoth" / "metrics.json").read_text())
     assert written == {"profile": "smoke", "epochs": 2}
@@ -76,8 +77,9 @@ def test_run_all_runs_notebooks_at_once_and_reports_them_in_the_order_asked(tmp_
         "gradcam-3d": _notebook(tmp_path / "ok2.ipynb", WRITES_METRICS),
     }
     monkeypatch.setattr(runner, "notebook_path", lambda experiment_id: notebooks[experiment_id])
-    outcomes = runner.run_all("smoke", results_dir=tmp_path / "results", experiments=list(notebooks),
-                              progress_bar=False, jobs=2)
+    outcomes = runner.run_all(
+        "smoke", results_dir=tmp_path / "results", experiments=list(notebooks), progress_bar=False, jobs=2
+    )
     assert [(o.experiment, o.ok) for o in outcomes] == [("iqoth", True), ("multi-organ", False), ("gradcam-3d", True)]
     assert "training diverged" in outcomes[1].error
     for experiment_id in ("iqoth", "gradcam-3d"):
@@ -102,8 +104,10 @@ def test_every_run_is_logged_with_its_wall_time(tmp_path, fake_notebooks):
     fake_notebooks["name"] = "fails"
     runner.run_experiment("iqoth", "smoke", results_dir=tmp_path, progress_bar=False)
     log = read_run_log(tmp_path)
-    assert [(e["experiment"], e["profile"], e["ok"]) for e in log] == [("iqoth", "smoke", True),
-                                                                       ("iqoth", "smoke", False)]
+    assert [(e["experiment"], e["profile"], e["ok"]) for e in log] == [
+        ("iqoth", "smoke", True),
+        ("iqoth", "smoke", False),
+    ]
     assert all(e["wall_time_s"] > 0 for e in log)
 
 

@@ -75,11 +75,16 @@ for message in errors:
 for number, prediction in enumerate(predictions):
     stem = Path(prediction.source).stem or f"input_{number}"
     st.subheader(
-        f"{prediction.source}: {prediction.predicted} "
-        f"(p = {prediction.probabilities[prediction.predicted]:.3f})"
+        f"{prediction.source}: {prediction.predicted} (p = {prediction.probabilities[prediction.predicted]:.3f})"
     )
-    st.table(pd.DataFrame({"class": list(prediction.probabilities),
-                           "probability": [f"{p:.4f}" for p in prediction.probabilities.values()]}))
+    st.table(
+        pd.DataFrame(
+            {
+                "class": list(prediction.probabilities),
+                "probability": [f"{p:.4f}" for p in prediction.probabilities.values()],
+            }
+        )
+    )
     where = f", slice {prediction.slice_index}" if prediction.slice_index is not None else ""
     figures = {
         "original": (prediction.image, f"original{where}"),
@@ -89,10 +94,18 @@ for number, prediction in enumerate(predictions):
     for column, (kind, (image, caption)) in zip(st.columns(len(figures)), figures.items()):
         column.image(image, caption=caption, clamp=True, width="stretch")
         column.download_button(
-            f"Download {kind} PNG", predict.png_bytes(image), file_name=f"{stem}_{kind}.png",
-            mime="image/png", on_click="ignore", key=f"download-{number}-{kind}",
+            f"Download {kind} PNG",
+            predict.png_bytes(image),
+            file_name=f"{stem}_{kind}.png",
+            mime="image/png",
+            on_click="ignore",
+            key=f"download-{number}-{kind}",
         )
     st.download_button(
-        "Download probabilities (JSON)", json.dumps(prediction.record(), indent=2),
-        file_name=f"{stem}.json", mime="application/json", on_click="ignore", key=f"download-{number}-json",
+        "Download probabilities (JSON)",
+        json.dumps(prediction.record(), indent=2),
+        file_name=f"{stem}.json",
+        mime="application/json",
+        on_click="ignore",
+        key=f"download-{number}-json",
     )

@@ -113,8 +113,9 @@ def training_throughputs(model, sources: dict[str, Any], steps: int, rounds: int
     return best
 
 
-def gradient_floor(model, images: np.ndarray, classes: np.ndarray, layer: str | None = None,
-                   batch_size: int = 32) -> float:
+def gradient_floor(
+    model, images: np.ndarray, classes: np.ndarray, layer: str | None = None, batch_size: int = 32
+) -> float:
     """Images/s of the least work any batched Grad-CAM does: no more than that.
 
     One compiled forward pass to the class scores and their gradient with
@@ -147,14 +148,17 @@ def gradient_floor(model, images: np.ndarray, classes: np.ndarray, layer: str | 
 
     batch_size = min(batch_size, len(images))
     n = len(images) // batch_size * batch_size
-    batches = [(tf.constant(images[i:i + batch_size]), tf.constant(classes[i:i + batch_size], tf.int32))
-               for i in range(0, n, batch_size)]
+    batches = [
+        (tf.constant(images[i : i + batch_size]), tf.constant(classes[i : i + batch_size], tf.int32))
+        for i in range(0, n, batch_size)
+    ]
     gradient(*batches[0]).numpy()  # traces the graph
     return _images_per_second(lambda: sum(int(gradient(x, c).shape[0]) for x, c in batches))
 
 
-def cam_batching(model, images: np.ndarray, classes: np.ndarray, method: str = "gradcam",
-                 batch_size: int = 32) -> dict[str, float]:
+def cam_batching(
+    model, images: np.ndarray, classes: np.ndarray, method: str = "gradcam", batch_size: int = 32
+) -> dict[str, float]:
     """CAM images/s in batches of ``batch_size`` and one image at a time, one explainer for both.
 
     Also the :func:`gradient_floor` of the same batches and the ceiling it puts
@@ -169,9 +173,13 @@ def cam_batching(model, images: np.ndarray, classes: np.ndarray, method: str = "
     batched = _images_per_second(lambda: len(explainer.cams(images, classes, None, batch_size=batch_size)))
     single = _images_per_second(lambda: len(explainer.cams(images, classes, None, batch_size=1)))
     floor = gradient_floor(model, images, classes, batch_size=batch_size)
-    return {"batched_images_per_s": round(batched, 2), "single_images_per_s": round(single, 2),
-            "gradient_floor_images_per_s": round(floor, 2), "ceiling": round(floor / single, 2),
-            "batch_size": batch_size}
+    return {
+        "batched_images_per_s": round(batched, 2),
+        "single_images_per_s": round(single, 2),
+        "gradient_floor_images_per_s": round(floor, 2),
+        "ceiling": round(floor / single, 2),
+        "batch_size": batch_size,
+    }
 
 
 def notebook_wall_times(results_dir: Path | None = None) -> dict[str, dict[str, float]]:
@@ -202,8 +210,9 @@ def _bench_params(settings: dict[str, int]):
     return registry.resolve(BENCH_EXPERIMENT, "default", {"n_per_class": -(-settings["n_images"] // n_classes)})
 
 
-def _ratios(pipeline_speed: dict[str, float], pipeline_train: float, memory_train: float,
-            cam_speed: dict[str, float]) -> dict[str, dict[str, Any]]:
+def _ratios(
+    pipeline_speed: dict[str, float], pipeline_train: float, memory_train: float, cam_speed: dict[str, float]
+) -> dict[str, dict[str, Any]]:
     """The three ratios of ``bench.json``, each with its target and the speeds it divides."""
     return {
         "pipeline_vs_model": {
@@ -218,8 +227,9 @@ def _ratios(pipeline_speed: dict[str, float], pipeline_train: float, memory_trai
             "in_memory_train_images_per_s": round(memory_train, 2),
         },
         "batched_cam_speedup": {
-            **_ratio(cam_speed["batched_images_per_s"], cam_speed["single_images_per_s"],
-                     TARGETS["batched_cam_speedup"]),
+            **_ratio(
+                cam_speed["batched_images_per_s"], cam_speed["single_images_per_s"], TARGETS["batched_cam_speedup"]
+            ),
             **cam_speed,
         },
     }
@@ -251,8 +261,16 @@ def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[
     preprocess = fitting.preprocess_name(params)
 
     def project_dataset():
-        return pipeline.make_dataset(samples, size, batch, preprocess=preprocess, augment=params.augment,
-                                     training=True, channels=params.channels, seed=params.seed)
+        return pipeline.make_dataset(
+            samples,
+            size,
+            batch,
+            preprocess=preprocess,
+            augment=params.augment,
+            training=True,
+            channels=params.channels,
+            seed=params.seed,
+        )
 
     progress("1/3 input pipeline alone (cold, then cached)")
     pipeline_speed = pipeline_throughput(project_dataset())
@@ -294,6 +312,8 @@ def summary(record: dict) -> str:
         mark = "ok" if entry["meets_target"] else "below target"
         lines.append(f"{key:24s} {entry['value']:8.2f}  (target >= {target}; {mark})")
     machine_info = record["machine"]
-    lines.append(f"machine: {machine_info['cpu_count']} CPUs, {machine_info['device']}, "
-                 f"TensorFlow {machine_info['tensorflow']}, load {machine_info['load_average_1min']}")
+    lines.append(
+        f"machine: {machine_info['cpu_count']} CPUs, {machine_info['device']}, "
+        f"TensorFlow {machine_info['tensorflow']}, load {machine_info['load_average_1min']}"
+    )
     return "\n".join(lines)

@@ -41,7 +41,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--data-dir", help="root of a real data set (default: the embedded phantoms)")
     run.add_argument("--results-dir", help="where results/<id>/ folders go (default: results/)")
     run.add_argument(
-        "-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="override one parameter (YAML value, e.g. -p epochs=3 -p 'models=[VGG16, ResNet50]')",
     )
     run.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
@@ -50,8 +54,13 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_jobs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="with several experiments, run N notebooks at once (default: 1)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with several experiments, run N notebooks at once (default: 1)",
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -60,7 +69,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     overrides = registry.parse_overrides(args.param)
     if args.experiment == "all":
         outcomes = runner.run_all(
-            args.profile, args.data_dir, overrides, args.results_dir, progress_bar=not args.no_progress,
+            args.profile,
+            args.data_dir,
+            overrides,
+            args.results_dir,
+            progress_bar=not args.no_progress,
             jobs=args.jobs,
         )
         failed = [o for o in outcomes if not o.ok]
@@ -68,13 +81,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"failed: {outcome.experiment}: {outcome.error}", file=sys.stderr)
         return 1 if failed else 0
     outcome = runner.run_experiment(
-        args.experiment, args.profile, args.data_dir, overrides, args.results_dir,
+        args.experiment,
+        args.profile,
+        args.data_dir,
+        overrides,
+        args.results_dir,
         progress_bar=not args.no_progress,
     )
     if not outcome.ok:
-        print(f"failed: {outcome.experiment}: {outcome.error}\n"
-              f"the failed notebook is {outcome.notebook}; earlier results are untouched",
-              file=sys.stderr)
+        print(
+            f"failed: {outcome.experiment}: {outcome.error}\n"
+            f"the failed notebook is {outcome.notebook}; earlier results are untouched",
+            file=sys.stderr,
+        )
         return 1
     print(f"{outcome.experiment}: {outcome.output_dir} ({outcome.wall_time_s:.0f} s)")
     return 0
@@ -82,7 +101,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _add_book(sub: argparse._SubParsersAction) -> None:
     book = sub.add_parser(
-        "book", help="build the Jupyter Book from results/ (runs missing experiments first)",
+        "book",
+        help="build the Jupyter Book from results/ (runs missing experiments first)",
     )
     book.add_argument("--profile", default="default", choices=registry.PROFILES)
     book.add_argument("--rerun", action="store_true", help="rerun every experiment before building")
@@ -99,8 +119,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
     status = 0
     if not args.no_run:
         missing = [
-            e for e in registry.experiment_ids()
-            if args.rerun or not (results_root() / e / "metrics.json").exists()
+            e for e in registry.experiment_ids() if args.rerun or not (results_root() / e / "metrics.json").exists()
         ]
         outcomes = runner.run_all(args.profile, experiments=missing, jobs=args.jobs) if missing else []
         status = 1 if any(not o.ok for o in outcomes) else 0
@@ -114,8 +133,9 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     data_sub = data.add_subparsers(dest="data_command", required=True)
     phantoms = data_sub.add_parser("phantoms", help="generate the embedded phantom data sets")
     phantoms.add_argument("kind", nargs="?", help="chest, multi_organ or chest_volumes (default: all)")
-    phantoms.add_argument("--profile", default="default", choices=registry.PROFILES,
-                          help="generate the sizes this profile uses")
+    phantoms.add_argument(
+        "--profile", default="default", choices=registry.PROFILES, help="generate the sizes this profile uses"
+    )
     phantoms.add_argument("--out", help="root folder (default: data/phantoms)")
     phantoms.set_defaults(handler=_cmd_phantoms)
     verify = data_sub.add_parser("verify", help="check a data folder against its manifest")
@@ -123,9 +143,10 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("--data-dir", required=True)
     verify.set_defaults(handler=_cmd_verify)
     fetch = data_sub.add_parser(
-        "fetch", help="download a data set from its manifest's URL, check it and unpack it",
+        "fetch",
+        help="download a data set from its manifest's URL, check it and unpack it",
         description="Download the archive named in the manifest's download section, check its SHA-256, "
-                    "unpack it safely and verify it; a folder that already verifies is left alone.",
+        "unpack it safely and verify it; a folder that already verifies is left alone.",
     )
     fetch.add_argument("manifest", help="manifest name (data_manifests/<name>.yaml) or path")
     fetch.add_argument("--out", required=True, help="folder to hold the class folders (must not hold other files)")
@@ -161,16 +182,23 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
         "audit",
         help="find exact and near-duplicate images (leakage audit) of a class-folder data set",
         description="Write audit.json, duplicate_groups.csv and a figure of the most similar pairs "
-                    "across the splits of a seeded image-level 70/15/15 split.",
+        "across the splits of a seeded image-level 70/15/15 split.",
     )
     audit.add_argument("data_dir", help="folder with one sub-folder of images per class")
-    audit.add_argument("--label-map", metavar="MANIFEST",
-                       help="take the label map from this data manifest (name or YAML path); "
-                            "default: the folder names are the labels")
-    audit.add_argument("--threshold", type=float, default=0.98,
-                       help="cosine similarity of near duplicates (default 0.98)")
-    audit.add_argument("--max-hamming", type=int, default=0,
-                       help="perceptual-hash distance of near duplicates (default 0; -1 turns it off)")
+    audit.add_argument(
+        "--label-map",
+        metavar="MANIFEST",
+        help="take the label map from this data manifest (name or YAML path); default: the folder names are the labels",
+    )
+    audit.add_argument(
+        "--threshold", type=float, default=0.98, help="cosine similarity of near duplicates (default 0.98)"
+    )
+    audit.add_argument(
+        "--max-hamming",
+        type=int,
+        default=0,
+        help="perceptual-hash distance of near duplicates (default 0; -1 turns it off)",
+    )
     audit.add_argument("--seed", type=int, default=42, help="seed of the split the leakage is measured on")
     audit.add_argument("--out", help="output folder (default: results/audit)")
     audit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -183,8 +211,13 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     label_map = manifest.load_manifest(args.label_map)["label_map"] if args.label_map else None
     result = audit.run(
-        args.data_dir, args.out or results_root() / "audit", label_map, threshold=args.threshold,
-        max_hamming=args.max_hamming, split_seed=args.seed, progress=not args.no_progress,
+        args.data_dir,
+        args.out or results_root() / "audit",
+        label_map,
+        threshold=args.threshold,
+        max_hamming=args.max_hamming,
+        split_seed=args.seed,
+        progress=not args.no_progress,
     )
     print(audit.summary(result))
     return 0
@@ -197,13 +230,21 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         "predict",
         help="predict and explain image files (or DICOM series folders) with a run's saved model",
         description="Load results/<id>/model.keras in safe mode, make each input exactly as the run did "
-                    "(recorded in model_card.json), and write per input its probabilities (<name>.json), "
-                    "the CAM overlay (<name>_overlay.png) and the contour map (<name>_contours.png).",
+        "(recorded in model_card.json), and write per input its probabilities (<name>.json), "
+        "the CAM overlay (<name>_overlay.png) and the contour map (<name>_contours.png).",
     )
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE",
-                        help="PNG/JPEG/DICOM slice files, or DICOM series folders for a volume model (gradcam-3d)")
-    parser.add_argument("--experiment", required=True, metavar="ID",
-                        help=f"the run whose model predicts: {', '.join(registry.experiment_ids())}")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="IMAGE",
+        help="PNG/JPEG/DICOM slice files, or DICOM series folders for a volume model (gradcam-3d)",
+    )
+    parser.add_argument(
+        "--experiment",
+        required=True,
+        metavar="ID",
+        help=f"the run whose model predicts: {', '.join(registry.experiment_ids())}",
+    )
     parser.add_argument("--model", metavar="PATH", help="a .keras file instead of results/<id>/model.keras")
     method = parser.add_argument("--method", default="gradcam", help="CAM method")
     # Set after add_argument, which would list the choices at once: the names come from the CAM
@@ -223,7 +264,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     run_model = predict.load_run_model(args.experiment, args.model, args.results_dir)
     out_dir = Path(args.out) if args.out else predict.run_dir(args.experiment, args.results_dir) / "predictions"
     records, errors = predict.predict_paths(
-        run_model, args.inputs, out_dir, args.method, args.layer, args.batch_size, progress=not args.no_progress,
+        run_model,
+        args.inputs,
+        out_dir,
+        args.method,
+        args.layer,
+        args.batch_size,
+        progress=not args.no_progress,
     )
     print(predict.model_banner(run_model.card))
     print(predict.probability_table(records, run_model.classes))
@@ -238,12 +285,16 @@ def _add_app(sub: argparse._SubParsersAction) -> None:
     from common import predict
 
     parser = sub.add_parser(
-        "app", help="serve the Streamlit page that predicts and explains uploaded images",
+        "app",
+        help="serve the Streamlit page that predicts and explains uploaded images",
         description="Run `streamlit run src/common/app.py` headless; open the printed address in a browser.",
     )
     parser.add_argument("--port", type=int, default=predict.DEFAULT_PORT)
-    parser.add_argument("--address", default=predict.DEFAULT_ADDRESS,
-                        help="interface to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument(
+        "--address",
+        default=predict.DEFAULT_ADDRESS,
+        help="interface to listen on (default 127.0.0.1: this machine only)",
+    )
     parser.add_argument("--results-dir", help="where results/<id>/ folders are (default: results/)")
     parser.set_defaults(handler=_cmd_app)
 
@@ -264,8 +315,11 @@ def _cmd_app(args: argparse.Namespace) -> int:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    bench = sub.add_parser("bench", help="measure the pipeline, training and CAM speed ratios",
-                           description="Measure the performance ratios and write bench.json.")
+    bench = sub.add_parser(
+        "bench",
+        help="measure the pipeline, training and CAM speed ratios",
+        description="Measure the performance ratios and write bench.json.",
+    )
     bench.add_argument("--quick", action="store_true", help="small measurements (under two minutes)")
     bench.add_argument("--out", help="output file (default: results/bench.json)")
     bench.set_defaults(handler=_cmd_bench)

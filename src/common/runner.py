@@ -159,34 +159,31 @@ def run_experiment(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     out_nb = work / f"{experiment_id}.ipynb"
+    parameters = {
+        "profile": profile,
+        "data_dir": None if data_dir is None else str(data_dir),
+        "overrides": overrides,
+        "output_dir": str(work),
+    }
     started = time.perf_counter()
     try:
-        _execute(experiment_id, out_nb, {
-            "profile": profile,
-            "data_dir": None if data_dir is None else str(data_dir),
-            "overrides": overrides,
-            "output_dir": str(work),
-        }, progress_bar, log_output)
-    except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt must keep old results too
+        _execute(experiment_id, out_nb, parameters, progress_bar, log_output)
+    except BaseException as exc:
         failed_notebook = _keep_failed(out_nb, work, target)
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return _logged(RunOutcome(
-            experiment_id,
-            ok=False,
-            output_dir=target,
-            wall_time_s=round(time.perf_counter() - started, 1),
-            error=_short_error(exc),
-            notebook=failed_notebook,
-        ), profile, root)
+        outcome = RunOutcome(
+            experiment_id, False, target, _seconds_since(started), error=_short_error(exc), notebook=failed_notebook
+        )
+        return _logged(outcome, profile, root)
     _replace_atomically(work, target)
-    return _logged(RunOutcome(
-        experiment_id,
-        ok=True,
-        output_dir=target,
-        wall_time_s=round(time.perf_counter() - started, 1),
-        notebook=target / out_nb.name,
-    ), profile, root)
+    outcome = RunOutcome(experiment_id, True, target, _seconds_since(started), notebook=target / out_nb.name)
+    return _logged(outcome, profile, root)
+
+
+def _seconds_since(started: float) -> float:
+    """Wall seconds since ``started`` (``time.perf_counter``), to a tenth."""
+    return round(time.perf_counter() - started, 1)
 
 
 def _existing_data_dir(data_dir: str | Path | None) -> Path | None:
@@ -203,8 +200,9 @@ def _existing_data_dir(data_dir: str | Path | None) -> Path | None:
     return data_dir
 
 
-def _execute(experiment_id: str, out_nb: Path, parameters: dict[str, Any], progress_bar: bool,
-             log_output: bool) -> None:
+def _execute(
+    experiment_id: str, out_nb: Path, parameters: dict[str, Any], progress_bar: bool, log_output: bool
+) -> None:
     """Execute the experiment's notebook into ``out_nb`` with papermill, from the project root."""
     import papermill
 
@@ -233,8 +231,13 @@ def _keep_failed(out_nb: Path, work: Path, target: Path) -> Path:
 def _logged(outcome: RunOutcome, profile: str, root: Path) -> RunOutcome:
     """Append the outcome to ``run_log.jsonl`` (the benchmark reads wall times from it)."""
     append_run_log(
-        {"experiment": outcome.experiment, "profile": profile, "ok": outcome.ok,
-         "wall_time_s": outcome.wall_time_s, "error": outcome.error},
+        {
+            "experiment": outcome.experiment,
+            "profile": profile,
+            "ok": outcome.ok,
+            "wall_time_s": outcome.wall_time_s,
+            "error": outcome.error,
+        },
         root,
     )
     return outcome
@@ -284,8 +287,9 @@ def run_all(
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     longest_first = sorted(ids, key=lambda e: -registry.experiment(e).get("budget_s", {}).get(profile, 0))
     with _terminate_as_interrupt(), ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="run") as pool:
-        futures = {e: pool.submit(_run_reported, e, profile, data_dir, overrides, results_dir, False)
-                   for e in longest_first}
+        futures = {
+            e: pool.submit(_run_reported, e, profile, data_dir, overrides, results_dir, False) for e in longest_first
+        }
         try:
             wait(futures.values())
         except KeyboardInterrupt:
@@ -300,8 +304,7 @@ def run_all(
     return [futures[e].result() for e in ids]
 
 
-def _run_reported(experiment_id: str, profile: str, data_dir, overrides, results_dir,
-                  progress_bar: bool) -> RunOutcome:
+def _run_reported(experiment_id: str, profile: str, data_dir, overrides, results_dir, progress_bar: bool) -> RunOutcome:
     """:func:`run_experiment` with a line on stderr as it starts and ends; a refused run fails."""
     _say(f"== {experiment_id} ({profile})")
     try:

@@ -32,10 +32,10 @@ def test_the_class_fields_are_exactly_the_registry_parameters(experiment_id):
 @pytest.mark.parametrize("data_dir", [None, "/data/set"])
 def test_every_profile_validates_and_as_dict_is_the_plain_parameter_dict(experiment_id, profile, data_dir):
     entry = registry.experiment(experiment_id)
-    P = registry.resolve(experiment_id, profile, data_dir=data_dir)
-    assert type(P) is params.params_class(experiment_id)
+    run_params = registry.resolve(experiment_id, profile, data_dir=data_dir)
+    assert type(run_params) is params.params_class(experiment_id)
     expected = {**entry["parameters"], **(entry["profiles"][profile] or {})}
-    record = P.as_dict()
+    record = run_params.as_dict()
     # Parameters first in the registry's order, then the run context.
     assert list(record)[: len(entry["parameters"])] == list(entry["parameters"])
     for name, value in expected.items():
@@ -49,21 +49,21 @@ def test_every_profile_validates_and_as_dict_is_the_plain_parameter_dict(experim
 
 
 def test_parameters_are_frozen_and_changed_through_replace_which_validates_again():
-    P = registry.resolve("iqoth", "smoke")
+    run_params = registry.resolve("iqoth", "smoke")
     with pytest.raises(dataclasses.FrozenInstanceError):
-        P.epochs = 3
-    changed = dataclasses.replace(P, epochs=3, learning_rate=1)
-    assert (changed.epochs, changed.learning_rate, P.epochs) == (3, 1.0, 1)
+        run_params.epochs = 3
+    changed = dataclasses.replace(run_params, epochs=3, learning_rate=1)
+    assert (changed.epochs, changed.learning_rate, run_params.epochs) == (3, 1.0, 1)
     assert isinstance(changed.learning_rate, float)
     with pytest.raises(ParameterError, match=r"Parameter 'epochs' expects a int like 9, got 'x'\."):
-        dataclasses.replace(P, epochs="x")
+        dataclasses.replace(run_params, epochs="x")
 
 
 def test_as_dict_is_a_copy():
-    P = registry.resolve("iqoth", "smoke")
-    record = P.as_dict()
+    run_params = registry.resolve("iqoth", "smoke")
+    record = run_params.as_dict()
     record["classes"].append("extra")
-    assert P.classes == ["normal", "benign", "malignant"]
+    assert run_params.classes == ["normal", "benign", "malignant"]
 
 
 @pytest.mark.parametrize(
@@ -89,17 +89,20 @@ def test_wrong_overrides_are_refused_with_todays_messages(experiment_id, overrid
 
 
 def test_none_ints_for_floats_and_yaml_words_are_accepted_where_they_fit():
-    P = registry.resolve("iqoth", "smoke", {"weights": None, "bn_momentum": None, "learning_rate": 1,
-                                          "baseline_cnn": "on", "augment": {}})
-    assert P.weights is None and P.bn_momentum is None
-    assert P.learning_rate == 1.0 and isinstance(P.learning_rate, float)
-    assert P.baseline_cnn is True
+    run_params = registry.resolve(
+        "iqoth",
+        "smoke",
+        {"weights": None, "bn_momentum": None, "learning_rate": 1, "baseline_cnn": "on", "augment": {}},
+    )
+    assert run_params.weights is None and run_params.bn_momentum is None
+    assert run_params.learning_rate == 1.0 and isinstance(run_params.learning_rate, float)
+    assert run_params.baseline_cnn is True
     assert registry.resolve("gradcam-3d", "smoke", {"hidden_units": 16}).hidden_units == 16
 
 
 def test_a_label_map_parameter_replaces_the_registry_map():
-    P = registry.resolve("multi-organ", "smoke", {"label_map": {"Brain Tumor": "brain_tumor"}})
-    assert P.label_map == {"Brain Tumor": "brain_tumor"}
+    run_params = registry.resolve("multi-organ", "smoke", {"label_map": {"Brain Tumor": "brain_tumor"}})
+    assert run_params.label_map == {"Brain Tumor": "brain_tumor"}
     assert registry.resolve("multi-organ", "smoke").label_map is None
     with pytest.raises(ParameterError, match="Unknown parameter 'label_map' for iqoth"):
         registry.resolve("iqoth", "smoke", {"label_map": {}})
@@ -109,7 +112,10 @@ def test_a_literal_experiment_id_tells_type_checkers_its_parameter_class():
     overloads = typing.get_overloads(registry.resolve)
     namespace = {**vars(registry), **vars(params)}  # the overloads name the classes only for type checkers
     hints = [typing.get_type_hints(function, globalns=namespace) for function in overloads]
-    literal = {typing.get_args(h["experiment_id"])[0]: h["return"] for h in hints
-               if typing.get_origin(h["experiment_id"]) is typing.Literal}
+    literal = {
+        typing.get_args(h["experiment_id"])[0]: h["return"]
+        for h in hints
+        if typing.get_origin(h["experiment_id"]) is typing.Literal
+    }
     assert literal == params.PARAMS_CLASSES
     assert any(h["experiment_id"] is str and h["return"] is params.RunParams for h in hints)

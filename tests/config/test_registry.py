@@ -50,8 +50,10 @@ def test_overrides_are_parsed_and_type_checked():
         (lambda: registry.resolve("no-such", "smoke"), "Unknown experiment 'no-such'"),
         (lambda: registry.resolve("iqoth", "fast"), "Unknown profile 'fast'"),
         (lambda: registry.resolve("iqoth", "smoke", {"epoch": 3}), "Unknown parameter 'epoch'"),
-        (lambda: registry.resolve("iqoth", "smoke", registry.parse_overrides(["epochs=abc"])),
-         "Parameter 'epochs' expects a int"),
+        (
+            lambda: registry.resolve("iqoth", "smoke", registry.parse_overrides(["epochs=abc"])),
+            "Parameter 'epochs' expects a int",
+        ),
         (lambda: registry.parse_overrides(["epochs"]), "not of the form name=value"),
     ],
 )

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from common.data import audit, folders, manifest, splits
 from common import cli
-from common.errors import ParameterError
+from common.data import audit, folders, manifest, splits
 from common.data.phantoms import make_chest_slices
+from common.errors import ParameterError
 
 CLASSES = ("normal", "benign", "malignant")
 # Phantoms at 128 px: a 1 px shift is a quarter of a descriptor pixel, as on real 512 px slices.
@@ -63,8 +63,12 @@ def planted(tmp_path_factory):
     images = make_chest_slices(tmp_path_factory.mktemp("audit"), 4, size=PHANTOM_SIZE, classes=CLASSES) / "images"
     pairs = _plant_duplicates(images)
     samples, _ = folders.load_class_folders(images)
-    return {"images": images, "pairs": pairs, "samples": samples,
-            "result": audit.audit_samples(samples, progress=False)}
+    return {
+        "images": images,
+        "pairs": pairs,
+        "samples": samples,
+        "result": audit.audit_samples(samples, progress=False),
+    }
 
 
 def _group_sets(result: dict, kind: str) -> list[frozenset[str]]:
@@ -179,14 +183,21 @@ def test_real_copy_has_the_releases_42_byte_identical_pairs(iqoth_dir):
     release = manifest.load_manifest("iqothnccd")
     # The sample table straight from the manifest's file list, so every image is decoded only once.
     images = [Path(name) for name in release["files"] if Path(name).suffix.lower() in folders.IMAGE_SUFFIXES]
-    samples = pd.DataFrame({"path": [str(iqoth_dir / name) for name in images],
-                            "label": [release["label_map"][name.parts[0]] for name in images]})
+    samples = pd.DataFrame(
+        {
+            "path": [str(iqoth_dir / name) for name in images],
+            "label": [release["label_map"][name.parts[0]] for name in images],
+        }
+    )
     result = audit.audit_samples(samples, progress=False)
     assert len(result["exact_groups"]) >= 42
     # The 42 pairs share their bytes; the exact groups must contain each of them.
     checksums = pd.Series(release["files"])
-    byte_pairs = [frozenset(str(iqoth_dir / name) for name in names)
-                  for names in checksums.groupby(checksums).groups.values() if len(names) > 1]
+    byte_pairs = [
+        frozenset(str(iqoth_dir / name) for name in names)
+        for names in checksums.groupby(checksums).groups.values()
+        if len(names) > 1
+    ]
     exact_groups = [frozenset(group["files"]) for group in result["exact_groups"]]
     assert len(byte_pairs) == 42 and all(any(pair <= group for group in exact_groups) for pair in byte_pairs)
     image_split = splits.split_samples(samples, (0.7, 0.15, 0.15), seed=42)

@@ -82,11 +82,14 @@ def test_batch_seeds_repeat_per_seed_and_change_per_epoch():
     assert seeds(again) == first and seeds(again) == second
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"shear": 0.1}, r"Unknown augmentation\(s\) \['shear'\]"),
-    ({"flip": "diagonal"}, "flip='diagonal'"),
-    ({"rotation": 1.5}, "rotation=1.5 must be a fraction"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"shear": 0.1}, r"Unknown augmentation\(s\) \['shear'\]"),
+        ({"flip": "diagonal"}, "flip='diagonal'"),
+        ({"rotation": 1.5}, "rotation=1.5 must be a fraction"),
+    ],
+)
 def test_bad_settings_are_refused(settings, message):
     with pytest.raises(ParameterError, match=message):
         augment.augmenter(settings)

@@ -67,8 +67,15 @@ def write_slice(path, hu, series_uid, instance=None, position=None, orientation=
     return path
 
 
-def write_series(folder, series_uid="1.2.826.0.1.3680043.8.498.10", positions=SLICE_Z, hu=SLICE_HU,
-                 orientation=AXIAL, geometry=True, shapes=None):
+def write_series(
+    folder,
+    series_uid="1.2.826.0.1.3680043.8.498.10",
+    positions=SLICE_Z,
+    hu=SLICE_HU,
+    orientation=AXIAL,
+    geometry=True,
+    shapes=None,
+):
     """Write slices at ``positions`` (z, or full xyz triples) under shuffled names; return folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -76,8 +83,14 @@ def write_series(folder, series_uid="1.2.826.0.1.3680043.8.498.10", positions=SL
         xyz = (0.0, 0.0, position) if np.isscalar(position) else position
         rows, columns = (8, 6) if shapes is None else shapes[index]
         name = f"{series_uid[-2:]}_{FILE_ORDER[index % len(FILE_ORDER)]}{index // len(FILE_ORDER)}.dcm"
-        write_slice(folder / name, slice_hu(base_hu, rows, columns), series_uid,
-                    instance=index + 1, position=xyz if geometry else None, orientation=orientation)
+        write_slice(
+            folder / name,
+            slice_hu(base_hu, rows, columns),
+            series_uid,
+            instance=index + 1,
+            position=xyz if geometry else None,
+            orientation=orientation,
+        )
     return folder
 
 
@@ -116,8 +129,7 @@ def test_oblique_series_sorted_along_the_slice_normal_not_z(tmp_path):
     # runs against y, so sorting on z alone would reverse the stack.
     coronal = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
     positions = [(0.0, y, -y) for y in (3.0, 0.0, 6.0, 9.0)]
-    folder = write_series(tmp_path / "coronal", positions=positions, hu=(10.0, 0.0, 20.0, 30.0),
-                          orientation=coronal)
+    folder = write_series(tmp_path / "coronal", positions=positions, hu=(10.0, 0.0, 20.0, 30.0), orientation=coronal)
     volume, info = load_series(folder, normalise=False)
     assert [float(volume[0, 0, k]) for k in range(4)] == [0.0, 10.0, 20.0, 30.0]
     assert info["slice_positions"] == [0.0, 3.0, 6.0, 9.0]
@@ -203,8 +215,7 @@ def test_mixed_series_needs_a_series_uid(tmp_path):
 
 
 def test_mismatched_slice_shapes_name_shapes_and_files(tmp_path):
-    folder = write_series(tmp_path / "case", positions=SLICE_Z[:3], hu=SLICE_HU[:3],
-                          shapes=[(8, 6), (8, 6), (6, 6)])
+    folder = write_series(tmp_path / "case", positions=SLICE_Z[:3], hu=SLICE_HU[:3], shapes=[(8, 6), (8, 6), (6, 6)])
     odd_file = f"10_{FILE_ORDER[2]}0.dcm"  # third slice of the default series uid (...10)
     with pytest.raises(DataError, match=r"different shapes.*8x6: 2 files.*6x6: 1 files \(" + odd_file):
         load_series(folder)
@@ -234,8 +245,14 @@ def test_duplicate_positions_and_mixed_orientations_fail(tmp_path):
     with pytest.raises(DataError, match="same position 2.50 mm"):
         load_series(duplicated)
     tilted = write_series(tmp_path / "tilt", positions=(0.0, 2.5), hu=(0.0, 10.0))
-    write_slice(tilted / "scout.dcm", slice_hu(0.0), "1.2.826.0.1.3680043.8.498.10", instance=9,
-                position=(0.0, 0.0, 0.0), orientation=(1.0, 0.0, 0.0, 0.0, 0.0, -1.0))
+    write_slice(
+        tilted / "scout.dcm",
+        slice_hu(0.0),
+        "1.2.826.0.1.3680043.8.498.10",
+        instance=9,
+        position=(0.0, 0.0, 0.0),
+        orientation=(1.0, 0.0, 0.0, 0.0, 0.0, -1.0),
+    )
     with pytest.raises(DataError, match="different ImageOrientationPatient.*scout.dcm"):
         load_series(tilted)
 

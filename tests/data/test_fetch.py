@@ -22,8 +22,8 @@ import yaml
 
 from common import cli
 from common.data import fetch
-from common.errors import DataError
 from common.data.manifest import checksum_listing, load_manifest
+from common.errors import DataError
 from tests.conftest import write_class_folders
 
 COUNTS = {"a": 3, "b": 2}
@@ -36,7 +36,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep test output clean
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.requests.append(self.path)
         super().do_GET()
 
@@ -75,7 +75,7 @@ def write_archive(path: Path, kind: str, entries: list[tuple[str, bytes | None, 
             for name, content, link in entries:
                 info = zipfile.ZipInfo(name)
                 if content is None:
-                    info.external_attr = (0o120777 << 16)  # S_IFLNK: a symbolic link entry
+                    info.external_attr = 0o120777 << 16  # S_IFLNK: a symbolic link entry
                     content = link.encode()
                 bundle.writestr(info, content)
     else:
@@ -97,7 +97,8 @@ def set_entries(images: Path) -> list[tuple[str, bytes, str]]:
     """Archive rows of every file of a class-folder set, under :data:`ARCHIVE_ROOT`."""
     return [
         (f"{ARCHIVE_ROOT}/{path.relative_to(images).as_posix()}", path.read_bytes(), "")
-        for path in sorted(images.rglob("*")) if path.is_file()
+        for path in sorted(images.rglob("*"))
+        if path.is_file()
     ]
 
 
@@ -167,11 +168,15 @@ def test_wrong_checksum_is_refused_and_nothing_is_written(tmp_path, server, tiny
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("served_bytes, kind, message", [
-    (None, "zip", r"Could not download .*/set\.zip: HTTP Error 404.*connection"),
-    (b"<html>login page</html>", "zip", r"not a readable zip archive"),
-    (b"<html>login page</html>", "tar.gz", r"not a readable tar\.gz archive"),
-], ids=["404", "html-as-zip", "html-as-tar.gz"])
+@pytest.mark.parametrize(
+    "served_bytes, kind, message",
+    [
+        (None, "zip", r"Could not download .*/set\.zip: HTTP Error 404.*connection"),
+        (b"<html>login page</html>", "zip", r"not a readable zip archive"),
+        (b"<html>login page</html>", "tar.gz", r"not a readable tar\.gz archive"),
+    ],
+    ids=["404", "html-as-zip", "html-as-tar.gz"],
+)
 def test_broken_downloads_are_clear_errors(tmp_path, server, tiny_set, served_bytes, kind, message):
     served, base, requests = server
     if served_bytes is not None:
@@ -197,22 +202,30 @@ def test_archive_that_does_not_match_the_manifest_is_not_installed(tmp_path, ser
 MALICIOUS_ARCHIVES = [
     ("absolute path", fetch.ARCHIVE_KINDS, lambda tmp: [(str(tmp / "escaped.txt"), b"owned", "")]),
     ("dot-dot path", fetch.ARCHIVE_KINDS, lambda tmp: [(f"{ARCHIVE_ROOT}/../../../escaped.txt", b"owned", "")]),
-    ("symlink escaping", fetch.ARCHIVE_KINDS, lambda tmp: [
-        (f"{ARCHIVE_ROOT}/a/link", None, "../../../../.."),
-        (f"{ARCHIVE_ROOT}/a/link/escaped.txt", b"owned", ""),
-    ]),
+    (
+        "symlink escaping",
+        fetch.ARCHIVE_KINDS,
+        lambda tmp: [
+            (f"{ARCHIVE_ROOT}/a/link", None, "../../../../.."),
+            (f"{ARCHIVE_ROOT}/a/link/escaped.txt", b"owned", ""),
+        ],
+    ),
     ("absolute symlink", fetch.ARCHIVE_KINDS, lambda tmp: [(f"{ARCHIVE_ROOT}/a/link", None, str(tmp))]),
     ("hard link escaping", ("tar.gz",), lambda tmp: [(f"{ARCHIVE_ROOT}/a/hard", None, "hard:../../escaped.txt")]),
 ]
 
 
-@pytest.mark.parametrize("label, kind, make_rows", [
-    pytest.param(label, kind, make_rows, id=f"{kind}-{label}")
-    for label, kinds, make_rows in MALICIOUS_ARCHIVES
-    for kind in kinds
-])
-def test_malicious_archives_are_refused_with_nothing_written_outside(tmp_path, server, tiny_set, label, kind,
-                                                                     make_rows):
+@pytest.mark.parametrize(
+    "label, kind, make_rows",
+    [
+        pytest.param(label, kind, make_rows, id=f"{kind}-{label}")
+        for label, kinds, make_rows in MALICIOUS_ARCHIVES
+        for kind in kinds
+    ],
+)
+def test_malicious_archives_are_refused_with_nothing_written_outside(
+    tmp_path, server, tiny_set, label, kind, make_rows
+):
     served, base, _ = server
     _, files = tiny_set
     entries = [(f"{ARCHIVE_ROOT}/a/ok.txt", b"fine", ""), *make_rows(tmp_path)]
@@ -223,17 +236,20 @@ def test_malicious_archives_are_refused_with_nothing_written_outside(tmp_path, s
     assert snapshot(tmp_path) == before, label
 
 
-@pytest.mark.parametrize("member, kind, reason", [
-    (fetch.ArchiveMember("a/b.png", "file"), "tar.gz", None),
-    (fetch.ArchiveMember("a/../b.png", "file"), "zip", None),
-    (fetch.ArchiveMember("a/../../b.png", "file"), "zip", "leaves the folder"),
-    (fetch.ArchiveMember("..\\b.png", "file"), "zip", "leaves the folder"),
-    (fetch.ArchiveMember("C:/b.png", "file"), "zip", "absolute"),
-    (fetch.ArchiveMember("a/link", "symlink", "../b.png"), "tar.gz", None),
-    (fetch.ArchiveMember("a/link", "symlink", "../../b.png"), "tar.gz", "outside the folder"),
-    (fetch.ArchiveMember("a/link", "symlink", "b.png"), "zip", "cannot be restored"),
-    (fetch.ArchiveMember("a/dev", "other"), "tar.gz", "device"),
-])
+@pytest.mark.parametrize(
+    "member, kind, reason",
+    [
+        (fetch.ArchiveMember("a/b.png", "file"), "tar.gz", None),
+        (fetch.ArchiveMember("a/../b.png", "file"), "zip", None),
+        (fetch.ArchiveMember("a/../../b.png", "file"), "zip", "leaves the folder"),
+        (fetch.ArchiveMember("..\\b.png", "file"), "zip", "leaves the folder"),
+        (fetch.ArchiveMember("C:/b.png", "file"), "zip", "absolute"),
+        (fetch.ArchiveMember("a/link", "symlink", "../b.png"), "tar.gz", None),
+        (fetch.ArchiveMember("a/link", "symlink", "../../b.png"), "tar.gz", "outside the folder"),
+        (fetch.ArchiveMember("a/link", "symlink", "b.png"), "zip", "cannot be restored"),
+        (fetch.ArchiveMember("a/dev", "other"), "tar.gz", "device"),
+    ],
+)
 def test_unsafe_reason_table(member, kind, reason):
     found = fetch.unsafe_reason(member, kind)
     assert found is None if reason is None else reason in found
@@ -251,12 +267,15 @@ def test_folder_with_other_files_is_never_written(tmp_path, server, tiny_set):
     assert snapshot(out) == {"mine.txt"} and not requests
 
 
-@pytest.mark.parametrize("download, message", [
-    (None, "cannot be downloaded automatically: serve it from the test"),
-    ({"url": "file:///etc/passwd", "archive": "zip"}, "must be an http or https URL"),
-    ({"url": "https://example.org/x.rar", "archive": "rar"}, "archive must be one of"),
-    ({"url": "https://example.org/x.zip", "archive": "zip", "sha256": "abc"}, "64 hexadecimal digits"),
-])
+@pytest.mark.parametrize(
+    "download, message",
+    [
+        (None, "cannot be downloaded automatically: serve it from the test"),
+        ({"url": "file:///etc/passwd", "archive": "zip"}, "must be an http or https URL"),
+        ({"url": "https://example.org/x.rar", "archive": "rar"}, "archive must be one of"),
+        ({"url": "https://example.org/x.zip", "archive": "zip", "sha256": "abc"}, "64 hexadecimal digits"),
+    ],
+)
 def test_download_section_is_checked_before_any_traffic(tiny_set, download, message):
     manifest = manifest_for(tiny_set[1], "unused", "zip", None)
     manifest["download"] = download

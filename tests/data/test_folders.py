@@ -23,7 +23,9 @@ def rgb_pixels() -> np.ndarray:
     return np.random.default_rng(3).integers(0, 256, (12, 16, 3), dtype=np.uint8)
 
 
-def write_dicom(path: Path, stored: np.ndarray, slope: float, intercept: float, photometric: str = "MONOCHROME2") -> Path:
+def write_dicom(
+    path: Path, stored: np.ndarray, slope: float, intercept: float, photometric: str = "MONOCHROME2"
+) -> Path:
     """A minimal single-slice CT DICOM with signed 16-bit stored values."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = pydicom.uid.CTImageStorage

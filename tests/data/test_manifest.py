@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from common.errors import DataError, ParameterError
 from common.data.manifest import (
     MANIFEST_DIR,
     REQUIRED_FIELDS,
@@ -20,6 +19,7 @@ from common.data.manifest import (
     load_manifest,
     verify,
 )
+from common.errors import DataError, ParameterError
 
 REGISTRY_FILE = Path(__file__).resolve().parents[2] / "src/common/config/registry.yaml"
 EXPECTED_MANIFESTS = {"iqothnccd", "ct_pneumonia_lung_pet_ct_dx", "multi_organ", "lung_pet_ct_dx", "phantoms"}
@@ -116,8 +116,11 @@ def test_verify_counts_series_folders(tmp_path):
         (tmp_path / "tumor" / case / "1.dcm").write_bytes(b"x")
     (tmp_path / "normal" / "p3").mkdir(parents=True)
     manifest = tiny_manifest(
-        tmp_path, files={}, label_map={"normal": "normal", "tumor": "tumor"},
-        expected_counts={"normal": 1, "tumor": 2}, count_unit="series",
+        tmp_path,
+        files={},
+        label_map={"normal": "normal", "tumor": "tumor"},
+        expected_counts={"normal": 1, "tumor": 2},
+        count_unit="series",
     )
     assert verify(manifest, tmp_path)["ok"]
 

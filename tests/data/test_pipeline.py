@@ -9,8 +9,8 @@ import pytest
 
 from common.data import pipeline
 from common.data.folders import load_class_folders
-from common.errors import ParameterError
 from common.data.pipeline import PREPROCESS_MODULES, load_arrays, make_dataset
+from common.errors import ParameterError
 
 AUGMENT = {"rotation": 0.1, "shift": 0.1, "flip": "horizontal", "zoom": 0.1}
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError, ParameterError
 from common.data.splits import k_folds, split_samples
+from common.errors import DataError, ParameterError
 
 
 def sample_table(counts: dict[str, int], group_size: int | None = None, seed: int = 0) -> pd.DataFrame:

@@ -77,8 +77,12 @@ def test_training_batches_are_shuffled_and_rotated():
     plain = [(x.numpy(), y.numpy()) for x, y in volume_sets.volume_dataset(inputs, labels, 4)]
     np.testing.assert_array_equal(np.concatenate([x for x, _ in plain]), inputs)
     np.testing.assert_array_equal(np.concatenate([y for _, y in plain]), labels)
-    augmented = np.concatenate([x.numpy() for x, _ in volume_sets.volume_dataset(
-        inputs, labels, 4, rotation_degrees=30.0, training=True, seed=1)])
+    augmented = np.concatenate(
+        [
+            x.numpy()
+            for x, _ in volume_sets.volume_dataset(inputs, labels, 4, rotation_degrees=30.0, training=True, seed=1)
+        ]
+    )
     assert augmented.shape == inputs.shape
     # Shuffled and rotated: no augmented volume equals any input volume.
     assert not any(np.allclose(a, b) for a in augmented for b in inputs)

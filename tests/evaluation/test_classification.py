@@ -4,7 +4,6 @@ import time
 
 import numpy as np
 import pytest
-
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 from common.errors import DataError, ParameterError
@@ -177,7 +176,6 @@ def test_confidence_level_narrows_the_interval_and_is_checked():
         classification_metrics(labels, probs, ["a", "b", "c"], n_resamples=0)
     with pytest.raises(ParameterError, match="two classes"):
         classification_metrics(labels, probs, ["a"])
-
 
 
 def test_class_probabilities_positive_index_and_roc_points():

@@ -35,9 +35,13 @@ def test_table_and_best_model():
 
 def test_paper_vs_run_normalises_percent_and_checks_interval():
     paper = {"CNN": {"accuracy": 80, "Sensitivity": 82.0, "auc": 0.98}, "Missing": {"accuracy": 0.5}}
-    run = {"CNN": {"accuracy": {"value": 0.78, "ci95": [0.7, 0.85]},
-                   "recall": {"value": 0.9, "ci95": [0.85, 0.95]},
-                   "auc": {"value": 0.9, "ci95": [0.85, 0.95]}}}
+    run = {
+        "CNN": {
+            "accuracy": {"value": 0.78, "ci95": [0.7, 0.85]},
+            "recall": {"value": 0.9, "ci95": [0.85, 0.95]},
+            "auc": {"value": 0.9, "ci95": [0.85, 0.95]},
+        }
+    }
     table = paper_vs_run(paper, run).set_index(["model", "metric"])
     assert table.loc[("CNN", "accuracy"), "paper"] == pytest.approx(0.80)
     assert table.loc[("CNN", "accuracy"), "difference"] == pytest.approx(-0.02)

@@ -16,6 +16,7 @@ def tiny_params(tmp_path, monkeypatch):
 @pytest.fixture
 def two_layer_model():
     """A seeded model with a fine (stride 1) and a coarse (stride 4) conv layer, 3 classes, on 3 channels."""
+
     def build(size: int):
         import keras
 

@@ -11,8 +11,13 @@ from common.explain.scores import energy_share
 
 
 def test_explained_subset_keeps_correct_lesion_images_only():
-    samples = pd.DataFrame({"label_index": [0, 1, 1, 2], "label": ["normal", "benign", "benign", "malignant"],
-                            "mask_path": [None, "a.png", "b.png", "c.png"]})
+    samples = pd.DataFrame(
+        {
+            "label_index": [0, 1, 1, 2],
+            "label": ["normal", "benign", "benign", "malignant"],
+            "mask_path": [None, "a.png", "b.png", "c.png"],
+        }
+    )
     probabilities = np.eye(3)[[0, 1, 0, 2]]  # the second benign image is misclassified
     assert explaining.explained_subset(samples, probabilities, n=10).tolist() == [1, 3]
     assert explaining.explained_subset(samples, probabilities, n=10, lesion_classes=["malignant"]).tolist() == [3]
@@ -32,20 +37,35 @@ def test_select_cam_layer_scores_every_candidate_on_the_validation_split(tiny_pa
     val = samples[samples["split"] == "val"].reset_index(drop=True)
     data = fitting.datasets(params, samples, None, channels=3)
     model = two_layer_model(params.image_size)
-    selection = driver.select_layer(model, explaining.validation_images(params, model, data["val"], val),
-                                    ["coarse", "fine"], driver.ExplainSettings.from_params(params)).record()
+    selection = driver.select_layer(
+        model,
+        explaining.validation_images(params, model, data["val"], val),
+        ["coarse", "fine"],
+        driver.ExplainSettings.from_params(params),
+    ).record()
     assert set(selection["validation"]) == {"coarse", "fine"}
     assert selection["n"] == int(val["label"].isin(["benign", "malignant"]).sum()) > 0
     # The highest pointing game, then energy share, then the first listed ("coarse") on a tie.
     validation = selection["validation"]
-    ranked = sorted(validation, key=lambda layer: (validation[layer]["pointing_game"]["value"],
-                                                   validation[layer]["energy_share"]["value"], layer == "coarse"))
+    ranked = sorted(
+        validation,
+        key=lambda layer: (
+            validation[layer]["pointing_game"]["value"],
+            validation[layer]["energy_share"]["value"],
+            layer == "coarse",
+        ),
+    )
     assert selection["chosen"] == ranked[-1]
 
 
 def test_explain_test_split_scores_the_cam_layer_and_the_validation_choice(tiny_params, two_layer_model):
-    params = dataclasses.replace(tiny_params, explain_only_correct=False, n_resamples=50,
-                                 cam_methods=["gradcam", "gradcam++"], cam_layer_candidates=["coarse", "fine"])
+    params = dataclasses.replace(
+        tiny_params,
+        explain_only_correct=False,
+        n_resamples=50,
+        cam_methods=["gradcam", "gradcam++"],
+        cam_layer_candidates=["coarse", "fine"],
+    )
     samples = loading.split(params, loading.load_samples(params).samples)
     data = fitting.datasets(params, samples, None, channels=3)
     model = two_layer_model(params.image_size)
@@ -59,10 +79,14 @@ def test_explain_test_split_scores_the_cam_layer_and_the_validation_choice(tiny_
     assert set(scored.scores[f"{model.name} at {chosen}"]) == {"gradcam"}
     grid = params.image_size // 4
     assert list(scored.test_table().index) == [
-        f"coarse ({grid}, {grid}), gradcam", f"coarse ({grid}, {grid}), gradcam++",
-        f"{chosen} {scored.layer_shapes[chosen]}, gradcam, chosen on validation"]
-    assert list(scored.validation_table().index) == [f"coarse ({grid}, {grid})",
-                                                     f"fine ({params.image_size}, {params.image_size})"]
+        f"coarse ({grid}, {grid}), gradcam",
+        f"coarse ({grid}, {grid}), gradcam++",
+        f"{chosen} {scored.layer_shapes[chosen]}, gradcam, chosen on validation",
+    ]
+    assert list(scored.validation_table().index) == [
+        f"coarse ({grid}, {grid})",
+        f"fine ({params.image_size}, {params.image_size})",
+    ]
     assert set(scored.seconds) == {"coarse", "choosing the layer (validation)", f"chosen: {chosen}"}
     n = len(scored.chosen.positions)
     k = min(2, n // 2)
@@ -82,12 +106,19 @@ def test_explain_test_split_scores_the_cam_layer_and_the_validation_choice(tiny_
     images = explaining.TestImages(test, test_inputs, test_inputs[..., 0], probabilities, has_masks=True)
     again = explaining.explain_test_images(params, model, data, samples, images, "coarse")
     assert again.scores[model.name]["gradcam"] == scored.scores[model.name]["gradcam"]
-    assert explaining.explain_test_images(params, model, data, samples,
-                                          dataclasses.replace(images, has_masks=False), "coarse") is None
+    assert (
+        explaining.explain_test_images(
+            params, model, data, samples, dataclasses.replace(images, has_masks=False), "coarse"
+        )
+        is None
+    )
     rows, shown_layer = explaining.extreme_rows(params, images, scored, k)
     assert shown_layer == chosen and [row["title"] for row in rows] == [
-        row["title"] for row in explaining.cam_rows(params, images.display[positions], maps, test.iloc[positions],
-                                                    probabilities[positions], masks)]
+        row["title"]
+        for row in explaining.cam_rows(
+            params, images.display[positions], maps, test.iloc[positions], probabilities[positions], masks
+        )
+    ]
     assert explaining.selection_caption(scored.selection).endswith(f"chosen: `{chosen}`")
     assert explaining.scored_caption(scored).startswith(f"{len(scored.last.positions)} lesion images;")
 
@@ -119,8 +150,11 @@ def test_contour_panels_show_image_overlay_and_contour_of_each_image(tiny_params
     cams[0, 2:5, 2:5] = 1
     panels, titles = explaining.contour_panels(tiny_params, images, np.array([1]), cams)
     assert len(panels) == len(titles) == 3 and np.array_equal(panels[0], display[1])
-    assert titles == ["true malignant\npredicted malignant (p = 0.60)", "Grad-CAM",
-                      f"contour at {tiny_params.cam_fraction:.0%} of max"]
+    assert titles == [
+        "true malignant\npredicted malignant (p = 0.60)",
+        "Grad-CAM",
+        f"contour at {tiny_params.cam_fraction:.0%} of max",
+    ]
 
 
 def test_score_summary_formats_every_score_with_its_interval():

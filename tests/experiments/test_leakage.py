@@ -44,31 +44,44 @@ def test_plan_splits_audits_and_records_the_main_split(tiny_params):
     plan = leakage.plan_splits(tiny_params, samples)
     assert plan.primary == "grouped" and plan.samples is plan.tables["grouped"] is plan.tables["image"]
     assert plan.duplicate_share == 0 and list(plan.share_table().index) == ["grouped", "image"]
-    assert plan.audit_record() == {"exact_groups": 0, "near_groups": 0,
-                                   "threshold": tiny_params.near_duplicate_threshold}
+    assert plan.audit_record() == {
+        "exact_groups": 0,
+        "near_groups": 0,
+        "threshold": tiny_params.near_duplicate_threshold,
+    }
     assert plan.summary() == "0 exact-duplicate groups, 0 near-duplicate groups; main analysis on the grouped split"
 
 
 def _plan(params, image_share):
     grouped, image = pd.DataFrame({"split": ["train"]}), pd.DataFrame({"split": ["test"]})
     shares = {"grouped": {"share": 0.0}, "image": {"share": image_share}}
-    return leakage.SplitPlan(NO_DUPLICATES, {"grouped": grouped, "image": image}, shares,
-                             params.near_duplicate_threshold)
+    return leakage.SplitPlan(
+        NO_DUPLICATES, {"grouped": grouped, "image": image}, shares, params.near_duplicate_threshold
+    )
 
 
 def test_compare_splits_names_a_shared_table_and_skips_a_split_with_few_duplicates(tiny_params):
-    shared = leakage.SplitPlan(NO_DUPLICATES, {"grouped": "table", "image": "table"},
-                               {"grouped": {"share": 0.0}, "image": {"share": 0.0}}, 0.98)
+    shared = leakage.SplitPlan(
+        NO_DUPLICATES,
+        {"grouped": "table", "image": "table"},
+        {"grouped": {"share": 0.0}, "image": {"share": 0.0}},
+        0.98,
+    )
     same = leakage.compare_splits(tiny_params, shared, "ResNet50", {"accuracy": 1}, None, Runtime.local())
-    assert same.results["image"] == {"models": {"ResNet50": {"accuracy": 1}},
-                                     "train_test_duplicate_share": {"share": 0.0}, "same_as": "grouped"}
+    assert same.results["image"] == {
+        "models": {"ResNet50": {"accuracy": 1}},
+        "train_test_duplicate_share": {"share": 0.0},
+        "same_as": "grouped",
+    }
     assert same.models == {"grouped split": {"accuracy": 1}, "image split": {"accuracy": 1}} and same.notes == []
-    few = leakage.compare_splits(tiny_params, _plan(tiny_params, 0.001), "ResNet50", {"accuracy": 1}, None,
-                                 Runtime.local())
+    few = leakage.compare_splits(
+        tiny_params, _plan(tiny_params, 0.001), "ResNet50", {"accuracy": 1}, None, Runtime.local()
+    )
     assert few.results["image"]["models"] == {} and "not_retrained" in few.results["image"]
     assert few.models == {"grouped split": {"accuracy": 1}}
-    assert few.notes == ["image split: 0.0010 of its training images have a duplicate in its test split; "
-                         "not retrained."]
+    assert few.notes == [
+        "image split: 0.0010 of its training images have a duplicate in its test split; not retrained."
+    ]
 
 
 def test_compare_splits_retrains_the_backbone_on_a_leaky_split(tiny_params, monkeypatch):

@@ -9,8 +9,16 @@ from common.errors import DataError, ParameterError
 from common.experiments import organs
 
 # The paper's own spelling and order (seed 003, Code 4.1).
-PAPER_CLASSES = ["Brain Tumor", "Brain No Tumor", "Breast Tumor", "Breast No Tumor",
-                 "Kidney Tumor", "Kidney No Tumor", "Lung Tumor", "Lung No Tumor"]
+PAPER_CLASSES = [
+    "Brain Tumor",
+    "Brain No Tumor",
+    "Breast Tumor",
+    "Breast No Tumor",
+    "Kidney Tumor",
+    "Kidney No Tumor",
+    "Lung Tumor",
+    "Lung No Tumor",
+]
 
 
 def test_registry_classes_are_the_papers_in_the_papers_order():
@@ -19,12 +27,15 @@ def test_registry_classes_are_the_papers_in_the_papers_order():
     assert [organs.parse_class_name(a) for a in classes] == [organs.parse_class_name(b) for b in PAPER_CLASSES]
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("Brain Tumor", ("brain", True)),
-    ("kidney_no_tumor", ("kidney", False)),
-    ("Lung No Tumour", ("lung", False)),
-    ("small-intestine tumour", ("small_intestine", True)),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("Brain Tumor", ("brain", True)),
+        ("kidney_no_tumor", ("kidney", False)),
+        ("Lung No Tumour", ("lung", False)),
+        ("small-intestine tumour", ("small_intestine", True)),
+    ],
+)
 def test_parse_class_name(name, expected):
     assert organs.parse_class_name(name) == expected
 
@@ -48,11 +59,11 @@ def test_organ_scores_on_hand_made_predictions():
     # Two images per class; each error is of one known kind.
     y_true = np.repeat(np.arange(8), 2)
     y_pred = y_true.copy()
-    y_pred[0] = 1    # brain tumour -> brain no tumour: organ right, tumour wrong
-    y_pred[4] = 4    # breast tumour -> kidney tumour: organ wrong, tumour right
-    y_pred[6] = 4    # breast no tumour -> kidney tumour: organ and tumour wrong
-    y_pred[14] = 6   # lung no tumour -> lung tumour: organ right, tumour wrong
-    y_pred[15] = 6   # again
+    y_pred[0] = 1  # brain tumour -> brain no tumour: organ right, tumour wrong
+    y_pred[4] = 4  # breast tumour -> kidney tumour: organ wrong, tumour right
+    y_pred[6] = 4  # breast no tumour -> kidney tumour: organ and tumour wrong
+    y_pred[14] = 6  # lung no tumour -> lung tumour: organ right, tumour wrong
+    y_pred[15] = 6  # again
     scores = organs.organ_scores(y_true, y_pred, PAPER_CLASSES)
     assert scores["organs"] == ["brain", "breast", "kidney", "lung"]
     assert scores["organ_accuracy"]["value"] == pytest.approx(14 / 16)
@@ -69,7 +80,7 @@ def test_organ_scores_on_hand_made_predictions():
     # Organ accuracy is the mass of the 8x8 confusion matrix inside its 2x2 organ blocks.
     confusion = np.zeros((8, 8), int)
     np.add.at(confusion, (y_true, y_pred), 1)
-    blocks = sum(confusion[2 * k:2 * k + 2, 2 * k:2 * k + 2].sum() for k in range(4))
+    blocks = sum(confusion[2 * k : 2 * k + 2, 2 * k : 2 * k + 2].sum() for k in range(4))
     assert scores["organ_accuracy"]["value"] == pytest.approx(blocks / 16)
 
 

@@ -60,7 +60,8 @@ def test_shown_volumes_are_explained_for_their_own_class(known_cv, inputs, sampl
     tumour, normal = shown["tumour"], shown["normal"]
     assert (tumour.position, tumour.target) == (tumours[1], 1)
     assert normal.target == 0 and samples["label"].iloc[normal.position] == "normal"
-    np.testing.assert_array_equal(tumour.cam, volumes.fold_cam(known_cv, inputs, tumour.position, 1,
-                                                               "gradcam", "conv3d_1"))
+    np.testing.assert_array_equal(
+        tumour.cam, volumes.fold_cam(known_cv, inputs, tumour.position, 1, "gradcam", "conv3d_1")
+    )
     fold = known_cv.fold_of()[tumour.position]
     assert tumour.caption == f"{samples.case.iloc[tumour.position]}, fold {fold}: predicted tumor (p = 1.00)"

@@ -20,6 +20,18 @@ def tiny_model():
 def tiny_params():
     """The experiment's classes (normal, tumor; positive tumor) with a tiny loop's settings."""
     return dataclasses.replace(
-        registry.resolve("gradcam-3d", "smoke"), seed=0, k_folds=2, val_fraction=0.34, epochs=1, patience=1,
-        batch_size=4, learning_rate=1e-3, augment_rotation=5.0, n_resamples=200, n_explain=6,
-        cam_methods=["gradcam"], cam_fraction=0.5, explain_only_correct=True)
+        registry.resolve("gradcam-3d", "smoke"),
+        seed=0,
+        k_folds=2,
+        val_fraction=0.34,
+        epochs=1,
+        patience=1,
+        batch_size=4,
+        learning_rate=1e-3,
+        augment_rotation=5.0,
+        n_resamples=200,
+        n_explain=6,
+        cam_methods=["gradcam"],
+        cam_fraction=0.5,
+        explain_only_correct=True,
+    )

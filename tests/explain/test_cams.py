@@ -4,13 +4,13 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import numpy as np
+import pytest
 
-from common.errors import ParameterError  # noqa: E402
-from common.explain import cams, methods  # noqa: E402
-from tests.explain.helpers import INPUT_2D, min_max, random_images, tiny_model  # noqa: E402
+from common.errors import ParameterError
+from common.explain import cams, methods
+from tests.explain.helpers import INPUT_2D, min_max, random_images, tiny_model
 
 
 @pytest.mark.parametrize("three_d", [False, True], ids=["2d", "3d"])
@@ -21,10 +21,7 @@ def test_compute_cam_shape_range_and_batching(method, three_d):
     classes = [0, 1, 1]
     batched = cams.compute_cam(model, images, classes, method=method, batch_size=2, max_channels=2)
     one_by_one = np.concatenate(
-        [
-            cams.compute_cam(model, images[i : i + 1], classes[i], method=method, max_channels=2)
-            for i in range(3)
-        ]
+        [cams.compute_cam(model, images[i : i + 1], classes[i], method=method, max_channels=2) for i in range(3)]
     )
     assert batched.shape == images.shape[:-1]
     assert batched.dtype == np.float32

@@ -4,17 +4,17 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import dataclasses  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
+import dataclasses
+from types import SimpleNamespace
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from common.errors import DataError, ParameterError  # noqa: E402
-from common.explain import driver  # noqa: E402
-from common.explain.cams import CamExplainer, compute_cam  # noqa: E402
-from common.explain.scores import energy_share, score_explanations  # noqa: E402
-from tests.explain.helpers import random_images, tiny_model  # noqa: E402
+from common.errors import DataError, ParameterError
+from common.explain import driver
+from common.explain.cams import CamExplainer, compute_cam
+from common.explain.scores import energy_share, score_explanations
+from tests.explain.helpers import random_images, tiny_model
 
 SETTINGS = driver.ExplainSettings(seed=3, n_resamples=50, fraction=0.4, scorecam_max_channels=2)
 
@@ -43,14 +43,16 @@ def test_explain_gives_each_methods_maps_and_scores_at_the_layer(three_d):
     for method, cap in (("gradcam", None), ("scorecam", 2)):
         expected = CamExplainer(model, method).cams(images.images, images.targets, "relu", max_channels=cap)
         np.testing.assert_array_equal(explained.cams[method], expected)
-        assert explained.scores[method] == score_explanations(expected, images.masks, seed=3, n_resamples=50,
-                                                              fraction=0.4)
+        assert explained.scores[method] == score_explanations(
+            expected, images.masks, seed=3, n_resamples=50, fraction=0.4
+        )
         assert explained.scores[method]["iou"]["n_skipped_empty_mask"] == 1
         assert explained.seconds[method] >= 0
     at_conv = driver.explain(model, images, ["gradcam"], SETTINGS, layer="conv")
     assert at_conv.layer == "conv"
-    np.testing.assert_array_equal(at_conv.cams["gradcam"],
-                                  CamExplainer(model, "gradcam").cams(images.images, images.targets, "conv"))
+    np.testing.assert_array_equal(
+        at_conv.cams["gradcam"], CamExplainer(model, "gradcam").cams(images.images, images.targets, "conv")
+    )
 
 
 def test_an_empty_subset_gives_an_explanation_without_maps():
@@ -70,11 +72,12 @@ def test_fold_models_explain_each_volume_with_its_own_model():
     for method in ("gradcam", "gradcam++"):
         for i, owner in enumerate(owners):
             model = first if owner == 1 else second
-            expected = compute_cam(model, images.images[i:i + 1], images.targets[i], method=method, layer="relu")
+            expected = compute_cam(model, images.images[i : i + 1], images.targets[i], method=method, layer="relu")
             np.testing.assert_allclose(explained.cams[method][i], expected[0], atol=1e-6)
         assert explained.scores[method] == SETTINGS.score(explained.cams[method], images.masks)
-    one = driver.owned_cams(driver.FoldModels({1: first, 2: second}, owners[:1]), images.images[:1], [1], "gradcam",
-                            None)
+    one = driver.owned_cams(
+        driver.FoldModels({1: first, 2: second}, owners[:1]), images.images[:1], [1], "gradcam", None
+    )
     np.testing.assert_allclose(one, compute_cam(second, images.images[:1], 1), atol=1e-6)
     with pytest.raises(DataError, match="owners"):
         driver.explain(driver.FoldModels({1: first}, owners[:2]), images, ["gradcam"], SETTINGS)
@@ -120,8 +123,12 @@ def test_select_layer_scores_every_candidate_and_records_the_choice():
     for layer in ("conv2", "conv"):
         assert selection.validation[layer] == SETTINGS.score(maps[layer], images.masks)
     assert selection.chosen == driver.best_layer(selection.validation, ["conv2", "conv"]) and selection.n == 4
-    assert selection.record() == {"chosen": selection.chosen, "validation": selection.validation, "n": 4,
-                                  "seconds": selection.seconds}
+    assert selection.record() == {
+        "chosen": selection.chosen,
+        "validation": selection.validation,
+        "n": 4,
+        "seconds": selection.seconds,
+    }
     nothing = driver.select_layer(model, subset(model, n=0), ["conv2", "conv"], SETTINGS, started=0.0)
     assert nothing.chosen is None and nothing.validation == {} and nothing.n == 0 and nothing.seconds > 0
 
@@ -135,20 +142,26 @@ def test_explain_split_scores_the_layer_and_the_validation_choice():
         calls.append(1)
         return subset(model, n=4, seed=7)
 
-    scored = driver.explain_split(model, test, "relu", ["gradcam", "gradcam++"], SETTINGS, ["conv2", "conv"], validation)
+    scored = driver.explain_split(
+        model, test, "relu", ["gradcam", "gradcam++"], SETTINGS, ["conv2", "conv"], validation
+    )
     assert len(calls) == 1
     chosen = scored.selection.chosen
     assert chosen in ("conv2", "conv") and scored.chosen.layer == chosen
-    assert scored.selection == dataclasses.replace(driver.select_layer(model, validation(), ["conv2", "conv"], SETTINGS),
-                                                   seconds=scored.selection.seconds)
+    assert scored.selection == dataclasses.replace(
+        driver.select_layer(model, validation(), ["conv2", "conv"], SETTINGS), seconds=scored.selection.seconds
+    )
     assert scored.chosen.positions is test.positions and scored.chosen.masks is test.masks
     assert scored.chosen.scores == driver.explain(model, test, ["gradcam"], SETTINGS, chosen).scores
     assert scored.last.scores == driver.explain(model, test, ["gradcam", "gradcam++"], SETTINGS, "relu").scores
     assert scored.scores == {model.name: scored.last.scores, f"{model.name} at {chosen}": scored.chosen.scores}
     assert set(scored.seconds) == {"relu", "choosing the layer (validation)", f"chosen: {chosen}"}
     assert scored.layer_shapes == {"relu": (8, 8), "conv2": (8, 8), "conv": (16, 16)}
-    assert list(scored.test_table().index) == ["relu (8, 8), gradcam", "relu (8, 8), gradcam++",
-                                               f"{chosen} {scored.layer_shapes[chosen]}, gradcam, chosen on validation"]
+    assert list(scored.test_table().index) == [
+        "relu (8, 8), gradcam",
+        "relu (8, 8), gradcam++",
+        f"{chosen} {scored.layer_shapes[chosen]}, gradcam, chosen on validation",
+    ]
     assert list(scored.validation_table().index) == ["conv2 (8, 8)", "conv (16, 16)"]
 
 

@@ -4,11 +4,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import pytest
 
-from common.explain import layers  # noqa: E402
-from tests.explain.helpers import INPUT_2D, tiny_model  # noqa: E402
+from common.explain import layers
+from tests.explain.helpers import INPUT_2D, tiny_model
 
 
 def test_last_conv_layer_rule_on_tiny_models():
@@ -36,8 +36,11 @@ def test_last_conv_layer_of_resnet50_with_upsampling_head():
 
 @pytest.mark.parametrize("three_d", [False, True])
 def test_finer_layers_take_the_widest_layer_of_each_scale(three_d):
-    conv, pool, pad = ((keras.layers.Conv3D, keras.layers.MaxPooling3D, keras.layers.ZeroPadding3D) if three_d
-                       else (keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.ZeroPadding2D))
+    conv, pool, pad = (
+        (keras.layers.Conv3D, keras.layers.MaxPooling3D, keras.layers.ZeroPadding3D)
+        if three_d
+        else (keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.ZeroPadding2D)
+    )
     inputs = keras.Input((32, 32, 32, 1) if three_d else (32, 32, 1))
     x = conv(4, 3, padding="same", name="full")(inputs)  # 32: one cell per pixel, finer than kept
     x = pool(4)(x)

@@ -4,12 +4,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from scipy import ndimage  # noqa: E402
+import numpy as np
+import pytest
+from scipy import ndimage
 
-from common.explain import cams  # noqa: E402
-from tests.explain.helpers import hand_gradcam, min_max, random_images, tiny_model  # noqa: E402
+from common.explain import cams
+from tests.explain.helpers import hand_gradcam, min_max, random_images, tiny_model
 
 
 @pytest.mark.parametrize(
@@ -51,10 +51,17 @@ def test_compiled_gradient_methods_reproduce_tf_keras_vis(method, units, activat
     images = random_images(model, n=4)
     classes = [0, 1, 1, 0]
     reference = {"gradcam": Gradcam, "gradcam++": GradcamPlusPlus}[method](
-        model, model_modifier=ReplaceToLinear(), clone=True)
+        model, model_modifier=ReplaceToLinear(), clone=True
+    )
     score = BinaryScore([bool(c) for c in classes]) if units == 1 else CategoricalScore(classes)
-    raw = reference(score, images, penultimate_layer="relu", seek_penultimate_conv_layer=False,
-                    normalize_cam=False, expand_cam=False)
+    raw = reference(
+        score,
+        images,
+        penultimate_layer="relu",
+        seek_penultimate_conv_layer=False,
+        normalize_cam=False,
+        expand_cam=False,
+    )
     expected = cams.normalise_cams(cams.upsample_cams(np.asarray(raw), images.shape[1:-1]))
     assert np.ptp(expected.reshape(4, -1), axis=1).min() > 0, "degenerate fixture: a flat reference CAM"
     computed = cams.compute_cam(model, images, classes, method=method, layer="relu", batch_size=3)
@@ -69,7 +76,9 @@ def test_eager_and_compiled_steps_give_the_same_maps(method):
     compiled = cams.CamExplainer(model, method, compile_after_batches=0)
     first = eager.cams(images, 1, "relu")
     np.testing.assert_allclose(compiled.cams(images, 1, "relu"), first, atol=1e-5)
-    assert not eager.algorithm.layer_steps[("relu",)]["compiled"] and compiled.algorithm.layer_steps[("relu",)]["compiled"]
+    assert (
+        not eager.algorithm.layer_steps[("relu",)]["compiled"] and compiled.algorithm.layer_steps[("relu",)]["compiled"]
+    )
     # By default one batch runs eagerly: a call that fits one batch is never compiled,
     # and a step that runs again is, within a call or over calls.
     default = cams.CamExplainer(model, method)
@@ -79,7 +88,11 @@ def test_eager_and_compiled_steps_give_the_same_maps(method):
     assert default.algorithm.layer_steps[("relu",)]["compiled"]
     split = cams.CamExplainer(model, method)
     np.testing.assert_allclose(split.cams(images, 1, "relu", batch_size=2), first, atol=1e-5)
-    assert split.algorithm.layer_steps[("relu",)] == {**split.algorithm.layer_steps[("relu",)], "batches": 3, "compiled": True}
+    assert split.algorithm.layer_steps[("relu",)] == {
+        **split.algorithm.layer_steps[("relu",)],
+        "batches": 3,
+        "compiled": True,
+    }
 
 
 def test_binary_classes_give_opposite_evidence():

@@ -4,10 +4,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from common.explain import overlays  # noqa: E402
+from common.explain import overlays
 
 
 def disc_cam(size=64, centre=(40, 22), radius=8.0):
@@ -43,15 +43,19 @@ def test_draw_contours_draws_green_outline_and_box():
     assert drawn.shape == (64, 64, 3) and drawn.dtype == np.uint8
     green = np.all(drawn == (0, 255, 0), axis=-1)
     _, (x0, y0, x1, y1) = overlays.cam_region(cam)
-    assert green[y0, x0:x1 + 1].all() and green[y0:y1 + 1, x1].all()
+    assert green[y0, x0 : x1 + 1].all() and green[y0 : y1 + 1, x1].all()
     assert not green[40, 22], "the centre of the region stays unpainted"
     assert np.all(drawn[~green] == 128)
 
 
 @pytest.mark.parametrize(
     "image",
-    [np.full((32, 32), 0.5), np.full((32, 32), 127.5), np.full((32, 32, 1), 128, np.uint8),
-     np.full((32, 32, 3), 128, np.uint8)],
+    [
+        np.full((32, 32), 0.5),
+        np.full((32, 32), 127.5),
+        np.full((32, 32, 1), 128, np.uint8),
+        np.full((32, 32, 3), 128, np.uint8),
+    ],
     ids=["unit-float", "byte-float", "grey-uint8", "rgb-uint8"],
 )
 def test_overlay_blends_colour_map_over_image(image):

@@ -4,12 +4,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import numpy as np
+import pytest
 
-from common.explain import scores as em  # noqa: E402
-from common.errors import DataError  # noqa: E402
+from common.errors import DataError
+from common.explain import scores as em
 
 
 def square_mask(size=224, top_left=(100, 100), side=20, n=1):

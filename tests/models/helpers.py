@@ -18,9 +18,9 @@ def head_layers(model):
 def assert_head_matches(model, spec_layers, n_classes):
     """The head layers of ``model`` are the spec's, in order, then the softmax."""
     built = head_layers(model)
-    assert [type(layer) for layer in built] == [
-        models.LAYER_TYPES[entry["layer"]] for entry in spec_layers
-    ] + [keras.layers.Dense]
+    assert [type(layer) for layer in built] == [models.LAYER_TYPES[entry["layer"]] for entry in spec_layers] + [
+        keras.layers.Dense
+    ]
     for layer, entry in zip(built, spec_layers):
         if entry["layer"] == "dense":
             assert layer.units == entry["units"]

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from common.config import registry
-from common.explain.layers import finer_layers
 from common import models
+from common.config import registry
 from common.errors import DataError, ParameterError
+from common.explain.layers import finer_layers
 from common.models import backbones
 from tests.models.helpers import assert_head_matches, backbone_layers
 
@@ -45,7 +45,10 @@ def test_every_backbone_builds_flat_at_its_paper_size_with_the_paper_head_and_tr
         keras.backend.clear_session()
         setting = models.NINE_MODEL_SETTINGS[name]
         model = models.build_backbone_model(
-            name, (spec.paper_size, spec.paper_size, 3), 2, head="nine_models",
+            name,
+            (spec.paper_size, spec.paper_size, 3),
+            2,
+            head="nine_models",
             trainable_last_layers=setting.trainable_last_layers,
         )
         assert model.input.shape == (None, spec.paper_size, spec.paper_size, 3)
@@ -104,14 +107,10 @@ def test_backbone_weights_file_round_trip(tmp_path):
 
 
 def test_freezing_and_batchnorm_momentum():
-    model = models.build_backbone_model(
-        "MobileNetV2", (32, 32, 3), 2, trainable_fraction=0.3, bn_momentum=0.9
-    )
+    model = models.build_backbone_model("MobileNetV2", (32, 32, 3), 2, trainable_fraction=0.3, bn_momentum=0.9)
     backbone = backbone_layers(model)
     n_trainable = int(np.floor(0.3 * len(backbone) + 0.5))
-    assert [layer.trainable for layer in backbone] == (
-        [False] * (len(backbone) - n_trainable) + [True] * n_trainable
-    )
+    assert [layer.trainable for layer in backbone] == ([False] * (len(backbone) - n_trainable) + [True] * n_trainable)
     norms = [layer for layer in backbone if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(layer.momentum == 0.9 for layer in norms)
 
@@ -131,9 +130,7 @@ def test_freezing_and_batchnorm_momentum():
     total, trainable = models.count_params(nothing)
     assert trainable == 512 * 2 + 2  # the softmax layer only
     with pytest.raises(ParameterError, match="not both"):
-        models.build_backbone_model(
-            "VGG16", (32, 32, 3), 2, trainable_fraction=0.3, trainable_last_layers=3
-        )
+        models.build_backbone_model("VGG16", (32, 32, 3), 2, trainable_fraction=0.3, trainable_last_layers=3)
     with pytest.raises(ParameterError, match="trainable_fraction"):
         models.build_backbone_model("VGG16", (32, 32, 3), 2, trainable_fraction=1.5)
 
@@ -152,8 +149,9 @@ def test_zero_init_residual_starts_every_resnet_block_as_the_identity(tmp_path):
     # Loaded weights are never overwritten, and a backbone without residual branches is untouched.
     base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
     base.save_weights(tmp_path / "resnet50.weights.h5")
-    loaded = models.build_backbone_model("ResNet50", (32, 32, 3), 2, zero_init_residual=True,
-                                         weights=tmp_path / "resnet50.weights.h5")
+    loaded = models.build_backbone_model(
+        "ResNet50", (32, 32, 3), 2, zero_init_residual=True, weights=tmp_path / "resnet50.weights.h5"
+    )
     assert all(gamma.all() for gamma in closing_gammas(loaded))
     assert models.zero_init_residual_branches(models.build_backbone_model("VGG16", (32, 32, 3), 2), None) == 0
 
@@ -165,7 +163,11 @@ def test_backbones_table_is_read_from_the_registry(monkeypatch):
         spec = models.BACKBONES[name]
         assert spec.constructor is getattr(keras.applications, entry["application"])
         assert (spec.preprocess, spec.paper_size, spec.min_size, spec.residual_bn_suffix) == (
-            entry["preprocess"], entry["paper_size"], entry["min_size"], entry.get("residual_bn_suffix"))
+            entry["preprocess"],
+            entry["paper_size"],
+            entry["min_size"],
+            entry.get("residual_bn_suffix"),
+        )
     # The paper's input sizes (seed 002, Methods), grouped as the paper groups them.
     sizes = {name: spec.paper_size for name, spec in models.BACKBONES.items()}
     assert {size: sorted(n for n in sizes if sizes[n] == size) for size in set(sizes.values())} == {
@@ -178,7 +180,12 @@ def test_backbones_table_is_read_from_the_registry(monkeypatch):
     monkeypatch.setattr(registry, "section", lambda name: {"Mine": {"application": "NoSuchNet"}})
     with pytest.raises(ParameterError, match="backbones.Mine.*NoSuchNet"):
         backbones.load_backbones()
-    monkeypatch.setattr(registry, "section", lambda name: {
-        "VGG16": {"application": "VGG16", "preprocess": "vgg16", "paper_size": 1, "min_size": 1, "colour": "red"}})
+    monkeypatch.setattr(
+        registry,
+        "section",
+        lambda name: {
+            "VGG16": {"application": "VGG16", "preprocess": "vgg16", "paper_size": 1, "min_size": 1, "colour": "red"}
+        },
+    )
     with pytest.raises(ParameterError, match="backbones.VGG16.*colour"):
         backbones.load_backbones()

@@ -15,8 +15,16 @@ def test_multi_organ_cnn_matches_the_paper_summary():
     model.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
     assert total + len(model.optimizer.variables) == 3_305_098
     assert [type(layer).__name__ for layer in model.layers] == [
-        "InputLayer", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D",
-        "MaxPooling2D", "Flatten", "Dense", "Dense",
+        "InputLayer",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Flatten",
+        "Dense",
+        "Dense",
     ]
     assert model.output.shape == (None, 8)
     assert model.get_layer("flatten_1").output.shape == (None, 25088)

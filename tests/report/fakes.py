@@ -20,10 +20,17 @@ ROW = {"model": "ResNet50", "metric": "accuracy", "paper": 0.982, "this_run": 0.
 def fake_metrics(experiment_id: str, rows: list[dict], figures=(), source="phantoms/chest (chest-0a1b)") -> dict:
     """A metrics.json record with only what the book reads."""
     return {
-        "experiment": experiment_id, "profile": "smoke", "seed": 42,
-        "data": {"source": source}, "parameters": {},
-        "versions": {"python": "3.11", "tensorflow": "2.21.0"}, "started_at": "2026-11-22T00:00:00",
-        "wall_time_s": 12.5, "peak_memory_mb": 900.0, "paper_vs_run": rows, "figures": list(figures),
+        "experiment": experiment_id,
+        "profile": "smoke",
+        "seed": 42,
+        "data": {"source": source},
+        "parameters": {},
+        "versions": {"python": "3.11", "tensorflow": "2.21.0"},
+        "started_at": "2026-11-22T00:00:00",
+        "wall_time_s": 12.5,
+        "peak_memory_mb": 900.0,
+        "paper_vs_run": rows,
+        "figures": list(figures),
     }
 
 
@@ -40,7 +47,9 @@ def write_fake_run(results_dir: Path, experiment_id: str, rows: list[dict], figu
     nbformat.write(notebook, run_dir / f"{experiment_id}.ipynb")
     for name in figures:
         (run_dir / "figures" / f"{name}.png").write_bytes(TINY_PNG)
-    write_json_atomic(run_dir / "metrics.json", fake_metrics(experiment_id, rows, [f"{n}.png" for n in figures], **metrics))
+    write_json_atomic(
+        run_dir / "metrics.json", fake_metrics(experiment_id, rows, [f"{n}.png" for n in figures], **metrics)
+    )
 
 
 def table_rows(markdown: str) -> list[list[str]]:
@@ -52,17 +61,46 @@ def table_rows(markdown: str) -> list[list[str]]:
 def fake_bench_record() -> dict:
     """A bench.json record as ``camstudy bench`` writes it: one ratio below its target."""
     return {
-        "quick": True, "experiment": "resnet50-gradcam", "model": "ResNet50", "image_size": 96, "batch_size": 32,
-        "pipeline_vs_model": {"value": 7.345, "target": 3.0, "meets_target": True, "cold_images_per_s": 210.5,
-                              "cached_images_per_s": 880.25, "cold_ratio": 1.757,
-                              "model_train_images_per_s": 119.84},
-        "pipeline_vs_in_memory": {"value": 0.912, "target": 0.95, "meets_target": False,
-                                  "pipeline_train_images_per_s": 109.3, "in_memory_train_images_per_s": 119.84},
-        "batched_cam_speedup": {"value": 11.48, "target": 5.0, "meets_target": True,
-                                "batched_images_per_s": 45.92, "single_images_per_s": 4.0, "batch_size": 32},
+        "quick": True,
+        "experiment": "resnet50-gradcam",
+        "model": "ResNet50",
+        "image_size": 96,
+        "batch_size": 32,
+        "pipeline_vs_model": {
+            "value": 7.345,
+            "target": 3.0,
+            "meets_target": True,
+            "cold_images_per_s": 210.5,
+            "cached_images_per_s": 880.25,
+            "cold_ratio": 1.757,
+            "model_train_images_per_s": 119.84,
+        },
+        "pipeline_vs_in_memory": {
+            "value": 0.912,
+            "target": 0.95,
+            "meets_target": False,
+            "pipeline_train_images_per_s": 109.3,
+            "in_memory_train_images_per_s": 119.84,
+        },
+        "batched_cam_speedup": {
+            "value": 11.48,
+            "target": 5.0,
+            "meets_target": True,
+            "batched_images_per_s": 45.92,
+            "single_images_per_s": 4.0,
+            "batch_size": 32,
+        },
         "notebook_wall_times_s": {"iqoth": {"smoke": 41.3, "default": 612.0}, "gradcam-3d": {"default": 226.1}},
-        "machine": {"cpu_count": 2, "processor": "x86_64", "memory_gb": 7.7, "device": "CPU", "gpus": [],
-                    "tensorflow": "2.21.0", "load_average_1min": 3.25, "versions": {"python": "3.11.9"}},
+        "machine": {
+            "cpu_count": 2,
+            "processor": "x86_64",
+            "memory_gb": 7.7,
+            "device": "CPU",
+            "gpus": [],
+            "tensorflow": "2.21.0",
+            "load_average_1min": 3.25,
+            "versions": {"python": "3.11.9"},
+        },
         "measured_at": "2026-11-22T10:00:00+0000",
     }
 
@@ -86,7 +124,9 @@ def golden_metrics() -> dict[str, dict]:
     """Runs of alpha (two claims, one without an interval; two headline figures) and beta (no claims)."""
     second = {"model": "VGG16", "metric": "auc", "paper": None, "this_run": 0.5, "ci95": None}
     return {
-        "alpha": fake_metrics("alpha", [ROW, second], figures=("confusion_matrix.png", "cam_contours.png", "samples.png")),
+        "alpha": fake_metrics(
+            "alpha", [ROW, second], figures=("confusion_matrix.png", "cam_contours.png", "samples.png")
+        ),
         "beta": fake_metrics("beta", [], source="iqothnccd (/data/iqothnccd)"),
     }
 

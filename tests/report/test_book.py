@@ -131,8 +131,10 @@ def test_assembled_performance_page_takes_wall_times_from_the_run_log_of_the_bui
     results = tmp_path / "results"
     results.mkdir()
     (results / "bench.json").write_text(json.dumps(fake_bench_record()))
-    (results / "run_log.jsonl").write_text(json.dumps(
-        {"experiment": "multi-organ", "profile": "default", "ok": True, "wall_time_s": 135.2, "error": ""}) + "\n")
+    (results / "run_log.jsonl").write_text(
+        json.dumps({"experiment": "multi-organ", "profile": "default", "ok": True, "wall_time_s": 135.2, "error": ""})
+        + "\n"
+    )
     root = book.copy_book_sources(tmp_path / "root")
 
     book.assemble(results, root)

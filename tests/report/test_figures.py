@@ -50,8 +50,6 @@ def phantom_volume(shape=(48, 48, 20)):
     return body + lesion * 300.0, cam, lesion.astype(np.uint8)
 
 
-
-
 # The ratios of a bench.json record (common.bench), one below its target; other keys are ignored.
 BENCH_RECORD = {
     "quick": True,
@@ -73,12 +71,14 @@ def make_cases():
     binary_labels = (labels == 2).astype(int)
     model_names = [f"Model-{k}" for k in range(9)]
     models = {
-        name: {m: metrics_entry(0.7 + 0.02 * k) for m in ("accuracy", "precision", "recall", "specificity", "f1", "auc")}
+        name: {
+            m: metrics_entry(0.7 + 0.02 * k) for m in ("accuracy", "precision", "recall", "specificity", "f1", "auc")
+        }
         for k, name in enumerate(model_names)
     }
     volume, cam, mask = phantom_volume()
     cam_2d = np.exp(-((np.mgrid[:64, :64] - np.array([32, 36])[:, None, None]) ** 2).sum(axis=0) / 200.0)
-    overlay = (np.stack([gray_image(0)] * 3, axis=-1) * 0.6 + plt.get_cmap("jet")(cam_2d)[..., :3] * 255 * 0.4)
+    overlay = np.stack([gray_image(0)] * 3, axis=-1) * 0.6 + plt.get_cmap("jet")(cam_2d)[..., :3] * 255 * 0.4
     cm = [[28, 2, 0], [3, 25, 2], [1, 4, 25]]
     names = ["normal", "benign", "malignant"]
     return {
@@ -95,24 +95,39 @@ def make_cases():
         ),
         "roc_curves": lambda path: figures.roc_curves(labels, probs, names, path=path),
         "roc_curves_models": lambda path: figures.roc_curves_models(
-            {name: (binary_labels, probs[:, 2] + 0.05 * k * np.random.default_rng(k).random(90))
-             for k, name in enumerate(model_names)},
+            {
+                name: (binary_labels, probs[:, 2] + 0.05 * k * np.random.default_rng(k).random(90))
+                for k, name in enumerate(model_names)
+            },
             path=path,
         ),
         "metric_bars": lambda path: figures.metric_bars(models, path=path, title="test set"),
         "bar_with_reference": lambda path: figures.bar_with_reference(
             {organ: metrics_entry(0.8 + 0.02 * k) for k, organ in enumerate(["lung", "liver", "kidney", "brain"])},
             {"lung": 0.97, "liver": 0.95, "kidney": 0.96, "pancreas": 0.9},
-            ylabel="accuracy", path=path,
+            ylabel="accuracy",
+            path=path,
         ),
         "image_grid": lambda path: figures.image_grid(
-            [gray_image(k) for k in range(6)], [f"malignant_{k:04d}.png" for k in range(6)],
-            masks=[disc()] * 5 + [None], ncols=3, path=path,
+            [gray_image(k) for k in range(6)],
+            [f"malignant_{k:04d}.png" for k in range(6)],
+            masks=[disc()] * 5 + [None],
+            ncols=3,
+            path=path,
         ),
         "cam_grid": lambda path: figures.cam_grid(
-            [{"image": gray_image(k), "cam": cam_2d, "overlay": overlay, "mask": disc(),
-              "title": f"true malignant / predicted malignant (p = 0.9{k})"} for k in range(2)],
-            path=path, cam_label="Grad-CAM",
+            [
+                {
+                    "image": gray_image(k),
+                    "cam": cam_2d,
+                    "overlay": overlay,
+                    "mask": disc(),
+                    "title": f"true malignant / predicted malignant (p = 0.9{k})",
+                }
+                for k in range(2)
+            ],
+            path=path,
+            cam_label="Grad-CAM",
         ),
         "volume_views": lambda path: figures.volume_views(volume, cam=cam, mask=mask, path=path),
         "volume_views_mip": lambda path: figures.volume_views(volume, cam=cam, projection="max", path=path),
@@ -211,7 +226,10 @@ def test_bench_ratios_draw_one_panel_per_ratio_with_its_target_line():
     figure = figures.bench_ratios(BENCH_RECORD)
     try:
         assert [axis.get_title() for axis in figure.axes] == [
-            "pipeline vs model", "pipeline vs in memory", "batched cam speedup"]
+            "pipeline vs model",
+            "pipeline vs in memory",
+            "batched cam speedup",
+        ]
         for axis, key in zip(figure.axes, ("pipeline_vs_model", "pipeline_vs_in_memory", "batched_cam_speedup")):
             (bar,) = axis.patches
             (target_line,) = axis.lines

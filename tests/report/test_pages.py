@@ -37,25 +37,40 @@ def test_overview_gives_every_experiment_a_row_with_claim_ci_profile_and_data(tm
     for row in rows:
         by_experiment.setdefault(re.match(r"\[([\w-]+)\]", row[0]).group(1), []).append(row)
     assert list(by_experiment) == registry.experiment_ids()
-    assert by_experiment["resnet50-gradcam"] == [[
-        "[resnet50-gradcam](../experiments/resnet50-gradcam)", "ResNet50", "accuracy", "0.982",
-        "0.750 [0.250,\u00a01.000]", "smoke, phantoms/\u200bchest"]]
+    assert by_experiment["resnet50-gradcam"] == [
+        [
+            "[resnet50-gradcam](../experiments/resnet50-gradcam)",
+            "ResNet50",
+            "accuracy",
+            "0.982",
+            "0.750 [0.250,\u00a01.000]",
+            "smoke, phantoms/\u200bchest",
+        ]
+    ]
     # A paper without numbers still gets its row, with this run's profile and data.
     assert by_experiment["iqoth"][0][3] == "no numbers reported"
     assert by_experiment["iqoth"][0][5] == "smoke, iqothnccd"
     assert by_experiment["gradcam-3d"][0][4] == "not run"
     # Headline figures: confusion matrix and heatmaps, not every figure.
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
-        "resnet50-gradcam-cam_grid.png", "resnet50-gradcam-confusion_matrix.png"]
+        "resnet50-gradcam-cam_grid.png",
+        "resnet50-gradcam-confusion_matrix.png",
+    ]
     assert "```{figure} figures/resnet50-gradcam-cam_grid.png" in page
 
 
-@pytest.mark.parametrize("source, tags", [
-    ('fig = figures.cam_grid(rows, path=run.figure_path("cam_grid"))', ["figure-cam_grid"]),
-    ("a(run.figure_path('roc'))\nb(run.figure_path( 'cm' ))\nc(run.figure_path('roc'))", ["figure-roc", "figure-cm"]),
-    ('figures.cam_grid(rows, path=run.figure_path(f"cam_layers_{name}"))', ["figure-cam_layers"]),
-    ("figures.cam_grid(rows)", []),
-])
+@pytest.mark.parametrize(
+    "source, tags",
+    [
+        ('fig = figures.cam_grid(rows, path=run.figure_path("cam_grid"))', ["figure-cam_grid"]),
+        (
+            "a(run.figure_path('roc'))\nb(run.figure_path( 'cm' ))\nc(run.figure_path('roc'))",
+            ["figure-roc", "figure-cm"],
+        ),
+        ('figures.cam_grid(rows, path=run.figure_path(f"cam_layers_{name}"))', ["figure-cam_layers"]),
+        ("figures.cam_grid(rows)", []),
+    ],
+)
 def test_figure_tags_name_the_figures_a_cell_saves(source, tags):
     assert pages.figure_tags(source) == tags
 
@@ -83,9 +98,13 @@ def test_overview_missing_page_and_banner_render_their_golden_text(tmp_path, mon
     use_golden_registry(monkeypatch)
     metrics = golden_metrics()
     for experiment_id, record in metrics.items():
-        write_fake_run(tmp_path / "results", experiment_id, record["paper_vs_run"],
-                       figures=[name.removesuffix(".png") for name in record["figures"]],
-                       source=record["data"]["source"])
+        write_fake_run(
+            tmp_path / "results",
+            experiment_id,
+            record["paper_vs_run"],
+            figures=[name.removesuffix(".png") for name in record["figures"]],
+            source=record["data"]["source"],
+        )
     (tmp_path / "figures").mkdir()
 
     overview = pages.overview_markdown(metrics, tmp_path / "figures", tmp_path / "results")
@@ -95,4 +114,6 @@ def test_overview_missing_page_and_banner_render_their_golden_text(tmp_path, mon
     assert pages.missing_page("gamma") == (GOLDEN / "missing.md").read_text(encoding="utf-8")
     assert notebook.cells[1].source == (GOLDEN / "banner.md").read_text(encoding="utf-8")
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
-        "alpha-cam_contours.png", "alpha-confusion_matrix.png"]
+        "alpha-cam_contours.png",
+        "alpha-confusion_matrix.png",
+    ]

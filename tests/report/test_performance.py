@@ -34,16 +34,22 @@ def test_performance_page_renders_every_number_from_the_bench_record(tmp_path):
     assert f"```{{figure}} figures/{performance.BENCH_FIGURE}" in page
     assert figures.plt.get_fignums() == []  # the page closes its figure
     # The machine, and that it was busy: load 3.25 on 2 CPUs.
-    for text in ("**CPUs:** 2 (x86_64)", "**Memory:** 7.7 GB", "**Device:** CPU", "**TensorFlow:** 2.21.0",
-                 "when measured:** 3.25 (higher than the CPU count", "with `--quick`"):
+    for text in (
+        "**CPUs:** 2 (x86_64)",
+        "**Memory:** 7.7 GB",
+        "**Device:** CPU",
+        "**TensorFlow:** 2.21.0",
+        "when measured:** 3.25 (higher than the CPU count",
+        "with `--quick`",
+    ):
         assert text in page
     wall_times = table_rows(page.split("## Notebook wall times")[1])
     # Each time stands beside the registry's budget for that profile (the paper profile has none).
-    assert wall_times == [["iqoth", "41 (budget 60)", "612 (budget 300)", "–"],
-                          ["gradcam-3d", "– (budget 60)", "226 (budget 300)", "–"]]
+    assert wall_times == [
+        ["iqoth", "41 (budget 60)", "612 (budget 300)", "–"],
+        ["gradcam-3d", "– (budget 60)", "226 (budget 300)", "–"],
+    ]
     assert "No measurement yet" not in page
-
-
 
 
 def test_performance_page_explains_every_ratio_it_tabulates(tmp_path):
@@ -60,7 +66,8 @@ def test_performance_page_renders_its_golden_text(tmp_path, monkeypatch):
     page = performance.performance_markdown(golden_bench_record(), tmp_path)
     assert page == (GOLDEN / "performance.md").read_text(encoding="utf-8")
     assert performance.performance_markdown(None, tmp_path) == (GOLDEN / "performance-none.md").read_text(
-        encoding="utf-8")
+        encoding="utf-8"
+    )
 
 
 def test_read_bench_returns_none_without_a_file_and_refuses_broken_json(tmp_path):

@@ -14,9 +14,17 @@ def test_cell_escapes_pipes_and_dashes_none():
     assert render.cell(0) == "0"
 
 
-@pytest.mark.parametrize("value, digits, text", [
-    (7.345, 2, "7.34"), (880.25, 1, "880.2"), (41.3, 0, "41"), (float("nan"), 2, "–"), ("7", 2, "–"), (None, 1, "–"),
-])
+@pytest.mark.parametrize(
+    "value, digits, text",
+    [
+        (7.345, 2, "7.34"),
+        (880.25, 1, "880.2"),
+        (41.3, 0, "41"),
+        (float("nan"), 2, "–"),
+        ("7", 2, "–"),
+        (None, 1, "–"),
+    ],
+)
 def test_number_formats_numbers_only(value, digits, text):
     assert render.number(value, digits) == text
 
@@ -29,7 +37,12 @@ def test_fixed3_and_one_line():
 
 def test_every_template_renders_and_an_unknown_name_is_an_error():
     assert sorted(p.name for p in render.TEMPLATE_DIR.iterdir()) == [
-        "banner.md.j2", "datasets.md.j2", "missing.md.j2", "overview.md.j2", "performance.md.j2"]
+        "banner.md.j2",
+        "datasets.md.j2",
+        "missing.md.j2",
+        "overview.md.j2",
+        "performance.md.j2",
+    ]
     assert render.render("missing.md.j2", title="T", experiment_id="x").startswith("# T\n\nThis experiment")
     with pytest.raises(jinja2.UndefinedError):
         render.render("missing.md.j2", title="T")

@@ -9,8 +9,9 @@ from common.report.results import METRICS_KEYS, RunRecorder, run_banner, to_json
 
 
 def test_numpy_values_and_nan_become_plain_json():
-    converted = to_jsonable({"a": np.float32(0.5), "b": np.arange(3), "c": float("nan"), "d": (np.int64(2),),
-                             "e": np.float64("nan")})
+    converted = to_jsonable(
+        {"a": np.float32(0.5), "b": np.arange(3), "c": float("nan"), "d": (np.int64(2),), "e": np.float64("nan")}
+    )
     assert converted == {"a": 0.5, "b": [0, 1, 2], "c": None, "d": [2], "e": None}
     json.dumps(converted, allow_nan=False)
 

@@ -15,18 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from common.report import book
-from common.config import registry
 from common import runner
+from common.config import registry
+from common.report import book
 from common.report.results import project_root
+from tests.browser import headless_chromium
 
 SCREENSHOT = project_root() / "_build" / "screenshots" / "overview.png"
-# Chromium flags that work offline, as root, without a display.
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-)
 # Cells are tagged by the figures they save (book.figure_tags); the names differ per experiment.
 CONFUSION_CELLS = 'div.cell[class*="tag_figure-confusion"]'
 HEATMAP_CELLS = 'div.cell[class*="tag_figure-cam"]'
@@ -37,8 +32,7 @@ def experiments_with_notebooks() -> list[str]:
 
 
 def test_every_registered_experiment_has_a_notebook():
-    missing = [str(runner.notebook_path(e)) for e in registry.experiment_ids()
-               if not runner.notebook_path(e).exists()]
+    missing = [str(runner.notebook_path(e)) for e in registry.experiment_ids() if not runner.notebook_path(e).exists()]
     assert not missing, f"the book needs every experiment's notebook; missing: {missing}"
 
 
@@ -78,22 +72,8 @@ def test_book_builds_with_warnings_as_errors_and_no_broken_links(built_book):
 @pytest.fixture(scope="module")
 def browser():
     """Headless Chromium through selenium; skips when Chromium or its driver is not installed."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        pytest.skip("chromium and chromedriver not found; install the Debian packages "
-                    "chromium and chromium-driver (`make browser`)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
     profile_dir = Path(tempfile.mkdtemp(prefix="camstudy-chromium-"))
-    options.add_argument(f"--user-data-dir={profile_dir}")
-    options.add_argument("--window-size=1400,1000")
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver = headless_chromium(profile_dir, "1400x1000")
     # Pages refer to a CDN for MathJax; offline that request fails and must not hang the test.
     driver.set_page_load_timeout(60)
     try:
@@ -149,8 +129,9 @@ def test_experiment_pages_show_confusion_matrix_and_heatmaps(built_book, browser
 def test_overview_table_has_a_row_per_experiment_and_is_screenshotted(built_book, browser):
     html_dir, ran, _ = built_book
     load(browser, html_dir / book.GENERATED / "overview.html")
-    first_cells = [cell.text.strip() for cell in
-                   browser.find_elements("css selector", "main table tbody tr td:first-child")]
+    first_cells = [
+        cell.text.strip() for cell in browser.find_elements("css selector", "main table tbody tr td:first-child")
+    ]
     for experiment_id in registry.experiment_ids():
         assert experiment_id in first_cells, f"overview has no row for {experiment_id}"
     for experiment_id in ran:
@@ -158,7 +139,8 @@ def test_overview_table_has_a_row_per_experiment_and_is_screenshotted(built_book
         assert "not run" not in rows[0].text, f"{experiment_id} ran but the overview says it did not"
     # Tall enough for the whole table and the start of the headline figures.
     table_bottom = browser.execute_script(
-        "return document.querySelector('main table').getBoundingClientRect().bottom + window.scrollY")
+        "return document.querySelector('main table').getBoundingClientRect().bottom + window.scrollY"
+    )
     browser.set_window_size(1400, int(table_bottom) + 700)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOT))

@@ -4,17 +4,19 @@ import pytest
 
 from common.config import registry
 from common.report.results import METRICS_KEYS
-
 from tests.runs.checks import assert_metric_entry, assert_png
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "specificity", "f1", "auc")
 FIGURES = ("samples", "training_curves", "confusion_matrix", "roc_curves", "cam_grid")
 
 
-@pytest.mark.parametrize("experiment_id, models", [
-    pytest.param("resnet50-gradcam", ["ResNet50", "plain_cnn"], marks=pytest.mark.notebook("resnet50-gradcam")),
-    pytest.param("iqoth", ["ResNet50"], marks=pytest.mark.notebook("iqoth")),
-])
+@pytest.mark.parametrize(
+    "experiment_id, models",
+    [
+        pytest.param("resnet50-gradcam", ["ResNet50", "plain_cnn"], marks=pytest.mark.notebook("resnet50-gradcam")),
+        pytest.param("iqoth", ["ResNet50"], marks=pytest.mark.notebook("iqoth")),
+    ],
+)
 def test_smoke_run_writes_metrics_with_cis_and_figures(smoke_results, experiment_id, models):
     record = smoke_results(experiment_id)
     metrics = record["metrics"]

@@ -5,13 +5,20 @@ import pytest
 
 from common.config import registry
 from common.report.results import METRICS_KEYS
-
 from tests.runs.checks import assert_metric_entry, assert_png
 
 EXPERIMENT = "gradcam-3d"
 CV_METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "auc")
-FIGURES = ("dicom_slices", "dicom_volume", "sobel", "training_curves", "confusion_matrix", "roc_curves",
-           "cam_grid", "cam_mip")
+FIGURES = (
+    "dicom_slices",
+    "dicom_volume",
+    "sobel",
+    "training_curves",
+    "confusion_matrix",
+    "roc_curves",
+    "cam_grid",
+    "cam_mip",
+)
 
 
 @pytest.mark.notebook(EXPERIMENT)

@@ -6,13 +6,19 @@ import pytest
 
 from common.config import registry
 from common.report.results import METRICS_KEYS
-
 from tests.runs.checks import assert_metric_entry, assert_png
 
 EXPERIMENT = "multi-organ"
 METRIC_NAMES = ("accuracy", "precision", "recall", "specificity", "f1", "auc")
-FIGURES = ("samples", "training_curves", "confusion_matrix", "roc_curves", "per_organ_accuracy",
-           "organ_confusion_matrix", "cam_contours")
+FIGURES = (
+    "samples",
+    "training_curves",
+    "confusion_matrix",
+    "roc_curves",
+    "per_organ_accuracy",
+    "organ_confusion_matrix",
+    "cam_contours",
+)
 ORGANS = ["brain", "breast", "kidney", "lung"]
 
 
@@ -59,7 +65,7 @@ def test_organ_and_tumour_accuracies_agree_with_the_confusion_matrix(smoke_resul
     for k, organ in enumerate(ORGANS):
         entry = metrics["tumour_accuracy_per_organ"][organ]
         assert_metric_entry(entry)
-        rows = matrix[2 * k:2 * k + 2]
+        rows = matrix[2 * k : 2 * k + 2]
         tumour_right = sum(row[j] for i, row in enumerate(rows) for j in range(8) if j % 2 == i)
         assert entry["value"] == pytest.approx(tumour_right / sum(map(sum, rows)))
 
@@ -76,8 +82,9 @@ def test_explanations_and_paper_rows(smoke_results):
     assert rows[("CNN", "accuracy")]["paper"] == pytest.approx(0.9326)
     assert rows[("CNN", "accuracy")]["this_run"] == metrics["models"]["CNN"]["accuracy"]["value"]
     notebook = json.loads((record["dir"] / f"{EXPERIMENT}.ipynb").read_text())
-    assert not any(output.get("output_type") == "error"
-                   for cell in notebook["cells"] for output in cell.get("outputs", []))
+    assert not any(
+        output.get("output_type") == "error" for cell in notebook["cells"] for output in cell.get("outputs", [])
+    )
 
 
 @pytest.mark.notebook(EXPERIMENT, twice=[EXPERIMENT])
@@ -91,6 +98,11 @@ def test_a_second_run_with_the_same_profile_and_seed_gives_identical_metrics(smo
     second = smoke_results.second(EXPERIMENT)["metrics"]
     assert first["models"] and first["models"] == second["models"]
     # Training curves too, loss by loss; only the wall time per epoch may differ.
-    curves = [{name: {key: values for key, values in history.items() if key != "time_s"}
-               for name, history in run.get("histories", {}).items()} for run in (first, second)]
+    curves = [
+        {
+            name: {key: values for key, values in history.items() if key != "time_s"}
+            for name, history in run.get("histories", {}).items()
+        }
+        for run in (first, second)
+    ]
     assert curves[0] == curves[1]

@@ -9,11 +9,31 @@ from common.report.results import METRICS_KEYS
 from tests.runs.checks import assert_metric_entry, assert_png
 
 EXPERIMENT = "nine-models"
-NINE = ["DenseNet121", "MobileNetV2", "InceptionV3", "InceptionResNetV2", "ResNet50", "ResNet101", "VGG16",
-        "VGG19", "Xception"]
-FIGURES = ("samples", "roc_curves", "metric_bars", "confusion_matrix", "confusion_matrix_grid", "training_curves",
-           "cam_grid", "cam_grid_chosen_layers", "cam_layers_ResNet50", "cam_layers_VGG19", "cam_layers_InceptionV3",
-           "explanation_scores")
+NINE = [
+    "DenseNet121",
+    "MobileNetV2",
+    "InceptionV3",
+    "InceptionResNetV2",
+    "ResNet50",
+    "ResNet101",
+    "VGG16",
+    "VGG19",
+    "Xception",
+]
+FIGURES = (
+    "samples",
+    "roc_curves",
+    "metric_bars",
+    "confusion_matrix",
+    "confusion_matrix_grid",
+    "training_curves",
+    "cam_grid",
+    "cam_grid_chosen_layers",
+    "cam_layers_ResNet50",
+    "cam_layers_VGG19",
+    "cam_layers_InceptionV3",
+    "explanation_scores",
+)
 COSTS = ("params_total", "params_trainable", "train_seconds", "inference_images_per_s")
 
 
@@ -83,5 +103,6 @@ def test_figures_cam_layers_and_explanations(smoke_results):
             assert_metric_entry(by_method["gradcam"][score])  # undefined (None) when no image qualifies
             assert by_method["gradcam"][score]["n"] >= 0
     notebook = nbformat.read(record["dir"] / f"{EXPERIMENT}.ipynb", as_version=4)
-    assert not any(output.get("output_type") == "error"
-               for cell in notebook.cells for output in cell.get("outputs", []))
+    assert not any(
+        output.get("output_type") == "error" for cell in notebook.cells for output in cell.get("outputs", [])
+    )

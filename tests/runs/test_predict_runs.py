@@ -7,9 +7,13 @@ import pytest
 from common import predict
 
 
-@pytest.mark.parametrize("experiment_id", [
-    pytest.param(experiment_id, marks=pytest.mark.notebook(experiment_id))
-    for experiment_id in ("multi-organ", "gradcam-3d")])
+@pytest.mark.parametrize(
+    "experiment_id",
+    [
+        pytest.param(experiment_id, marks=pytest.mark.notebook(experiment_id))
+        for experiment_id in ("multi-organ", "gradcam-3d")
+    ],
+)
 def test_predict_loads_the_runs_model_and_explains_one_input(smoke_results, experiment_id, tmp_path):
     record = smoke_results(experiment_id)
     card = json.loads((record["dir"] / "model_card.json").read_text())

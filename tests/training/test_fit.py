@@ -29,9 +29,7 @@ def test_set_seed_makes_training_repeatable():
     second_weights, second_history = run()
     for first, second in zip(first_weights, second_weights, strict=True):
         np.testing.assert_array_equal(first, second)
-    pd.testing.assert_frame_equal(
-        first_history.drop(columns="time_s"), second_history.drop(columns="time_s")
-    )
+    pd.testing.assert_frame_equal(first_history.drop(columns="time_s"), second_history.drop(columns="time_s"))
 
 
 def test_fit_writes_history_and_model_and_restores_the_best_weights(tmp_path):
@@ -40,12 +38,8 @@ def test_fit_writes_history_and_model_and_restores_the_best_weights(tmp_path):
     # Validation labels are the training labels flipped: the better the model
     # learns, the worse val_loss gets, so the best epoch is not the last one.
     model = fit.compile_model(tiny_model(), lr=0.05)
-    history = fit.fit(
-        model, batches(x, y), batches(x, 1 - y), epochs=6, patience=2, out_dir=tmp_path, verbose=0
-    )
-    assert list(history.columns) == [
-        "epoch", "accuracy", "loss", "val_accuracy", "val_loss", "time_s"
-    ]
+    history = fit.fit(model, batches(x, y), batches(x, 1 - y), epochs=6, patience=2, out_dir=tmp_path, verbose=0)
+    assert list(history.columns) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss", "time_s"]
     assert history["epoch"].tolist() == list(range(1, len(history) + 1))
     assert (history["time_s"] > 0).all()
     best = history["val_loss"].idxmin()
@@ -56,9 +50,7 @@ def test_fit_writes_history_and_model_and_restores_the_best_weights(tmp_path):
     written = pd.read_csv(tmp_path / "history.csv")
     pd.testing.assert_frame_equal(written, history, check_dtype=False)
     reloaded = saving.load_model_safe(tmp_path / "model.keras")
-    np.testing.assert_allclose(
-        fit.predict_proba(reloaded, x), fit.predict_proba(model, x), rtol=1e-6
-    )
+    np.testing.assert_allclose(fit.predict_proba(reloaded, x), fit.predict_proba(model, x), rtol=1e-6)
 
 
 @pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "categorical_crossentropy"])
@@ -126,7 +118,7 @@ def _dense_bn_dropout_model():
 def test_recalibrate_batch_norm_sets_plain_means_with_dropout_off():
     model = _dense_bn_dropout_model()
     x = np.random.default_rng(0).normal(3.0, 2.0, (32, 4)).astype("float32")
-    batches = [(x[i:i + 8], np.zeros(8, int)) for i in range(0, 32, 8)]
+    batches = [(x[i : i + 8], np.zeros(8, int)) for i in range(0, 32, 8)]
     assert fit.recalibrate_batch_norm(model, batches) == 4
 
     # First batch norm: the mean over batches of each batch's mean and (biased) variance of its input.
@@ -147,15 +139,19 @@ def test_a_traced_forward_recalibrates_as_the_eager_one_and_is_reused():
     eager, traced = _dense_bn_dropout_model(), _dense_bn_dropout_model()
     traced.set_weights(eager.get_weights())
     x = np.random.default_rng(2).normal(1.0, 3.0, (40, 4)).astype("float32")
-    batches = [(x[i:i + 8], np.zeros(8, int)) for i in range(0, 40, 8)]  # the last one partial
+    batches = [(x[i : i + 8], np.zeros(8, int)) for i in range(0, 40, 8)]  # the last one partial
     forward = tf.function(lambda images: traced(images, training=True), reduce_retracing=True)
     fit.recalibrate_batch_norm(eager, batches, max_batches=3)
     for _ in range(2):  # traced with momentum 0 and dropout off, which the second call sets again
         fit.recalibrate_batch_norm(traced, batches, max_batches=3, forward=forward)
     for name in ("bn", "bn_2"):
         for variable in ("moving_mean", "moving_variance"):
-            np.testing.assert_allclose(getattr(traced.get_layer(name), variable).numpy(),
-                                       getattr(eager.get_layer(name), variable).numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                getattr(traced.get_layer(name), variable).numpy(),
+                getattr(eager.get_layer(name), variable).numpy(),
+                rtol=1e-5,
+                atol=1e-6,
+            )
     assert forward.experimental_get_tracing_count() == 1
     assert traced.get_layer("bn").momentum == 0.99 and traced.get_layer("drop").rate == 0.5
 

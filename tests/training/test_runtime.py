@@ -22,8 +22,11 @@ def test_gpu_speedups_switch_mixed_precision_and_xla_together():
         on_cpu = runtime.gpu_speedups("auto")
         if not tf.config.list_physical_devices("GPU"):
             assert on_cpu == {
-                "enabled": False, "mixed_precision": False, "jit_compile": False,
-                "dtype_policy": "float32", "gpus": 0,
+                "enabled": False,
+                "mixed_precision": False,
+                "jit_compile": False,
+                "dtype_policy": "float32",
+                "gpus": 0,
             }
         forced = runtime.gpu_speedups(True)
         assert forced["mixed_precision"] and forced["jit_compile"]
@@ -96,6 +99,9 @@ def test_mirrored_strategy_step_equals_single_device_step():
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(SRC))
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED_SCRIPT],
-        env=environment, capture_output=True, text=True, timeout=120,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert "MIRRORED_OK" in result.stdout, result.stderr[-3000:]

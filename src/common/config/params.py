@@ -25,8 +25,9 @@ import dataclasses
 import functools
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from common.config import registry
 from common.errors import ParameterError
@@ -34,8 +35,17 @@ from common.errors import ParameterError
 # The words YAML 1.1 reads as booleans, besides true and false (see registry.parse_value).
 YAML_BOOLEAN_WORDS = {"on": True, "yes": True, "off": False, "no": False}
 # The run-context keys of as_dict(), in their order after the parameters.
-CONTEXT_KEYS = ("experiment", "profile", "data_dir", "data_source", "task", "classes", "positive",
-                "label_map", "manifest")
+CONTEXT_KEYS = (
+    "experiment",
+    "profile",
+    "data_dir",
+    "data_source",
+    "task",
+    "classes",
+    "positive",
+    "label_map",
+    "manifest",
+)
 PHANTOM_KEYS = ("phantom_kind", "phantom_classes")
 
 
@@ -44,7 +54,7 @@ def parameter() -> Any:
     return dataclasses.field(metadata={"parameter": True})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def examples(experiment_id: str) -> dict[str, Any]:
     """Each parameter's example value for messages: its default, else the first profile value set.
 
@@ -298,22 +308,19 @@ def params_class(experiment_id: str) -> type[RunParams]:
     return PARAMS_CLASSES[experiment_id]
 
 
-def from_registry(experiment_id: str, profile: str, overrides: Mapping[str, Any] | None,
-                  data_dir: str | Path | None) -> RunParams:
+def from_registry(
+    experiment_id: str, profile: str, overrides: Mapping[str, Any] | None, data_dir: str | Path | None
+) -> RunParams:
     """The body of :func:`common.config.registry.resolve` (see there): registry values -> typed parameters."""
     entry = registry.experiment(experiment_id)
     if profile not in registry.PROFILES:
-        raise ParameterError(
-            f"Unknown profile {profile!r}; choose one of {', '.join(registry.PROFILES)}."
-        )
+        raise ParameterError(f"Unknown profile {profile!r}; choose one of {', '.join(registry.PROFILES)}.")
     base = entry["parameters"]
     values = dict(base)
     values.update(entry["profiles"].get(profile) or {})
     for name, value in (overrides or {}).items():
         if name not in base:
-            raise ParameterError(
-                f"Unknown parameter {name!r} for {experiment_id}; known: {', '.join(sorted(base))}."
-            )
+            raise ParameterError(f"Unknown parameter {name!r} for {experiment_id}; known: {', '.join(sorted(base))}.")
         values[name] = value  # checked against its annotation on construction
 
     source = "real_data" if data_dir is not None else "phantoms"

@@ -15,16 +15,23 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Mapping, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import yaml
 
 from common.errors import ParameterError
 
 if TYPE_CHECKING:
-    from common.config.params import (Gradcam3dParams, IqothParams, MultiOrganParams, NineModelsParams,
-                                      ResNet50GradCamParams, RunParams)
+    from common.config.params import (
+        Gradcam3dParams,
+        IqothParams,
+        MultiOrganParams,
+        NineModelsParams,
+        ResNet50GradCamParams,
+        RunParams,
+    )
 
 REGISTRY_FILE = Path(__file__).with_name("registry.yaml")
 PROFILES = ("smoke", "default", "paper")
@@ -54,9 +61,7 @@ def experiment(experiment_id: str) -> dict:
     """
     experiments = _load()["experiments"]
     if experiment_id not in experiments:
-        raise ParameterError(
-            f"Unknown experiment {experiment_id!r}; choose one of {', '.join(experiments)}."
-        )
+        raise ParameterError(f"Unknown experiment {experiment_id!r}; choose one of {', '.join(experiments)}.")
     entry = copy.deepcopy(experiments[experiment_id])
     entry["id"] = experiment_id
     return entry

@@ -178,8 +178,9 @@ def audit_samples(
     }
 
 
-def _near_pairs(near: np.ndarray, exact: np.ndarray, cosine: np.ndarray, hamming: np.ndarray,
-                paths: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:
+def _near_pairs(
+    near: np.ndarray, exact: np.ndarray, cosine: np.ndarray, hamming: np.ndarray, paths: np.ndarray, labels: np.ndarray
+) -> list[dict[str, Any]]:
     """Every near pair once (upper triangle of ``near``), most similar first."""
     first, second = np.nonzero(np.triu(near, k=1))
     order = np.lexsort((second, first, -cosine[first, second]))
@@ -215,8 +216,14 @@ def groups_table(audit_result: dict[str, Any]) -> pd.DataFrame:
     ``file``, ``label``, ``label_conflict``.
     """
     rows = [
-        {"kind": kind, "group": group["id"], "size": group["size"], "file": file, "label": label,
-         "label_conflict": group["label_conflict"]}
+        {
+            "kind": kind,
+            "group": group["id"],
+            "size": group["size"],
+            "file": file,
+            "label": label,
+            "label_conflict": group["label_conflict"],
+        }
         for kind in ("exact", "near")
         for group in audit_result[f"{kind}_groups"]
         for file, label in zip(group["files"], group["labels"])
@@ -264,8 +271,9 @@ def groups_from_audit(samples: pd.DataFrame, audit_result: dict[str, Any], group
     return result
 
 
-def duplicate_links(samples: pd.DataFrame, audit_result: dict[str, Any], between: tuple[str, str] = ("train", "test")
-                    ) -> pd.DataFrame:
+def duplicate_links(
+    samples: pd.DataFrame, audit_result: dict[str, Any], between: tuple[str, str] = ("train", "test")
+) -> pd.DataFrame:
     """Pairs of the audit whose two images sit in the two given splits.
 
     Args:
@@ -285,15 +293,17 @@ def duplicate_links(samples: pd.DataFrame, audit_result: dict[str, Any], between
     split_a, split_b = pairs["file_a"].map(split_of), pairs["file_b"].map(split_of)
     forward = (split_a == between[0]) & (split_b == between[1])
     backward = (split_a == between[1]) & (split_b == between[0]) & ~forward
-    swapped = pairs[backward].rename(columns={"file_a": "file_b", "file_b": "file_a",
-                                              "label_a": "label_b", "label_b": "label_a"})
+    swapped = pairs[backward].rename(
+        columns={"file_a": "file_b", "file_b": "file_a", "label_a": "label_b", "label_b": "label_a"}
+    )
     links = pd.concat([pairs[forward], swapped[columns]], ignore_index=True)
     links["split_a"], links["split_b"] = between
     return links.sort_values("cosine", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def train_test_duplicate_share(samples: pd.DataFrame, audit_result: dict[str, Any], train: str = "train",
-                               test: str = "test") -> dict[str, Any]:
+def train_test_duplicate_share(
+    samples: pd.DataFrame, audit_result: dict[str, Any], train: str = "train", test: str = "test"
+) -> dict[str, Any]:
     """Share of training images that have an exact or near duplicate in the test set.
 
     Args:
@@ -342,8 +352,11 @@ def cross_split_pairs_figure(samples: pd.DataFrame, audit_result: dict[str, Any]
 
     split_names = [name for name in ("train", "val", "test") if name in set(samples["split"])]
     links = pd.concat(
-        [duplicate_links(samples, audit_result, (a, b))
-         for position, a in enumerate(split_names) for b in split_names[position:]],
+        [
+            duplicate_links(samples, audit_result, (a, b))
+            for position, a in enumerate(split_names)
+            for b in split_names[position:]
+        ],
         ignore_index=True,
     )
     if links.empty:

@@ -63,8 +63,9 @@ def _mirror(seed: tf.Tensor, n: tf.Tensor, active: bool) -> tf.Tensor:
     return tf.where(tf.random.stateless_uniform([n], seed) < 0.5, -1.0, 1.0)
 
 
-def affine_transforms(augment: Mapping[str, Any], seed: tf.Tensor, n: tf.Tensor,
-                      height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+def affine_transforms(
+    augment: Mapping[str, Any], seed: tf.Tensor, n: tf.Tensor, height: tf.Tensor, width: tf.Tensor
+) -> tf.Tensor:
     """``(n, 8)`` projective transforms, output pixel -> input pixel, one per image.
 
     Args:
@@ -112,8 +113,13 @@ def random_affine(images: tf.Tensor, seed: tf.Tensor, augment: Mapping[str, Any]
     shape = tf.shape(images)
     transforms = affine_transforms(augment, seed, shape[0], shape[1], shape[2])
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=shape[1:3], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="CONSTANT")
+        images=images,
+        transforms=transforms,
+        output_shape=shape[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
 
 
 def with_batch_seeds(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:

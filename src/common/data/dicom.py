@@ -132,9 +132,7 @@ def load_series(
     return volume.astype(np.float32, copy=False), info
 
 
-def _series_info(
-    ordered: list[tuple[Path, pydicom.Dataset]], positions: np.ndarray | None, sorted_by: str
-) -> dict:
+def _series_info(ordered: list[tuple[Path, pydicom.Dataset]], positions: np.ndarray | None, sorted_by: str) -> dict:
     """What :func:`load_series` read: series, files in order, source shape, ordering, spacing."""
     first = ordered[0][1]
     return {
@@ -368,9 +366,7 @@ def _order_slices(
 
     orientations = np.array([[float(v) for v in ds.ImageOrientationPatient] for _, ds in headers])
     if np.abs(orientations - orientations[0]).max() > ORIENTATION_TOLERANCE:
-        groups = _files_by_value(
-            headers, lambda ds: tuple(round(float(v), 4) for v in ds.ImageOrientationPatient)
-        )
+        groups = _files_by_value(headers, lambda ds: tuple(round(float(v), 4) for v in ds.ImageOrientationPatient))
         raise DataError(
             f"{folder}: slices with different ImageOrientationPatient: "
             f"{_describe_groups(groups, str)}; remove the scout/localiser or other-plane images"

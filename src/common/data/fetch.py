@@ -95,8 +95,7 @@ def download_spec(manifest: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def download(url: str, destination: str | Path, expected_sha256: str | None = None,
-             progress: bool = False) -> str:
+def download(url: str, destination: str | Path, expected_sha256: str | None = None, progress: bool = False) -> str:
     """Stream ``url`` into ``destination`` and return the file's SHA-256.
 
     Args:
@@ -272,8 +271,13 @@ def fetch(manifest: Mapping[str, Any] | str | Path, out_dir: str | Path, progres
     if out_dir.exists() and not _is_empty_folder(out_dir):
         report = manifests.verify(manifest, out_dir) if out_dir.is_dir() else {"ok": False}
         if report["ok"]:
-            return {"status": "present", "out_dir": out_dir, "sha256": None,
-                    "checksum_checked": False, "report": report}
+            return {
+                "status": "present",
+                "out_dir": out_dir,
+                "sha256": None,
+                "checksum_checked": False,
+                "report": report,
+            }
         raise DataError(
             f"{out_dir} already holds files that do not match the manifest {manifest['name']}; fetch never "
             "writes into such a folder. Remove it (or run `camstudy data verify` to see what differs), "
@@ -307,16 +311,26 @@ def fetch(manifest: Mapping[str, Any] | str | Path, out_dir: str | Path, progres
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     report = dict(report, data_dir=str(out_dir))
-    return {"status": "downloaded", "out_dir": out_dir, "sha256": digest,
-            "checksum_checked": spec["sha256"] is not None, "report": report}
+    return {
+        "status": "downloaded",
+        "out_dir": out_dir,
+        "sha256": digest,
+        "checksum_checked": spec["sha256"] is not None,
+        "report": report,
+    }
 
 
 def describe(result: Mapping[str, Any]) -> str:
     """One paragraph for the CLI about what :func:`fetch` did."""
     if result["status"] == "present":
-        return (f"{result['out_dir']} already verifies against the manifest; nothing downloaded, "
-                f"nothing overwritten.\n{manifests.format_report(result['report'])}")
-    checksum = ("the archive's SHA-256 matched the manifest" if result["checksum_checked"] else
-                f"the manifest has no SHA-256 for the archive; this download's is {result['sha256']} "
-                "(add it to the manifest's download.sha256 to pin it)")
+        return (
+            f"{result['out_dir']} already verifies against the manifest; nothing downloaded, "
+            f"nothing overwritten.\n{manifests.format_report(result['report'])}"
+        )
+    checksum = (
+        "the archive's SHA-256 matched the manifest"
+        if result["checksum_checked"]
+        else f"the manifest has no SHA-256 for the archive; this download's is {result['sha256']} "
+        "(add it to the manifest's download.sha256 to pin it)"
+    )
     return f"Downloaded into {result['out_dir']}; {checksum}.\n{manifests.format_report(result['report'])}"

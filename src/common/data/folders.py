@@ -195,8 +195,7 @@ def load_class_folders(
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(
-            f"Data folder {root} does not exist; pass --data-dir with the folder that holds "
-            "one sub-folder per class."
+            f"Data folder {root} does not exist; pass --data-dir with the folder that holds one sub-folder per class."
         )
     folders = sorted(
         (path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")),
@@ -230,8 +229,15 @@ def load_class_folders(
     return samples, skipped
 
 
-def _folder_rows(folder: Path, images: list[Path], label: str, labels: list[str],
-                 mask_root: str | Path | None, on_bad_file: str, skipped: list[dict[str, str]]) -> list[dict[str, Any]]:
+def _folder_rows(
+    folder: Path,
+    images: list[Path],
+    label: str,
+    labels: list[str],
+    mask_root: str | Path | None,
+    on_bad_file: str,
+    skipped: list[dict[str, str]],
+) -> list[dict[str, Any]]:
     """Sample rows of one class folder's images; bad files raise or go to ``skipped``."""
     rows = []
     for path in images:

@@ -137,11 +137,7 @@ def _count_class_folder(folder: Path, unit: str) -> int:
         return 0
     if unit == "series":
         return sum(1 for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
-    return sum(
-        1
-        for path in _visible_files(folder)
-        if path.suffix.lower() in IMAGE_SUFFIXES
-    )
+    return sum(1 for path in _visible_files(folder) if path.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def verify(manifest: Mapping[str, Any] | str | Path, data_dir: str | Path) -> dict[str, Any]:
@@ -176,9 +172,7 @@ def verify(manifest: Mapping[str, Any] | str | Path, data_dir: str | Path) -> di
         missing = sorted(set(listed) - set(present))
         extra = sorted(set(present) - set(listed))
         changed = sorted(
-            relative
-            for relative in set(listed) & set(present)
-            if file_sha256(present[relative]) != listed[relative]
+            relative for relative in set(listed) & set(present) if file_sha256(present[relative]) != listed[relative]
         )
     count_mismatches = {}
     for folder, expected in (manifest.get("expected_counts") or {}).items():

@@ -118,8 +118,7 @@ def finish_batch(images, channels: int, preprocess: str | Callable | None) -> tf
     return tf.cast(preprocess_function(preprocess)(images), tf.float32)
 
 
-def image_inputs(paths, image_size: int, channels: int = 3,
-                 preprocess: str | Callable | None = None) -> np.ndarray:
+def image_inputs(paths, image_size: int, channels: int = 3, preprocess: str | Callable | None = None) -> np.ndarray:
     """Model inputs of image files, made exactly as :func:`make_dataset` makes them (no augmentation).
 
     For predicting on files outside a sample table (``camstudy predict``, the app).
@@ -150,8 +149,9 @@ def _check_channels(channels: int) -> None:
         raise ParameterError(f"channels must be 1 (greyscale) or 3 (repeated greyscale), got {channels!r}.")
 
 
-def _check_dataset_options(channels: int, label_mode: str, n_classes: int | None,
-                           preprocess: str | Callable | None) -> None:
+def _check_dataset_options(
+    channels: int, label_mode: str, n_classes: int | None, preprocess: str | Callable | None
+) -> None:
     """Raise ParameterError for options :func:`make_dataset` cannot combine."""
     _check_channels(channels)
     if label_mode not in LABEL_MODES:
@@ -235,5 +235,6 @@ def make_dataset(
     # Each batch is augmented from its own seed (unused without augmentation), so the map
     # runs in parallel and a seeded run still repeats (common.data.augment).
     dataset = augment_module.with_batch_seeds(dataset, seed).map(
-        finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
     return dataset.prefetch(tf.data.AUTOTUNE)

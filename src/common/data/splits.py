@@ -104,9 +104,7 @@ def _group_ids(samples: pd.DataFrame, group_col: str) -> np.ndarray:
     return np.where(known, np.array([f"group:{value}" for value in values], dtype=object), row_ids)
 
 
-def _split_by_counts(
-    samples: pd.DataFrame, counts: Mapping[str, int], seed: int, stratify_col: str
-) -> np.ndarray:
+def _split_by_counts(samples: pd.DataFrame, counts: Mapping[str, int], seed: int, stratify_col: str) -> np.ndarray:
     unknown = sorted(set(counts) - set(SPLIT_NAMES[3]))
     if unknown or any(int(value) < 0 for value in counts.values()):
         raise ParameterError(f"counts must map train/val/test to non-negative integers, got {dict(counts)}.")

@@ -54,6 +54,7 @@ def resample(
     linear = make_interp_spline(source, volume, k=1, axis=2)
     return linear(targets).astype(np.float32)
 
+
 def min_max_normalise(volume: np.ndarray) -> np.ndarray:
     """Scale to [0, 1]: (x - min) / (max - min) over the whole volume.
 
@@ -71,6 +72,7 @@ def min_max_normalise(volume: np.ndarray) -> np.ndarray:
     if high == low:
         return np.zeros_like(volume)
     return (volume - low) / (high - low)
+
 
 def sobel_enhance(volume: np.ndarray, weight: float = SOBEL_WEIGHT) -> np.ndarray:
     """Add Sobel edges to a volume and bring it back to its input range.
@@ -105,6 +107,7 @@ def sobel_enhance(volume: np.ndarray, weight: float = SOBEL_WEIGHT) -> np.ndarra
     magnitude = np.sqrt(squared_sum)
     enhanced = volume + weight * (high - low) * min_max_normalise(magnitude)
     return (low + (high - low) * min_max_normalise(enhanced)).astype(np.float32)
+
 
 def check_sobel_weight(weight: float) -> None:
     """Raise ParameterError unless ``weight`` is a number >= 0 (the Sobel edges' weight)."""

@@ -33,8 +33,9 @@ MASK_THRESHOLD = 0.5
 # ---------------------------------------------------------------- the sample table
 
 
-def load_volume_samples(root: str | Path, label_map: dict[str, str] | None = None,
-                        mask_root: str | Path | None = None) -> pd.DataFrame:
+def load_volume_samples(
+    root: str | Path, label_map: dict[str, str] | None = None, mask_root: str | Path | None = None
+) -> pd.DataFrame:
     """One row per DICOM series under ``root/<class folder>/``.
 
     Every folder that directly holds DICOM files (:func:`common.data.dicom.find_series`)
@@ -74,8 +75,10 @@ def load_volume_samples(root: str | Path, label_map: dict[str, str] | None = Non
     label_map = label_map or {name: name for name in folders}
     unknown = [name for name in folders if name not in label_map]
     if unknown:
-        raise DataError(f"{root}: class folders {unknown} are not in the label map {sorted(label_map)}; "
-                        "add them to the map or move them out of the data folder")
+        raise DataError(
+            f"{root}: class folders {unknown} are not in the label map {sorted(label_map)}; "
+            "add them to the map or move them out of the data folder"
+        )
     samples["label"] = samples["class_folder"].map(label_map)
     labels = [label for label in dict.fromkeys(label_map.values()) if label in set(samples["label"])]
     if len(labels) < 2:
@@ -87,8 +90,10 @@ def load_volume_samples(root: str | Path, label_map: dict[str, str] | None = Non
         paths = [Path(mask_root) / row.class_folder / f"{row.case}{MASK_SUFFIX}" for row in samples.itertuples()]
         missing = [str(path) for path in paths if not path.is_file()]
         if missing:
-            raise DataError(f"{len(missing)} lesion masks missing, e.g. {missing[0]}; "
-                            "give every series a mask or pass mask_root=None")
+            raise DataError(
+                f"{len(missing)} lesion masks missing, e.g. {missing[0]}; "
+                "give every series a mask or pass mask_root=None"
+            )
         samples["mask_path"] = [str(path) for path in paths]
     columns = ["path", "label", "label_index", "class_folder", "case", "group", "mask_path"]
     return samples[columns]
@@ -104,8 +109,9 @@ def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
     return shape
 
 
-def load_volumes(samples: pd.DataFrame, input_shape: Sequence[int], window: Sequence[float] | None = None,
-                 sobel: bool = False) -> np.ndarray:
+def load_volumes(
+    samples: pd.DataFrame, input_shape: Sequence[int], window: Sequence[float] | None = None, sobel: bool = False
+) -> np.ndarray:
     """Load every series of ``samples`` at the model's input shape.
 
     Each series is sorted, windowed, resampled, min-max normalised to [0, 1]
@@ -123,8 +129,9 @@ def load_volumes(samples: pd.DataFrame, input_shape: Sequence[int], window: Sequ
     height, width, depth = _check_input_shape(input_shape)
     volumes = np.zeros((len(samples), height, width, depth, 1), dtype=np.float32)
     for index, path in enumerate(samples["path"]):
-        volumes[index, ..., 0], _ = dicom.load_series(path, depth=depth, size=(height, width),
-                                                      window=window, sobel=sobel)
+        volumes[index, ..., 0], _ = dicom.load_series(
+            path, depth=depth, size=(height, width), window=window, sobel=sobel
+        )
     return volumes
 
 
@@ -159,8 +166,14 @@ def load_masks(samples: pd.DataFrame, input_shape: Sequence[int]) -> np.ndarray:
     return masks
 
 
-def volume_dataset(volumes: np.ndarray, labels: np.ndarray, batch_size: int, rotation_degrees: float = 0.0,
-                   training: bool = False, seed: int = 0):
+def volume_dataset(
+    volumes: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    rotation_degrees: float = 0.0,
+    training: bool = False,
+    seed: int = 0,
+):
     """A ``tf.data`` pipeline of (volume, label) batches.
 
     Training batches are reshuffled every epoch and, with ``rotation_degrees``,
@@ -194,5 +207,6 @@ def volume_dataset(volumes: np.ndarray, labels: np.ndarray, batch_size: int, rot
             return tf.expand_dims(rotate(slices_as_channels, batch_seed), -1), batch_labels
 
         dataset = augment.with_batch_seeds(dataset, seed).map(
-            rotate_volumes, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            rotate_volumes, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
     return dataset.prefetch(tf.data.AUTOTUNE)

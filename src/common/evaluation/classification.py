@@ -275,7 +275,7 @@ def _estimates(
         if delong is not None:
             summary["auc"] = Estimate(auc.value, delong[0], delong[1], confidence)
             ci_methods["auc"] = "DeLong (confidenceinterval package)"
-    per_class_rows = iter(estimates[len(SUMMARY_METRICS):])
+    per_class_rows = iter(estimates[len(SUMMARY_METRICS) :])
     per_class = {name: {metric: next(per_class_rows) for metric in PER_CLASS_METRICS} for name in class_names}
     ci_methods["per_class"] = bootstrap_method
     return summary, per_class, ci_methods
@@ -324,9 +324,7 @@ def classification_metrics(
         names, labels, probs, positive_class, groups, seed, n_resamples, confidence
     )
     result: dict = {name: estimate.to_record() for name, estimate in summary.items()}
-    result["confusion_matrix"] = confusion_matrix(
-        labels, probs.argmax(axis=1), labels=list(range(len(names)))
-    ).tolist()
+    result["confusion_matrix"] = confusion_matrix(labels, probs.argmax(axis=1), labels=list(range(len(names)))).tolist()
     result["per_class"] = {
         name: {metric: estimate.to_record() for metric, estimate in metrics.items()}
         for name, metrics in per_class.items()

@@ -142,13 +142,13 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
         n: Number of trials (at least one).
         confidence: Confidence level.
     """
-    interval = scipy.stats.binomtest(int(successes), int(n)).proportion_ci(
-        confidence_level=confidence, method="wilson")
+    interval = scipy.stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
     return float(interval.low), float(interval.high)
 
 
-def _group_bootstrap_interval(correct: np.ndarray, groups, seed: int, n_resamples: int,
-                              confidence: float) -> tuple[tuple[float, float] | None, int]:
+def _group_bootstrap_interval(
+    correct: np.ndarray, groups, seed: int, n_resamples: int, confidence: float
+) -> tuple[tuple[float, float] | None, int]:
     """Percentile interval of a proportion resampling whole groups; None for one group."""
     codes, n_groups = group_codes(groups)
     if codes.size != correct.size:
@@ -158,8 +158,13 @@ def _group_bootstrap_interval(correct: np.ndarray, groups, seed: int, n_resample
     hits = np.bincount(codes, weights=correct, minlength=n_groups)
     sizes = np.bincount(codes, minlength=n_groups)
     result = scipy.stats.bootstrap(
-        (hits, sizes), lambda h, s, axis=-1: h.sum(axis=axis) / s.sum(axis=axis), paired=True,
-        vectorized=True, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
+        (hits, sizes),
+        lambda h, s, axis=-1: h.sum(axis=axis) / s.sum(axis=axis),
+        paired=True,
+        vectorized=True,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
         rng=np.random.default_rng(seed),
     )
     return (float(result.confidence_interval.low), float(result.confidence_interval.high)), n_groups
@@ -221,11 +226,14 @@ def mean_estimate(values, seed: int = 0, n_resamples: int = 1000, confidence: fl
     if len(values) < 2:
         return Estimate.without_interval(value, confidence)
     result = scipy.stats.bootstrap(
-        (values,), np.mean, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
+        (values,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
         rng=np.random.default_rng(seed),
     )
-    return Estimate(value, float(result.confidence_interval.low), float(result.confidence_interval.high),
-                    confidence)
+    return Estimate(value, float(result.confidence_interval.low), float(result.confidence_interval.high), confidence)
 
 
 def t_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -237,7 +245,5 @@ def t_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     spread = float(values.std(ddof=1))
     if spread == 0.0:
         return mean, mean
-    low, high = scipy.stats.t.interval(
-        confidence, df=values.size - 1, loc=mean, scale=spread / np.sqrt(values.size)
-    )
+    low, high = scipy.stats.t.interval(confidence, df=values.size - 1, loc=mean, scale=spread / np.sqrt(values.size))
     return float(low), float(high)

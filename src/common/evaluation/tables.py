@@ -75,8 +75,7 @@ def fold_estimate(fold_values: Sequence[float], confidence: float = 0.95) -> Est
     values = np.asarray(fold_values, dtype=float)
     low, high = t_interval(values, confidence)
     # Every summarised metric is a proportion: a t interval past [0, 1] says nothing more.
-    return Estimate(float(values.mean()), max(low, 0.0), min(high, 1.0), confidence,
-                    folds=tuple(values.tolist()))
+    return Estimate(float(values.mean()), max(low, 0.0), min(high, 1.0), confidence, folds=tuple(values.tolist()))
 
 
 def summarise_folds(
@@ -124,6 +123,7 @@ def metrics_table(
         names: Metric columns, in order.
         digits: Decimals shown.
     """
+
     def cell(entry) -> str:
         if entry is None:
             return ""

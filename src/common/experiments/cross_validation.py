@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     from common.training.runtime import Runtime
 
 
-def carve_validation(samples: pd.DataFrame, train_positions: np.ndarray, val_fraction: float,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def carve_validation(
+    samples: pd.DataFrame, train_positions: np.ndarray, val_fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Split a training fold into fitting and validation volumes.
 
     Stratified by class and grouped by case (:func:`common.data.splits.split_samples`),
@@ -75,8 +76,12 @@ class FoldResult:
 
     def sizes(self) -> dict[str, int]:
         """Fold number and how many volumes fitted, validated and tested."""
-        return {"fold": self.fold, "n_fit": len(self.fit_positions), "n_val": len(self.val_positions),
-                "n_test": len(self.test_positions)}
+        return {
+            "fold": self.fold,
+            "n_fit": len(self.fit_positions),
+            "n_val": len(self.val_positions),
+            "n_test": len(self.test_positions),
+        }
 
 
 @dataclass
@@ -101,8 +106,9 @@ class CrossValidation:
 
         return FoldModels({result.fold: result.model for result in self.folds}, self.fold_of()[np.asarray(positions)])
 
-    def tested_by_first_fold(self, positions: Sequence[int] | np.ndarray,
-                             limit: int | None = None) -> tuple[FoldResult, np.ndarray]:
+    def tested_by_first_fold(
+        self, positions: Sequence[int] | np.ndarray, limit: int | None = None
+    ) -> tuple[FoldResult, np.ndarray]:
         """The test fold of the first of ``positions``, and those of ``positions`` it tested.
 
         Args:
@@ -146,8 +152,14 @@ class CrossValidation:
         """One row per fold: sizes, epochs, seconds and the metric values."""
         rows = []
         for r in self.folds:
-            rows.append({**r.sizes(), "epochs": len(r.history), "seconds": round(r.seconds, 1),
-                         **{name: r.metrics[name]["value"] for name in names}})
+            rows.append(
+                {
+                    **r.sizes(),
+                    "epochs": len(r.history),
+                    "seconds": round(r.seconds, 1),
+                    **{name: r.metrics[name]["value"] for name in names},
+                }
+            )
         return pd.DataFrame(rows).set_index("fold")
 
     def histories(self) -> dict[str, pd.DataFrame]:
@@ -157,8 +169,10 @@ class CrossValidation:
     def record(self) -> tuple[dict, list[dict]]:
         """The ``models`` entry (summary + summed confusion matrix) and the per-fold metrics for ``metrics.json``."""
         entry = {**self.summary, "confusion_matrix": self.confusion_matrix()}
-        folds = [{**r.sizes(), "epochs": len(r.history), "seconds": round(r.seconds, 2), "metrics": r.metrics}
-                 for r in self.folds]
+        folds = [
+            {**r.sizes(), "epochs": len(r.history), "seconds": round(r.seconds, 2), "metrics": r.metrics}
+            for r in self.folds
+        ]
         return entry, folds
 
 
@@ -166,15 +180,26 @@ def build_model(params: Gradcam3dParams):
     """The paper's 3D CNN (:func:`common.models.build_cnn3d`) for the run's input shape and settings."""
     from common import models
 
-    return models.build_cnn3d((*params.input_shape, 1), len(params.classes), width=params.width,
-                              hidden_units=params.hidden_units, dropout=params.dropout,
-                              bn_momentum=params.bn_momentum)
+    return models.build_cnn3d(
+        (*params.input_shape, 1),
+        len(params.classes),
+        width=params.width,
+        hidden_units=params.hidden_units,
+        dropout=params.dropout,
+        bn_momentum=params.bn_momentum,
+    )
 
 
-def cross_validate(params: Gradcam3dParams, samples: pd.DataFrame, volumes: np.ndarray,
-                   new_model: Callable[[], Any] | None = None, out_dir: str | Path | None = None,
-                   metric_names: Sequence[str] = SUMMARY_METRICS, verbose: int = 0,
-                   runtime: Runtime | None = None) -> CrossValidation:
+def cross_validate(
+    params: Gradcam3dParams,
+    samples: pd.DataFrame,
+    volumes: np.ndarray,
+    new_model: Callable[[], Any] | None = None,
+    out_dir: str | Path | None = None,
+    metric_names: Sequence[str] = SUMMARY_METRICS,
+    verbose: int = 0,
+    runtime: Runtime | None = None,
+) -> CrossValidation:
     """Train and test a fresh model on every fold of a stratified k-fold split.
 
     For each of ``params.k_folds`` folds: carve ``params.val_fraction`` of
@@ -213,17 +238,38 @@ def cross_validate(params: Gradcam3dParams, samples: pd.DataFrame, volumes: np.n
         raise DataError(f"{len(samples)} samples but {len(volumes)} volumes; load the volumes from the same table")
     folds = splits.k_folds(samples, params.k_folds, seed=params.seed)
     runtime = runtime or Runtime.local()
-    results = [_fit_fold(params, samples, volumes, fold, np.asarray(train_positions), np.asarray(test_positions),
-                         new_model, out_dir, verbose, runtime)
-               for fold, (train_positions, test_positions) in enumerate(folds, start=1)]
+    results = [
+        _fit_fold(
+            params,
+            samples,
+            volumes,
+            fold,
+            np.asarray(train_positions),
+            np.asarray(test_positions),
+            new_model,
+            out_dir,
+            verbose,
+            runtime,
+        )
+        for fold, (train_positions, test_positions) in enumerate(folds, start=1)
+    ]
     cv = CrossValidation(results, len(samples), list(params.classes))
     cv.summary = tables.summarise_folds([r.metrics for r in results], names=metric_names)
     return cv
 
 
-def _fit_fold(params: Gradcam3dParams, samples: pd.DataFrame, volumes: np.ndarray, fold: int,
-              train_positions: np.ndarray, test_positions: np.ndarray, new_model: Callable[[], Any] | None,
-              out_dir: str | Path | None, verbose: int, runtime: Runtime) -> FoldResult:
+def _fit_fold(
+    params: Gradcam3dParams,
+    samples: pd.DataFrame,
+    volumes: np.ndarray,
+    fold: int,
+    train_positions: np.ndarray,
+    test_positions: np.ndarray,
+    new_model: Callable[[], Any] | None,
+    out_dir: str | Path | None,
+    verbose: int,
+    runtime: Runtime,
+) -> FoldResult:
     """One round of :func:`cross_validate`: seed, carve, build, fit and score on the test fold.
 
     Args:
@@ -247,18 +293,44 @@ def _fit_fold(params: Gradcam3dParams, samples: pd.DataFrame, volumes: np.ndarra
     fold_seed = params.seed + fold
     set_seed(fold_seed)
     fit_positions, val_positions = carve_validation(samples, train_positions, params.val_fraction, fold_seed)
-    fit_data = volume_dataset(volumes[fit_positions], labels[fit_positions], params.batch_size,
-                              params.augment_rotation, training=True, seed=fold_seed)
+    fit_data = volume_dataset(
+        volumes[fit_positions],
+        labels[fit_positions],
+        params.batch_size,
+        params.augment_rotation,
+        training=True,
+        seed=fold_seed,
+    )
     val_data = volume_dataset(volumes[val_positions], labels[val_positions], params.batch_size)
     with runtime.scope():
         model = new_model() if new_model is not None else build_model(params)
     runtime.compile(model, params.learning_rate)
-    history = fit.fit(model, fit_data, val_data, params.epochs, patience=params.patience,
-                      out_dir=None if out_dir is None else Path(out_dir) / f"fold_{fold}", verbose=verbose)
+    history = fit.fit(
+        model,
+        fit_data,
+        val_data,
+        params.epochs,
+        patience=params.patience,
+        out_dir=None if out_dir is None else Path(out_dir) / f"fold_{fold}",
+        verbose=verbose,
+    )
     probabilities = fit.predict_proba(model, volumes[test_positions], batch_size=params.batch_size)
     scores = classification.classification_metrics(
-        labels[test_positions], probabilities, params.classes, positive=params.positive,
-        seed=params.seed, n_resamples=params.n_resamples,
+        labels[test_positions],
+        probabilities,
+        params.classes,
+        positive=params.positive,
+        seed=params.seed,
+        n_resamples=params.n_resamples,
     )
-    return FoldResult(fold, fit_positions, val_positions, test_positions, history, probabilities, scores, model,
-                      time.perf_counter() - started)
+    return FoldResult(
+        fold,
+        fit_positions,
+        val_positions,
+        test_positions,
+        history,
+        probabilities,
+        scores,
+        model,
+        time.perf_counter() - started,
+    )

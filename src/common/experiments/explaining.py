@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from common.experiments.fitting import FitResult
     from common.explain.driver import Explanation, ExplanationSet, ImageSubset, LayerSelection
 
-def explained_subset(samples: pd.DataFrame, probabilities: np.ndarray, n: int, lesion_classes=None,
-                     only_correct: bool = True) -> np.ndarray:
+
+def explained_subset(
+    samples: pd.DataFrame, probabilities: np.ndarray, n: int, lesion_classes=None, only_correct: bool = True
+) -> np.ndarray:
     """Positions (in ``samples``) of up to ``n`` correctly classified lesion images.
 
     These are the images the explanation scores are computed on: a heatmap can
@@ -46,8 +48,9 @@ def explained_subset(samples: pd.DataFrame, probabilities: np.ndarray, n: int, l
     return positions[:n]
 
 
-def lesion_subset(params: RunParams, samples: pd.DataFrame, probabilities: np.ndarray, size: int,
-                  lesion_classes=None) -> tuple[np.ndarray, np.ndarray]:
+def lesion_subset(
+    params: RunParams, samples: pd.DataFrame, probabilities: np.ndarray, size: int, lesion_classes=None
+) -> tuple[np.ndarray, np.ndarray]:
     """The images whose CAMs are scored, and their lesion masks.
 
     Up to ``params.n_explain`` lesion images (correctly classified ones only,
@@ -56,16 +59,18 @@ def lesion_subset(params: RunParams, samples: pd.DataFrame, probabilities: np.nd
     Returns:
         ``(positions, masks)``: row positions in ``samples`` and masks (N, size, size).
     """
-    candidates = explained_subset(samples, probabilities, len(samples), lesion_classes,
-                                  only_correct=params.explain_only_correct)
+    candidates = explained_subset(
+        samples, probabilities, len(samples), lesion_classes, only_correct=params.explain_only_correct
+    )
     masks = read_masks(samples.iloc[candidates], size)
     # A mask file may be empty (a normal phantom): no lesion, nothing to point at.
     keep = masks.any(axis=tuple(range(1, masks.ndim)))
     return candidates[keep][: params.n_explain], masks[keep][: params.n_explain]
 
 
-def lesion_images(params: RunParams, samples: pd.DataFrame, inputs: np.ndarray, probabilities: np.ndarray,
-                  lesion_classes=None) -> ImageSubset:
+def lesion_images(
+    params: RunParams, samples: pd.DataFrame, inputs: np.ndarray, probabilities: np.ndarray, lesion_classes=None
+) -> ImageSubset:
     """The images whose CAMs are scored (:func:`lesion_subset`), as the explanation driver's subset.
 
     Args:
@@ -81,8 +86,15 @@ def lesion_images(params: RunParams, samples: pd.DataFrame, inputs: np.ndarray, 
     return ImageSubset.take(inputs, samples["label_index"].to_numpy(), positions, masks)
 
 
-def explain(params: RunParams, model, inputs: np.ndarray, samples: pd.DataFrame, probabilities: np.ndarray,
-            layer: str | None = None, lesion_classes=None) -> Explanation:
+def explain(
+    params: RunParams,
+    model,
+    inputs: np.ndarray,
+    samples: pd.DataFrame,
+    probabilities: np.ndarray,
+    layer: str | None = None,
+    lesion_classes=None,
+) -> Explanation:
     """CAMs of every method of ``params.cam_methods`` on the lesion images, scored against their masks.
 
     Args:
@@ -116,9 +128,17 @@ def validation_images(params: RunParams, model, dataset, samples: pd.DataFrame, 
     return lesion_images(params, samples, model_inputs(dataset), fit.predict_proba(model, dataset), lesion_classes)
 
 
-def explain_test_split(params: RunParams, model, data: dict, samples: pd.DataFrame, inputs: np.ndarray,
-                       probabilities: np.ndarray, layer: str, lesion_classes=None,
-                       candidates=None) -> ExplanationSet | None:
+def explain_test_split(
+    params: RunParams,
+    model,
+    data: dict,
+    samples: pd.DataFrame,
+    inputs: np.ndarray,
+    probabilities: np.ndarray,
+    layer: str,
+    lesion_classes=None,
+    candidates=None,
+) -> ExplanationSet | None:
     """Score every CAM method on the test split, and Grad-CAM at the layer chosen on validation.
 
     Args:
@@ -143,9 +163,14 @@ def explain_test_split(params: RunParams, model, data: dict, samples: pd.DataFra
     val = samples[samples["split"] == "val"].reset_index(drop=True)
     candidates = list(getattr(params, "cam_layer_candidates", None) or [] if candidates is None else candidates)
     return driver.explain_split(
-        model, lesion_images(params, test, inputs, probabilities, lesion_classes), layer, params.cam_methods,
-        driver.ExplainSettings.from_params(params), candidates,
-        lambda: validation_images(params, model, data["val"], val, lesion_classes))
+        model,
+        lesion_images(params, test, inputs, probabilities, lesion_classes),
+        layer,
+        params.cam_methods,
+        driver.ExplainSettings.from_params(params),
+        candidates,
+        lambda: validation_images(params, model, data["val"], val, lesion_classes),
+    )
 
 
 def example_positions(samples: pd.DataFrame, probabilities: np.ndarray, per_class: int = 1) -> np.ndarray:
@@ -160,8 +185,14 @@ def example_positions(samples: pd.DataFrame, probabilities: np.ndarray, per_clas
     return np.asarray(chosen, dtype=int)
 
 
-def cam_rows(params: RunParams, images: np.ndarray, cams: np.ndarray, samples: pd.DataFrame,
-             probabilities: np.ndarray, masks: np.ndarray | None = None) -> list[dict]:
+def cam_rows(
+    params: RunParams,
+    images: np.ndarray,
+    cams: np.ndarray,
+    samples: pd.DataFrame,
+    probabilities: np.ndarray,
+    masks: np.ndarray | None = None,
+) -> list[dict]:
     """Rows for :func:`common.report.figures.cam_grid`: image, CAM, overlay, labels and probability.
 
     Args:
@@ -179,11 +210,15 @@ def cam_rows(params: RunParams, images: np.ndarray, cams: np.ndarray, samples: p
     for i, (image, cam) in enumerate(zip(images, cams, strict=True)):
         predicted = int(probabilities[i].argmax())
         true = classes[int(samples["label_index"].iloc[i])]
-        rows.append({
-            "image": image, "cam": cam, "overlay": overlays.overlay(image, cam),
-            "title": f"true {true} / predicted {classes[predicted]} (p = {probabilities[i, predicted]:.2f})",
-            **({"mask": masks[i]} if masks is not None and masks[i].any() else {}),
-        })
+        rows.append(
+            {
+                "image": image,
+                "cam": cam,
+                "overlay": overlays.overlay(image, cam),
+                "title": f"true {true} / predicted {classes[predicted]} (p = {probabilities[i, predicted]:.2f})",
+                **({"mask": masks[i]} if masks is not None and masks[i].any() else {}),
+            }
+        )
     return rows
 
 
@@ -206,8 +241,9 @@ class TestImages:
     has_masks: bool
 
     @classmethod
-    def read(cls, params: ImageRunParams, dataset, samples: pd.DataFrame, probabilities: np.ndarray,
-             has_masks: bool) -> TestImages:
+    def read(
+        cls, params: ImageRunParams, dataset, samples: pd.DataFrame, probabilities: np.ndarray, has_masks: bool
+    ) -> TestImages:
         """Read the test split's inputs from its unshuffled dataset, and its display images from disk.
 
         Args:
@@ -220,8 +256,13 @@ class TestImages:
         from common.data import pipeline
         from common.experiments.fitting import model_inputs
 
-        return cls(samples, model_inputs(dataset), pipeline.load_arrays(samples, params.image_size, 1)[..., 0],
-                   probabilities, has_masks)
+        return cls(
+            samples,
+            model_inputs(dataset),
+            pipeline.load_arrays(samples, params.image_size, 1)[..., 0],
+            probabilities,
+            has_masks,
+        )
 
     @classmethod
     def of(cls, params: ImageRunParams, result: FitResult, has_masks: bool) -> TestImages:
@@ -233,11 +274,13 @@ class TestImages:
         """The true class index of every image."""
         return self.samples["label_index"].to_numpy()
 
-    def rows(self, params: RunParams, positions: np.ndarray, cams: np.ndarray,
-             masks: np.ndarray | None = None) -> list[dict]:
+    def rows(
+        self, params: RunParams, positions: np.ndarray, cams: np.ndarray, masks: np.ndarray | None = None
+    ) -> list[dict]:
         """:func:`cam_rows` of the images at ``positions`` with their CAMs (and masks)."""
-        return cam_rows(params, self.display[positions], cams, self.samples.iloc[positions],
-                        self.probabilities[positions], masks)
+        return cam_rows(
+            params, self.display[positions], cams, self.samples.iloc[positions], self.probabilities[positions], masks
+        )
 
 
 def example_rows(params: ImageRunParams, model, test: TestImages, layer: str) -> list[dict]:
@@ -253,8 +296,9 @@ def example_rows(params: ImageRunParams, model, test: TestImages, layer: str) ->
     return test.rows(params, shown, maps, masks)
 
 
-def explain_test_images(params: RunParams, model, data: dict, samples: pd.DataFrame, test: TestImages,
-                        layer: str) -> ExplanationSet | None:
+def explain_test_images(
+    params: RunParams, model, data: dict, samples: pd.DataFrame, test: TestImages, layer: str
+) -> ExplanationSet | None:
     """:func:`explain_test_split` of a :class:`TestImages`; None when the test split has no masks."""
     if not test.has_masks:
         return None
@@ -272,8 +316,9 @@ def extreme_rows(params: RunParams, test: TestImages, scored: ExplanationSet, k:
     return test.rows(params, positions, maps, masks), layer
 
 
-def ranked_by_energy(explained: Explanation, k: int = 3,
-                     method: str = "gradcam") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ranked_by_energy(
+    explained: Explanation, k: int = 3, method: str = "gradcam"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``k`` highest energy shares (highest first), then the ``k`` lowest (lowest first).
 
     Unlike :meth:`common.explain.driver.Explanation.best_and_worst`, the worst
@@ -291,8 +336,9 @@ def ranked_by_energy(explained: Explanation, k: int = 3,
     return explained.positions[picks], maps[picks], explained.masks[picks]
 
 
-def contour_panels(params: RunParams, test: TestImages, positions: np.ndarray,
-                   maps: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
+def contour_panels(
+    params: RunParams, test: TestImages, positions: np.ndarray, maps: np.ndarray
+) -> tuple[list[np.ndarray], list[str]]:
     """Image, Grad-CAM overlay and contour map (at ``params.cam_fraction`` of the maximum) of each image.
 
     Args:
@@ -311,26 +357,40 @@ def contour_panels(params: RunParams, test: TestImages, positions: np.ndarray,
     for position, cam in zip(positions, maps, strict=True):
         image = test.display[position]
         panels += [image, overlays.overlay(image, cam), overlays.draw_contours(image, cam, params.cam_fraction)]
-        titles += [f"true {test.samples.label[position]}\npredicted {params.classes[predicted[position]]} "
-                   f"(p = {test.probabilities[position].max():.2f})", "Grad-CAM",
-                   f"contour at {params.cam_fraction:.0%} of max"]
+        titles += [
+            f"true {test.samples.label[position]}\npredicted {params.classes[predicted[position]]} "
+            f"(p = {test.probabilities[position].max():.2f})",
+            "Grad-CAM",
+            f"contour at {params.cam_fraction:.0%} of max",
+        ]
     return panels, titles
 
 
 def selection_caption(selection: LayerSelection) -> str:
     """Markdown heading of the validation table: how many images the layer was chosen on, and which."""
-    return (f"**Validation split** ({selection.n} lesion images), Grad-CAM per candidate layer; "
-            f"chosen: `{selection.chosen}`")
+    return (
+        f"**Validation split** ({selection.n} lesion images), Grad-CAM per candidate layer; "
+        f"chosen: `{selection.chosen}`"
+    )
 
 
 def scored_caption(scored: ExplanationSet) -> str:
     """Images scored, the energy share of a uniform heatmap (chance level), and the seconds of every step."""
-    return (f"{len(scored.last.positions)} lesion images; energy share of a uniform heatmap (chance): "
-            f"{scored.last.masks.mean():.4f}; seconds: {scored.seconds}")
+    return (
+        f"{len(scored.last.positions)} lesion images; energy share of a uniform heatmap (chance): "
+        f"{scored.last.masks.mean():.4f}; seconds: {scored.seconds}"
+    )
 
 
 def score_summary(scores: dict) -> pd.DataFrame:
     """Method -> ``"value [low, high]"`` of every score with an interval, one row per method."""
-    return pd.DataFrame({method: {name: f'{v["value"]:.2f} [{v["ci95"][0]:.2f}, {v["ci95"][1]:.2f}]'
-                                  for name, v in entries.items() if isinstance(v, dict) and "value" in v}
-                         for method, entries in scores.items()}).T
+    return pd.DataFrame(
+        {
+            method: {
+                name: f"{v['value']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"
+                for name, v in entries.items()
+                if isinstance(v, dict) and "value" in v
+            }
+            for method, entries in scores.items()
+        }
+    ).T

@@ -30,8 +30,13 @@ def preprocess_name(params: ImageRunParams, backbone: str | None = None) -> str 
     return models.backbone_spec(name).preprocess if name else None
 
 
-def datasets(params: ImageRunParams, samples: pd.DataFrame, preprocess: str | None, image_size: int | None = None,
-             channels: int | None = None) -> dict:
+def datasets(
+    params: ImageRunParams,
+    samples: pd.DataFrame,
+    preprocess: str | None,
+    image_size: int | None = None,
+    channels: int | None = None,
+) -> dict:
     """One ``tf.data`` pipeline per split; augmentation on the training split only."""
     from common.data import pipeline
 
@@ -57,9 +62,16 @@ def model_inputs(dataset) -> np.ndarray:
     return np.concatenate([images.numpy() for images, _ in dataset], axis=0)
 
 
-def compile_and_fit(params: RunParams, model, data: dict, out_dir: str | Path | None = None, class_weight=None,
-                    epsilon: float = 1e-7, learning_rate: float | None = None,
-                    runtime: Runtime | None = None) -> pd.DataFrame:
+def compile_and_fit(
+    params: RunParams,
+    model,
+    data: dict,
+    out_dir: str | Path | None = None,
+    class_weight=None,
+    epsilon: float = 1e-7,
+    learning_rate: float | None = None,
+    runtime: Runtime | None = None,
+) -> pd.DataFrame:
     """Compile with Adam and sparse categorical cross-entropy, then fit with early stopping.
 
     With a runtime, compiling happens in its strategy's scope and XLA follows its speed-up switch
@@ -75,8 +87,14 @@ def compile_and_fit(params: RunParams, model, data: dict, out_dir: str | Path | 
     # Eager steps skip tracing the train, test and predict graphs: cheaper for a one-epoch smoke run.
     model.run_eagerly = bool(getattr(params, "run_eagerly", False))
     return fit.fit(
-        model, data["train"], data["val"], params.epochs, patience=params.patience,
-        class_weight=class_weight, out_dir=out_dir, recalibrate_bn=getattr(params, "recalibrate_bn", None),
+        model,
+        data["train"],
+        data["val"],
+        params.epochs,
+        patience=params.patience,
+        class_weight=class_weight,
+        out_dir=out_dir,
+        recalibrate_bn=getattr(params, "recalibrate_bn", None),
     )
 
 
@@ -94,15 +112,23 @@ def evaluate(params: RunParams, model, dataset, samples: pd.DataFrame) -> tuple[
     probabilities = fit.predict_proba(model, dataset)
     groups = samples["group"] if samples["group"].notna().any() else None
     scores = classification.classification_metrics(
-        samples["label_index"].to_numpy(), probabilities, params.classes,
-        positive=params.positive, groups=groups, seed=params.seed,
+        samples["label_index"].to_numpy(),
+        probabilities,
+        params.classes,
+        positive=params.positive,
+        groups=groups,
+        seed=params.seed,
         n_resamples=params.n_resamples,
     )
     return probabilities, scores
 
 
-def build_backbone_classifier(params: BackboneRunParams, runtime: Runtime | None = None, backbone: str | None = None,
-                              image_size: int | None = None):
+def build_backbone_classifier(
+    params: BackboneRunParams,
+    runtime: Runtime | None = None,
+    backbone: str | None = None,
+    image_size: int | None = None,
+):
     """The run's transfer model: backbone, global-average-pooling head with dropout, softmax.
 
     Built inside the runtime's distribution strategy, so its variables are mirrored.
@@ -113,10 +139,15 @@ def build_backbone_classifier(params: BackboneRunParams, runtime: Runtime | None
     size = image_size or params.image_size
     with (runtime or Runtime.local()).scope():
         return models.build_backbone_model(
-            name, (size, size, params.channels), len(params.classes),
-            head=models.gap_head(params.dropout), weights=params.weights,
-            trainable_fraction=params.trainable_fraction, bn_momentum=params.bn_momentum,
-            zero_init_residual=params.zero_init_residual, name=name,
+            name,
+            (size, size, params.channels),
+            len(params.classes),
+            head=models.gap_head(params.dropout),
+            weights=params.weights,
+            trainable_fraction=params.trainable_fraction,
+            bn_momentum=params.bn_momentum,
+            zero_init_residual=params.zero_init_residual,
+            name=name,
         )
 
 
@@ -141,9 +172,15 @@ class FitResult:
     class_weight: dict | None
 
 
-def fit_and_evaluate(params: ImageRunParams, model, samples: pd.DataFrame, preprocess: str | None,
-                     out_dir: str | Path | None = None, learning_rate: float | None = None,
-                     runtime: Runtime | None = None) -> FitResult:
+def fit_and_evaluate(
+    params: ImageRunParams,
+    model,
+    samples: pd.DataFrame,
+    preprocess: str | None,
+    out_dir: str | Path | None = None,
+    learning_rate: float | None = None,
+    runtime: Runtime | None = None,
+) -> FitResult:
     """Train ``model`` on a split sample table and evaluate it on its test split.
 
     Class weights (balanced) are used when the experiment has ``class_weights`` and it is set.
@@ -156,11 +193,14 @@ def fit_and_evaluate(params: ImageRunParams, model, samples: pd.DataFrame, prepr
     data = datasets(params, samples, preprocess)
     class_weight = (
         fit.class_weights(samples.loc[samples["split"] == "train", "label_index"], len(params.classes))
-        if getattr(params, "class_weights", False) else None
+        if getattr(params, "class_weights", False)
+        else None
     )
-    history = compile_and_fit(params, model, data, out_dir=out_dir, class_weight=class_weight,
-                              learning_rate=learning_rate, runtime=runtime)
+    history = compile_and_fit(
+        params, model, data, out_dir=out_dir, class_weight=class_weight, learning_rate=learning_rate, runtime=runtime
+    )
     test = samples[samples["split"] == "test"].reset_index(drop=True)
     probabilities, scores = evaluate(params, model, data["test"], test)
-    return FitResult(history=history, probabilities=probabilities, scores=scores, datasets=data, test=test,
-                     class_weight=class_weight)
+    return FitResult(
+        history=history, probabilities=probabilities, scores=scores, datasets=data, test=test, class_weight=class_weight
+    )

@@ -93,8 +93,10 @@ class SplitPlan:
 
     def summary(self) -> str:
         """One line: how many duplicate groups the audit found, and the main split."""
-        return (f"{len(self.audit['exact_groups'])} exact-duplicate groups, "
-                f"{len(self.audit['near_groups'])} near-duplicate groups; main analysis on the {self.primary} split")
+        return (
+            f"{len(self.audit['exact_groups'])} exact-duplicate groups, "
+            f"{len(self.audit['near_groups'])} near-duplicate groups; main analysis on the {self.primary} split"
+        )
 
     def share_table(self) -> pd.DataFrame:
         """The duplicate shares, one row per split."""
@@ -102,8 +104,11 @@ class SplitPlan:
 
     def audit_record(self) -> dict[str, Any]:
         """The ``audit`` entry of ``metrics.json``: group counts and the threshold."""
-        return {"exact_groups": len(self.audit["exact_groups"]), "near_groups": len(self.audit["near_groups"]),
-                "threshold": self.threshold}
+        return {
+            "exact_groups": len(self.audit["exact_groups"]),
+            "near_groups": len(self.audit["near_groups"]),
+            "threshold": self.threshold,
+        }
 
 
 def plan_splits(params: BackboneRunParams, samples: pd.DataFrame) -> SplitPlan:
@@ -134,12 +139,14 @@ class SplitComparison:
     @property
     def models(self) -> dict[str, dict]:
         """``"<split> split"`` -> the model's scores, for the splits it was trained on."""
-        return {f"{name} split": entry["models"][self.model_name]
-                for name, entry in self.results.items() if entry["models"]}
+        return {
+            f"{name} split": entry["models"][self.model_name] for name, entry in self.results.items() if entry["models"]
+        }
 
 
-def compare_splits(params: BackboneRunParams, plan: SplitPlan, model_name: str, scores: dict,
-                   preprocess: str | None, runtime: Runtime) -> SplitComparison:
+def compare_splits(
+    params: BackboneRunParams, plan: SplitPlan, model_name: str, scores: dict, preprocess: str | None, runtime: Runtime
+) -> SplitComparison:
     """Retrain the run's backbone classifier on every other split of the plan, where that measures leakage.
 
     A split that is the main split's own table is not retrained (``same_as``);
@@ -169,13 +176,19 @@ def compare_splits(params: BackboneRunParams, plan: SplitPlan, model_name: str, 
         if table is plan.samples:
             results[name] = {**results[primary], "train_test_duplicate_share": share, "same_as": primary}
         elif share["share"] < params.retrain_split_min_share:
-            results[name] = {"models": {}, "train_test_duplicate_share": share,
-                             "not_retrained": f"duplicate share below {params.retrain_split_min_share}"}
-            notes.append(f"{name} split: {share['share']:.4f} of its training images have a duplicate in "
-                         "its test split; not retrained.")
+            results[name] = {
+                "models": {},
+                "train_test_duplicate_share": share,
+                "not_retrained": f"duplicate share below {params.retrain_split_min_share}",
+            }
+            notes.append(
+                f"{name} split: {share['share']:.4f} of its training images have a duplicate in "
+                "its test split; not retrained."
+            )
         else:
             set_seed(params.seed)
-            other = fitting.fit_and_evaluate(params, fitting.build_backbone_classifier(params, runtime), table,
-                                             preprocess, runtime=runtime)
+            other = fitting.fit_and_evaluate(
+                params, fitting.build_backbone_classifier(params, runtime), table, preprocess, runtime=runtime
+            )
             results[name] = {"models": {model_name: other.scores}, "train_test_duplicate_share": share}
     return SplitComparison(model_name, results, notes)

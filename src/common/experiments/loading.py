@@ -112,6 +112,15 @@ def load_samples(params: ImageRunParams) -> LoadedData:
         root = folder / "images"
         samples, skipped = folders.load_class_folders(root, label_map, mask_root=folder / "masks")
         source = f"phantoms/{params.phantom_kind} ({folder.name})"
+    return LoadedData(samples=with_label_index(params, samples), skipped=skipped, source=source, root=root)
+
+
+def with_label_index(params: RunParams, samples: pd.DataFrame) -> pd.DataFrame:
+    """``samples`` with ``label_index``, the label's position in the experiment's classes.
+
+    Raises:
+        DataError: a label that is not one of the experiment's classes.
+    """
     unknown = sorted(set(samples["label"]) - set(params.classes))
     if unknown:
         raise DataError(
@@ -119,7 +128,7 @@ def load_samples(params: ImageRunParams) -> LoadedData:
             "pass a label map that maps every folder to one of them."
         )
     samples["label_index"] = samples["label"].map(params.classes.index).astype(int)
-    return LoadedData(samples=samples, skipped=skipped, source=source, root=root)
+    return samples
 
 
 def split(params: ImageRunParams, samples: pd.DataFrame) -> pd.DataFrame:

@@ -97,8 +97,13 @@ def decompose(class_names: Sequence[str]) -> OrganDecomposition:
             classes mean the same organ and tumour state.
     """
     parsed = [parse_class_name(name) for name in class_names]
-    duplicates = sorted({f"{organ}/{'tumour' if tumour else 'no tumour'}"
-                         for organ, tumour in parsed if parsed.count((organ, tumour)) > 1})
+    duplicates = sorted(
+        {
+            f"{organ}/{'tumour' if tumour else 'no tumour'}"
+            for organ, tumour in parsed
+            if parsed.count((organ, tumour)) > 1
+        }
+    )
     if duplicates:
         raise DataError(f"Classes {list(class_names)} name {duplicates} more than once.")
     organs = tuple(dict.fromkeys(organ for organ, _ in parsed))
@@ -118,14 +123,16 @@ def tumour_classes(class_names: Sequence[str]) -> list[str]:
 def class_table(class_names: Sequence[str]) -> pd.DataFrame:
     """Every class with its organ and tumour state, indexed by class index."""
     decomposition = decompose(class_names)
-    return pd.DataFrame({"class": list(class_names),
-                         "organ": [decomposition.organs[k] for k in decomposition.organ_of_class],
-                         "tumour": decomposition.tumour_of_class}).rename_axis("index")
+    return pd.DataFrame(
+        {
+            "class": list(class_names),
+            "organ": [decomposition.organs[k] for k in decomposition.organ_of_class],
+            "tumour": decomposition.tumour_of_class,
+        }
+    ).rename_axis("index")
 
 
-def proportion_with_ci(
-    correct, groups=None, seed: int = 0, n_resamples: int = 1000, confidence: float = 0.95
-) -> dict:
+def proportion_with_ci(correct, groups=None, seed: int = 0, n_resamples: int = 1000, confidence: float = 0.95) -> dict:
     """Share of True values with its confidence interval.
 
     Args:
@@ -208,8 +215,9 @@ def organ_scores(
     scores: dict = {"organs": list(decomposition.organs)}
     for question, (overall_key, per_organ_key, _) in QUESTIONS.items():
         scores[overall_key] = share(correct[question], np.ones(y_true.size, dtype=bool))
-        scores[per_organ_key] = {organ: share(correct[question], true_organ == index)
-                                 for index, organ in enumerate(decomposition.organs)}
+        scores[per_organ_key] = {
+            organ: share(correct[question], true_organ == index) for index, organ in enumerate(decomposition.organs)
+        }
     n_organs = len(decomposition.organs)
     confusion = np.zeros((n_organs, n_organs), dtype=int)
     np.add.at(confusion, (true_organ, predicted_organ), 1)
@@ -226,14 +234,19 @@ def organ_table(scores: dict, digits: int = 3) -> pd.DataFrame:
         scores: Result of :func:`organ_scores`.
         digits: Decimals shown.
     """
+
     def cell(entry: dict) -> str:
         low, high = entry["ci95"]
         return f"{entry['value']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}] (n={entry['n']})"
 
-    table = pd.DataFrame({
-        title: {**{organ: cell(scores[per_organ_key][organ]) for organ in scores["organs"]},
-                "all images": cell(scores[overall_key])}
-        for overall_key, per_organ_key, title in QUESTIONS.values()
-    })
+    table = pd.DataFrame(
+        {
+            title: {
+                **{organ: cell(scores[per_organ_key][organ]) for organ in scores["organs"]},
+                "all images": cell(scores[overall_key]),
+            }
+            for overall_key, per_organ_key, title in QUESTIONS.values()
+        }
+    )
     table.index.name = "true organ"
     return table

@@ -38,11 +38,17 @@ def paper_rows(params: RunParams, models_metrics: dict) -> tuple[dict, list[dict
     )
     rows = []
     for row in table.to_dict("records"):
-        rows.append({
-            "model": row["model"], "metric": row["metric"], "paper": row["paper"],
-            "this_run": row["this_run"], "ci95": [row["ci95_low"], row["ci95_high"]],
-            "difference": row["difference"], "paper_inside_ci": bool(row["paper_inside_ci"]),
-        })
+        rows.append(
+            {
+                "model": row["model"],
+                "metric": row["metric"],
+                "paper": row["paper"],
+                "this_run": row["this_run"],
+                "ci95": [row["ci95_low"], row["ci95_high"]],
+                "difference": row["difference"],
+                "paper_inside_ci": bool(row["paper_inside_ci"]),
+            }
+        )
     return paper, rows
 
 

@@ -26,10 +26,9 @@ import pandas as pd
 
 from common.config.params import Gradcam3dParams
 from common.data import volume_sets
-from common.errors import DataError
 from common.experiments.cross_validation import CrossValidation
 from common.experiments.explaining import explained_subset
-from common.experiments.loading import LoadedData, label_map_for, phantom_folder
+from common.experiments.loading import LoadedData, label_map_for, phantom_folder, with_label_index
 
 if TYPE_CHECKING:
     import keras
@@ -65,12 +64,7 @@ def load_samples(params: Gradcam3dParams) -> LoadedData:
         root = folder / "series"
         samples = volume_sets.load_volume_samples(root, label_map, mask_root=folder / "masks")
         source = f"phantoms/{params.phantom_kind} ({folder.name})"
-    unknown = sorted(set(samples["label"]) - set(params.classes))
-    if unknown:
-        raise DataError(f"Labels {unknown} are not classes of {params.experiment} ({params.classes}); "
-                        "pass a label map that maps every folder to one of them.")
-    samples["label_index"] = samples["label"].map(params.classes.index).astype(int)
-    return LoadedData(samples=samples, source=source, root=root)
+    return LoadedData(samples=with_label_index(params, samples), source=source, root=root)
 
 
 def data_record(loaded: LoadedData, cv: CrossValidation, input_shape: Sequence[int]) -> dict[str, Any]:
@@ -110,22 +104,31 @@ def raw_slices(info: Mapping[str, Any], n: int = 4) -> tuple[list[np.ndarray], l
 
     indices = np.linspace(0, info["n_slices"] - 1, n).round().astype(int)
     images = [dicom.load_slice(info["files"][i]) for i in indices]
-    titles = [f"slice {i + 1}, z = {info['slice_positions'][i]:.0f} mm" if info["slice_positions"]
-              else f"slice {i + 1}" for i in indices]
+    titles = [
+        f"slice {i + 1}, z = {info['slice_positions'][i]:.0f} mm" if info["slice_positions"] else f"slice {i + 1}"
+        for i in indices
+    ]
     return images, titles
 
 
 def layer_outputs(model: keras.Model) -> pd.DataFrame:
     """Every layer of ``model`` and its output shape (without the batch axis)."""
-    return pd.DataFrame([(layer.name, tuple(layer.output.shape[1:])) for layer in model.layers],
-                        columns=["layer", "output"])
+    return pd.DataFrame(
+        [(layer.name, tuple(layer.output.shape[1:])) for layer in model.layers], columns=["layer", "output"]
+    )
 
 
 # ---------------------------------------------------------------- explanations
 
 
-def explain_folds(params: Gradcam3dParams, cv: CrossValidation, volumes: np.ndarray, samples: pd.DataFrame,
-                  masks: np.ndarray, layer: str | None = None) -> Explanation:
+def explain_folds(
+    params: Gradcam3dParams,
+    cv: CrossValidation,
+    volumes: np.ndarray,
+    samples: pd.DataFrame,
+    masks: np.ndarray,
+    layer: str | None = None,
+) -> Explanation:
     """CAMs of correctly classified lesion volumes, each by the model of its test fold.
 
     Up to ``params.n_explain`` volumes of the positive class, predicted
@@ -148,20 +151,33 @@ def explain_folds(params: Gradcam3dParams, cv: CrossValidation, volumes: np.ndar
     from common.explain import driver
 
     lesion_classes = [params.positive] if params.positive else None
-    positions = explained_subset(samples, cv.out_of_fold_probabilities(), params.n_explain, lesion_classes,
-                                 only_correct=params.explain_only_correct)
+    positions = explained_subset(
+        samples,
+        cv.out_of_fold_probabilities(),
+        params.n_explain,
+        lesion_classes,
+        only_correct=params.explain_only_correct,
+    )
     subset = driver.ImageSubset.take(volumes, samples["label_index"].to_numpy(), positions, masks[positions])
-    return driver.explain(cv.fold_models(positions), subset, params.cam_methods,
-                          driver.ExplainSettings.from_params(params), layer)
+    return driver.explain(
+        cv.fold_models(positions), subset, params.cam_methods, driver.ExplainSettings.from_params(params), layer
+    )
 
 
-def fold_cam(cv: CrossValidation, volumes: np.ndarray, position: int, class_index: int,
-             method: str = "gradcam", layer: str | None = None) -> np.ndarray:
+def fold_cam(
+    cv: CrossValidation,
+    volumes: np.ndarray,
+    position: int,
+    class_index: int,
+    method: str = "gradcam",
+    layer: str | None = None,
+) -> np.ndarray:
     """CAM (H, W, D) of one volume by the model of its test fold, for ``class_index``."""
     from common.explain import driver
 
-    return driver.owned_cams(cv.fold_models([position]), volumes[position:position + 1], [class_index],
-                             method, layer)[0]
+    return driver.owned_cams(
+        cv.fold_models([position]), volumes[position : position + 1], [class_index], method, layer
+    )[0]
 
 
 @dataclass(frozen=True)
@@ -189,28 +205,41 @@ class LayerExplanations:
         """
         if not self.scored:
             return {}
-        return {model_name if layer == self.cam_layer else f"{model_name} at {layer}": explanation.scores
-                for layer, explanation in self.by_layer.items()}
+        return {
+            model_name if layer == self.cam_layer else f"{model_name} at {layer}": explanation.scores
+            for layer, explanation in self.by_layer.items()
+        }
 
     def table(self, model: keras.Model) -> pd.DataFrame:
         """Localisation scores, one row per layer (with its feature-map size) and method."""
         from common.evaluation import tables
         from common.explain.driver import LOCALISATION_METRICS
 
-        rows = {f"{layer} {tuple(model.get_layer(layer).output.shape[1:4])}, {method}": scores
-                for layer, explanation in self.by_layer.items() for method, scores in explanation.scores.items()}
+        rows = {
+            f"{layer} {tuple(model.get_layer(layer).output.shape[1:4])}, {method}": scores
+            for layer, explanation in self.by_layer.items()
+            for method, scores in explanation.scores.items()
+        }
         return tables.metrics_table(rows, names=LOCALISATION_METRICS)
 
     def summary(self) -> str:
         """How many volumes were explained, the energy share of chance, and the seconds per layer and method."""
         first = self.by_layer[self.cam_layer]
         seconds = {layer: explanation.seconds for layer, explanation in self.by_layer.items()}
-        return (f"{len(first.positions)} tumour volumes; energy share of a uniform heatmap "
-                f"(chance): {first.masks.mean():.4f}; seconds: {seconds}")
+        return (
+            f"{len(first.positions)} tumour volumes; energy share of a uniform heatmap "
+            f"(chance): {first.masks.mean():.4f}; seconds: {seconds}"
+        )
 
 
-def explain_layers(params: Gradcam3dParams, cv: CrossValidation, volumes: np.ndarray, samples: pd.DataFrame,
-                   masks: np.ndarray | None, cam_layer: str) -> LayerExplanations:
+def explain_layers(
+    params: Gradcam3dParams,
+    cv: CrossValidation,
+    volumes: np.ndarray,
+    samples: pd.DataFrame,
+    masks: np.ndarray | None,
+    cam_layer: str,
+) -> LayerExplanations:
     """:func:`explain_folds` at the paper's CAM layer and at ``params.compare_cam_layer`` (if set).
 
     Args:
@@ -222,8 +251,11 @@ def explain_layers(params: Gradcam3dParams, cv: CrossValidation, volumes: np.nda
         cam_layer: The paper's CAM layer.
     """
     layers = [cam_layer] + ([params.compare_cam_layer] if params.compare_cam_layer else [])
-    by_layer = ({layer: explain_folds(params, cv, volumes, samples, masks, layer=layer) for layer in layers}
-                if masks is not None else {})
+    by_layer = (
+        {layer: explain_folds(params, cv, volumes, samples, masks, layer=layer) for layer in layers}
+        if masks is not None
+        else {}
+    )
     return LayerExplanations(by_layer, cam_layer)
 
 
@@ -262,8 +294,14 @@ class ShownVolume:
     caption: str
 
 
-def shown_volumes(params: Gradcam3dParams, cv: CrossValidation, samples: pd.DataFrame, volumes: np.ndarray,
-                  layer: str | None, method: str = "gradcam") -> dict[str, ShownVolume]:
+def shown_volumes(
+    params: Gradcam3dParams,
+    cv: CrossValidation,
+    samples: pd.DataFrame,
+    volumes: np.ndarray,
+    layer: str | None,
+    method: str = "gradcam",
+) -> dict[str, ShownVolume]:
     """A tumour and a normal volume (:func:`example_volume`), each explained for its own class.
 
     Args:
@@ -283,7 +321,9 @@ def shown_volumes(params: Gradcam3dParams, cv: CrossValidation, samples: pd.Data
     shown = {}
     for name, label in (("tumour", params.positive), ("normal", negative)):
         i = example_volume(cv, samples, label)
-        caption = (f"{samples.case.iloc[i]}, fold {cv.fold_of()[i]}: predicted "
-                   f"{params.classes[probabilities[i].argmax()]} (p = {probabilities[i].max():.2f})")
+        caption = (
+            f"{samples.case.iloc[i]}, fold {cv.fold_of()[i]}: predicted "
+            f"{params.classes[probabilities[i].argmax()]} (p = {probabilities[i].max():.2f})"
+        )
         shown[name] = ShownVolume(i, int(labels[i]), fold_cam(cv, volumes, i, labels[i], method, layer), caption)
     return shown

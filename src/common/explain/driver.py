@@ -56,13 +56,18 @@ class ExplainSettings:
         Args:
             params: Run parameters, a mapping or an object with those attributes.
         """
+
         def read(name: str, default: Any = None) -> Any:
             if isinstance(params, Mapping):
                 return params.get(name, default)
             return getattr(params, name, default)
 
-        return cls(seed=read("seed"), n_resamples=read("n_resamples"), fraction=read("cam_fraction", 0.5),
-                   scorecam_max_channels=read("scorecam_max_channels"))
+        return cls(
+            seed=read("seed"),
+            n_resamples=read("n_resamples"),
+            fraction=read("cam_fraction", 0.5),
+            scorecam_max_channels=read("scorecam_max_channels"),
+        )
 
     def max_channels(self, method: str) -> int | None:
         """The channel cap of ``method``: :attr:`scorecam_max_channels` for Score-CAM, else None."""
@@ -97,8 +102,10 @@ class ImageSubset:
         """
         lengths = {len(self.positions), len(self.images), len(self.targets), len(self.masks)}
         if len(lengths) != 1:
-            raise DataError(f"positions, images, targets and masks differ in length: {len(self.positions)}, "
-                            f"{len(self.images)}, {len(self.targets)}, {len(self.masks)}")
+            raise DataError(
+                f"positions, images, targets and masks differ in length: {len(self.positions)}, "
+                f"{len(self.images)}, {len(self.targets)}, {len(self.masks)}"
+            )
 
     @classmethod
     def take(cls, inputs: np.ndarray, labels: np.ndarray, positions: np.ndarray, masks: np.ndarray) -> ImageSubset:
@@ -148,8 +155,14 @@ def _assigned(model: Explainer, n_images: int) -> FoldModels:
     return model
 
 
-def owned_cams(model: Explainer, images: np.ndarray, targets: np.ndarray, method: str, layer: str | None,
-               max_channels: int | None = None) -> np.ndarray:
+def owned_cams(
+    model: Explainer,
+    images: np.ndarray,
+    targets: np.ndarray,
+    method: str,
+    layer: str | None,
+    max_channels: int | None = None,
+) -> np.ndarray:
     """CAMs of every image by its own model (one explainer per model).
 
     Args:
@@ -169,8 +182,7 @@ def owned_cams(model: Explainer, images: np.ndarray, targets: np.ndarray, method
     for key, owner in assigned.models.items():
         mine = np.flatnonzero(assigned.owners == key)
         if mine.size:
-            maps[mine] = CamExplainer(owner, method).cams(images[mine], targets[mine], layer,
-                                                          max_channels=max_channels)
+            maps[mine] = CamExplainer(owner, method).cams(images[mine], targets[mine], layer, max_channels=max_channels)
     return maps
 
 
@@ -208,8 +220,9 @@ class Explanation:
         return self.positions[picks], maps[picks], self.masks[picks]
 
 
-def explain(model: Explainer, subset: ImageSubset, methods: Sequence[str], settings: ExplainSettings,
-            layer: str | None = None) -> Explanation:
+def explain(
+    model: Explainer, subset: ImageSubset, methods: Sequence[str], settings: ExplainSettings, layer: str | None = None
+) -> Explanation:
     """CAMs of every method on the subset, scored against its masks.
 
     Args:
@@ -248,8 +261,14 @@ def best_layer(scores: Mapping[str, Mapping], layers: Sequence[str]) -> str | No
     if not scores:
         return None
     order = list(layers)
-    return max(scores, key=lambda layer: (scores[layer]["pointing_game"]["value"],
-                                          scores[layer]["energy_share"]["value"], -order.index(layer)))
+    return max(
+        scores,
+        key=lambda layer: (
+            scores[layer]["pointing_game"]["value"],
+            scores[layer]["energy_share"]["value"],
+            -order.index(layer),
+        ),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,8 +293,13 @@ class LayerSelection:
         return {"chosen": self.chosen, "validation": dict(self.validation), "n": self.n, "seconds": self.seconds}
 
 
-def select_layer(model: keras.Model, subset: ImageSubset, layers: Sequence[str], settings: ExplainSettings,
-                 started: float | None = None) -> LayerSelection:
+def select_layer(
+    model: keras.Model,
+    subset: ImageSubset,
+    layers: Sequence[str],
+    settings: ExplainSettings,
+    started: float | None = None,
+) -> LayerSelection:
     """Choose the layer whose Grad-CAM finds the lesions of ``subset`` best.
 
     A CPU-sized ResNet50's last convolutional layer is a 3 x 3 grid at 96 px:
@@ -303,8 +327,9 @@ def select_layer(model: keras.Model, subset: ImageSubset, layers: Sequence[str],
         # Every candidate layer's Grad-CAM from one pass per batch.
         maps = CamExplainer(model, "gradcam").cams_at_layers(subset.images, subset.targets, layers)
         validation = {layer: settings.score(maps[layer], subset.masks) for layer in layers}
-    return LayerSelection(best_layer(validation, layers), validation, len(subset),
-                          round(time.perf_counter() - started, 2))
+    return LayerSelection(
+        best_layer(validation, layers), validation, len(subset), round(time.perf_counter() - started, 2)
+    )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # arrays inside: compared by identity
@@ -362,8 +387,10 @@ class ExplanationSet:
         last_label = self._label(self.last.layer)
         rows = {f"{last_label}, {method}": scores for method, scores in self.last.scores.items()}
         if self.chosen:  # may be the CAM layer itself, so its rows are named apart
-            rows |= {f"{self._label(self.chosen.layer)}, {method}, chosen on validation": scores
-                     for method, scores in self.chosen.scores.items()}
+            rows |= {
+                f"{self._label(self.chosen.layer)}, {method}, chosen on validation": scores
+                for method, scores in self.chosen.scores.items()
+            }
         return metrics_table(rows, names=LOCALISATION_METRICS)
 
     def best_and_worst(self, k: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -379,9 +406,15 @@ class ExplanationSet:
         return (*source.best_and_worst(k, "gradcam"), source.layer)
 
 
-def explain_split(model: keras.Model, test: ImageSubset, layer: str, methods: Sequence[str],
-                  settings: ExplainSettings, candidates: Sequence[str] = (),
-                  validation: Callable[[], ImageSubset] | None = None) -> ExplanationSet | None:
+def explain_split(
+    model: keras.Model,
+    test: ImageSubset,
+    layer: str,
+    methods: Sequence[str],
+    settings: ExplainSettings,
+    candidates: Sequence[str] = (),
+    validation: Callable[[], ImageSubset] | None = None,
+) -> ExplanationSet | None:
     """Score every method on the test images, and Grad-CAM at the layer chosen on validation.
 
     Args:

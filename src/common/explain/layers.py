@@ -140,6 +140,9 @@ def finer_layers(model: keras.Model, finest_stride: int = 4) -> list[str]:
         if not isinstance(layer, padding) and shape is not None and len(shape) == len(last_shape):
             level, entry = scale(shape), (shape[-1], position, layer.name)
             widest[level] = max(widest.get(level, entry), entry)
-    kept = [(position, name) for level, (_, position, name) in widest.items()
-            if math.log2(finest_stride) <= level < scale(last_shape)]
+    kept = [
+        (position, name)
+        for level, (_, position, name) in widest.items()
+        if math.log2(finest_stride) <= level < scale(last_shape)
+    ]
     return [name for _, name in sorted(kept, reverse=True)]

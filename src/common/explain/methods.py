@@ -141,8 +141,9 @@ class CamMethod(abc.ABC):
         return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))
 
     @abc.abstractmethod
-    def raw_maps(self, images: np.ndarray, classes: np.ndarray, layers: tuple[str, ...],
-                 options: CamOptions) -> RawMaps:
+    def raw_maps(
+        self, images: np.ndarray, classes: np.ndarray, layers: tuple[str, ...], options: CamOptions
+    ) -> RawMaps:
         """Raw maps of the images at each layer's own resolution, chunk by chunk.
 
         Args:
@@ -186,8 +187,9 @@ class GradientMethod(CamMethod):
 
     def _make_step(self, layers: tuple[str, ...]) -> Callable[[tf.Tensor, tf.Tensor], list[tf.Tensor]]:
         """The eager batch step: images, classes -> raw CAM per layer, from one forward and backward pass."""
-        probe = keras.Model(self.model.inputs,
-                            [[self.model.get_layer(layer).output for layer in layers], self.model.outputs[0]])
+        probe = keras.Model(
+            self.model.inputs, [[self.model.get_layer(layer).output for layer in layers], self.model.outputs[0]]
+        )
         weigh, combine, binary = self.channel_weights, self.weighted_sum, self.binary
 
         def step(images: tf.Tensor, classes: tf.Tensor) -> list[tf.Tensor]:
@@ -231,8 +233,9 @@ class GradientMethod(CamMethod):
         entry["batches"] += 1
         return entry["step"]
 
-    def raw_maps(self, images: np.ndarray, classes: np.ndarray, layers: tuple[str, ...],
-                 options: CamOptions) -> RawMaps:
+    def raw_maps(
+        self, images: np.ndarray, classes: np.ndarray, layers: tuple[str, ...], options: CamOptions
+    ) -> RawMaps:
         """Every layer's raw maps from one pass per batch of ``options.batch_size`` images."""
         for start in range(0, len(images), options.batch_size):
             stop = start + options.batch_size
@@ -297,16 +300,22 @@ class ScoreCam(CamMethod):
         n_channels = int(self.model.get_layer(layer).output.shape[-1])
         max_channels = options.max_channels
         with _quiet_predict():
-            return np.asarray(self._scorecam(
-                CategoricalScore([class_index]), image[None], penultimate_layer=layer,
-                seek_penultimate_conv_layer=False, normalize_cam=False,
-                expand_cam=False,  # upsampled by the explainer, cell-centred
-                max_N=None if max_channels is None else min(int(max_channels), n_channels),
-                batch_size=options.score_batch_size,
-            ))
+            return np.asarray(
+                self._scorecam(
+                    CategoricalScore([class_index]),
+                    image[None],
+                    penultimate_layer=layer,
+                    seek_penultimate_conv_layer=False,
+                    normalize_cam=False,
+                    expand_cam=False,  # upsampled by the explainer, cell-centred
+                    max_N=None if max_channels is None else min(int(max_channels), n_channels),
+                    batch_size=options.score_batch_size,
+                )
+            )
 
-    def raw_maps(self, images: np.ndarray, classes: np.ndarray, layers: tuple[str, ...],
-                 options: CamOptions) -> RawMaps:
+    def raw_maps(
+        self, images: np.ndarray, classes: np.ndarray, layers: tuple[str, ...], options: CamOptions
+    ) -> RawMaps:
         """Layer by layer, one image at a time."""
         for layer in layers:
             for i, (image, class_index) in enumerate(zip(images, classes)):

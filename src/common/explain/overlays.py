@@ -63,9 +63,7 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.4, colormap: st
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
-def cam_region(
-    cam: np.ndarray, fraction: float = 0.5
-) -> tuple[list[np.ndarray], tuple[int, int, int, int] | None]:
+def cam_region(cam: np.ndarray, fraction: float = 0.5) -> tuple[list[np.ndarray], tuple[int, int, int, int] | None]:
     """Outline the region where a 2D CAM reaches a fraction of its peak.
 
     Args:

@@ -28,8 +28,8 @@ from typing import Any
 
 import keras
 import numpy as np
-import pandas as pd
 import numpy.typing as npt
+import pandas as pd
 from scipy import ndimage, stats
 
 from common.errors import DataError, ParameterError
@@ -41,8 +41,9 @@ IOU_CURVE_FRACTIONS = np.linspace(0.05, 0.95, 19)
 """Default thresholds (fractions of each CAM's maximum) of :func:`iou_curve`."""
 
 
-def _maps_and_masks(cams: npt.ArrayLike, masks: npt.ArrayLike,
-                    allow_empty: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _maps_and_masks(
+    cams: npt.ArrayLike, masks: npt.ArrayLike, allow_empty: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Check a stack of CAMs against a stack of masks; return (float32 cams, bool masks)."""
     maps = np.asarray(cams, dtype=np.float32)
     lesions = np.asarray(masks) > 0
@@ -65,8 +66,9 @@ def _maps_and_masks(cams: npt.ArrayLike, masks: npt.ArrayLike,
     return maps, lesions
 
 
-def pointing_game(cams: npt.ArrayLike, masks: npt.ArrayLike, tolerance_px: float = 15,
-                  reference_size: int = 224) -> np.ndarray:
+def pointing_game(
+    cams: npt.ArrayLike, masks: npt.ArrayLike, tolerance_px: float = 15, reference_size: int = 224
+) -> np.ndarray:
     """Pointing-game hits: the CAM's peak lies in the lesion or near it.
 
     The tolerance is ``tolerance_px`` at an image of ``reference_size`` pixels,
@@ -133,8 +135,9 @@ def iou(cams: npt.ArrayLike, masks: npt.ArrayLike, fraction: float = 0.5) -> np.
     return intersection / union
 
 
-def iou_curve(cams: npt.ArrayLike, masks: npt.ArrayLike,
-              fractions: npt.ArrayLike = IOU_CURVE_FRACTIONS) -> tuple[np.ndarray, np.ndarray]:
+def iou_curve(
+    cams: npt.ArrayLike, masks: npt.ArrayLike, fractions: npt.ArrayLike = IOU_CURVE_FRACTIONS
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean IoU over images as a function of the CAM threshold fraction.
 
     Args:
@@ -288,8 +291,10 @@ def score_explanations(
         "energy_share": mean_estimate(shares, seed, n_resamples),
         "iou": mean_estimate(overlaps, seed, n_resamples),
     }
-    return {name: estimate.with_count(n_scored).to_record() | {"n_skipped_empty_mask": n_skipped}
-            for name, estimate in scores.items()}
+    return {
+        name: estimate.with_count(n_scored).to_record() | {"n_skipped_empty_mask": n_skipped}
+        for name, estimate in scores.items()
+    }
 
 
 def randomisation_table(

@@ -66,8 +66,7 @@ def load_backbones() -> dict[str, Backbone]:
         constructor = getattr(keras.applications, str(application), None)
         if not callable(constructor):
             raise ParameterError(
-                f"Registry backbones.{name}: application={application!r} is no "
-                "keras.applications function."
+                f"Registry backbones.{name}: application={application!r} is no keras.applications function."
             )
         try:
             backbones[name] = Backbone(constructor, **fields)
@@ -86,9 +85,7 @@ def backbone_spec(backbone: str) -> Backbone:
         ParameterError: ``backbone`` is not in the table.
     """
     if backbone not in BACKBONES:
-        raise ParameterError(
-            f"Unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}."
-        )
+        raise ParameterError(f"Unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}.")
     return BACKBONES[backbone]
 
 
@@ -97,9 +94,7 @@ def min_input_size(backbone: str) -> int:
     return backbone_spec(backbone).min_size
 
 
-def trainable_count(
-    n_layers: int, trainable_fraction: float | None, trainable_last_layers: int | None
-) -> int:
+def trainable_count(n_layers: int, trainable_fraction: float | None, trainable_last_layers: int | None) -> int:
     """How many of the backbone's last layers train; all when neither option is set.
 
     Args:
@@ -172,16 +167,17 @@ def zero_init_residual_branches(model: keras.Model, bn_suffix: str | None) -> in
     """
     if bn_suffix is None:
         return 0
-    closing = [layer for layer in model.layers
-               if isinstance(layer, keras.layers.BatchNormalization) and layer.name.endswith(bn_suffix)]
+    closing = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.name.endswith(bn_suffix)
+    ]
     for layer in closing:
         layer.gamma.assign(np.zeros(layer.gamma.shape, dtype=layer.gamma.dtype))
     return len(closing)
 
 
-def _checked_input_shape(
-    backbone: str, spec: Backbone, input_shape: Sequence[int], weights
-) -> tuple[int, int, int]:
+def _checked_input_shape(backbone: str, spec: Backbone, input_shape: Sequence[int], weights) -> tuple[int, int, int]:
     """Return ``input_shape`` as ints, or raise if the backbone or its weights cannot take it."""
     height, width, channels = (int(v) for v in input_shape)
     if min(height, width) < spec.min_size:
@@ -191,20 +187,15 @@ def _checked_input_shape(
         )
     if weights == "imagenet" and channels != 3:
         raise ParameterError(
-            f"weights='imagenet' needs 3 input channels, got {channels}; load greyscale images "
-            "with channels=3."
+            f"weights='imagenet' needs 3 input channels, got {channels}; load greyscale images with channels=3."
         )
     return height, width, channels
 
 
-def _build_base(
-    spec: Backbone, shape: tuple[int, int, int], weights, zero_init_residual: bool
-) -> keras.Model:
+def _build_base(spec: Backbone, shape: tuple[int, int, int], weights, zero_init_residual: bool) -> keras.Model:
     """Build the backbone without its top, with its weights (random, ImageNet or a file)."""
     from_file = weights is not None and weights != "imagenet"
-    base = spec.constructor(
-        include_top=False, weights=None if from_file else weights, input_shape=shape
-    )
+    base = spec.constructor(include_top=False, weights=None if from_file else weights, input_shape=shape)
     if from_file:
         load_backbone_weights(base, pathlib.Path(weights))
     elif zero_init_residual and weights is None:

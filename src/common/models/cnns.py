@@ -17,9 +17,7 @@ from common.models.heads import gap_head
 from common.models.layers import apply_layer_spec, softmax_output
 
 
-def build_from_spec(
-    input_shape: Sequence[int], layers: Sequence[dict], n_classes: int, name: str
-) -> keras.Model:
+def build_from_spec(input_shape: Sequence[int], layers: Sequence[dict], n_classes: int, name: str) -> keras.Model:
     """Build a functional model: ``Input`` -> layer spec -> softmax ``predictions``.
 
     Args:
@@ -60,17 +58,14 @@ def build_plain_cnn(
     layers: list[dict] = []
     for n_filters in filters:
         layers += [
-            {"layer": "conv2d", "filters": n_filters, "kernel_size": 3, "padding": "same",
-             "activation": "relu"},
+            {"layer": "conv2d", "filters": n_filters, "kernel_size": 3, "padding": "same", "activation": "relu"},
             {"layer": "maxpool2d", "pool_size": 2},
         ]
     layers += gap_head(dropout)["layers"]
     return build_from_spec(input_shape, layers, n_classes, name="plain_cnn")
 
 
-def build_multi_organ_cnn(
-    input_shape: Sequence[int] = (128, 128, 1), n_classes: int = 8
-) -> keras.Model:
+def build_multi_organ_cnn(input_shape: Sequence[int] = (128, 128, 1), n_classes: int = 8) -> keras.Model:
     """The multi-organ paper's CNN (seed 003, Code snippet and model summary).
 
     Three valid 3x3 ReLU convolutions (32, 64, 128 filters) each followed by
@@ -137,14 +132,18 @@ def build_cnn3d(
     layers: list[dict] = []
     for n_filters in (32, 64, 128, 128):
         layers += [
-            {"layer": "conv3d", "filters": scaled(n_filters), "kernel_size": 3,
-             "padding": padding, "activation": "relu"},
+            {
+                "layer": "conv3d",
+                "filters": scaled(n_filters),
+                "kernel_size": 3,
+                "padding": padding,
+                "activation": "relu",
+            },
             {"layer": "maxpool3d", "pool_size": 2, "padding": padding},
             {"layer": "batchnorm", **({} if bn_momentum is None else {"momentum": bn_momentum})},
         ]
     for n_filters in (256, 512):
-        layers.append({"layer": "conv3d", "filters": scaled(n_filters), "kernel_size": 1,
-                       "activation": "relu"})
+        layers.append({"layer": "conv3d", "filters": scaled(n_filters), "kernel_size": 1, "activation": "relu"})
     layers += [{"layer": "maxpool3d", "pool_size": 2, "padding": padding}, {"layer": "flatten"}]
     if hidden_units:
         if dropout:

@@ -101,9 +101,7 @@ def load_nine_model_settings() -> dict[str, NineModelSetting]:
     settings: dict[str, NineModelSetting] = {}
     for name, entry in registry.section("nine_models").items():
         try:
-            settings[name] = NineModelSetting(
-                **{**entry, "dense_units": tuple(entry.get("dense_units", ()))}
-            )
+            settings[name] = NineModelSetting(**{**entry, "dense_units": tuple(entry.get("dense_units", ()))})
         except TypeError as error:
             raise ParameterError(f"Registry nine_models.{name}: {error}") from error
     return settings
@@ -140,6 +138,5 @@ def resolve_head(head: str | dict, backbone: str) -> list[dict]:
     if head in HEADS:
         return HEADS[head]["layers"]
     raise ParameterError(
-        f"Unknown head {head!r}; use one of {', '.join([*HEADS, NINE_MODELS_HEAD])} "
-        "or a spec dict {'layers': [...]}."
+        f"Unknown head {head!r}; use one of {', '.join([*HEADS, NINE_MODELS_HEAD])} or a spec dict {{'layers': [...]}}."
     )

@@ -54,9 +54,7 @@ def apply_layer_spec(x, layers: Sequence[dict], prefix: str = ""):
         arguments = dict(entry)
         kind = arguments.pop("layer", None)
         if kind not in LAYER_TYPES:
-            raise ParameterError(
-                f"Layer spec {entry!r} needs 'layer' set to one of {', '.join(LAYER_TYPES)}."
-            )
+            raise ParameterError(f"Layer spec {entry!r} needs 'layer' set to one of {', '.join(LAYER_TYPES)}.")
         counts[kind] = counts.get(kind, 0) + 1
         try:
             layer = LAYER_TYPES[kind](name=f"{prefix}{kind}_{counts[kind]}", **arguments)
@@ -83,12 +81,8 @@ def softmax_output(x, n_classes: int):
         ParameterError: ``n_classes`` is below 2.
     """
     if n_classes < 2:
-        raise ParameterError(
-            f"n_classes={n_classes}: the output is a softmax, so use 2 units for a binary task."
-        )
-    return keras.layers.Dense(
-        n_classes, activation="softmax", dtype="float32", name=OUTPUT_LAYER_NAME
-    )(x)
+        raise ParameterError(f"n_classes={n_classes}: the output is a softmax, so use 2 units for a binary task.")
+    return keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name=OUTPUT_LAYER_NAME)(x)
 
 
 def is_head_layer(layer: keras.layers.Layer) -> bool:
@@ -98,6 +92,7 @@ def is_head_layer(layer: keras.layers.Layer) -> bool:
 
 def count_params(model: keras.Model) -> tuple[int, int]:
     """Return ``(total, trainable)`` weight counts of ``model``."""
+
     def size(variables) -> int:
         return int(sum(np.prod(v.shape) for v in variables))
 

@@ -74,8 +74,7 @@ def experiments_with_models(results_dir: str | Path | None = None) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(
-        folder.name for folder in root.iterdir()
-        if (folder / MODEL_FILE).is_file() and (folder / CARD_FILE).is_file()
+        folder.name for folder in root.iterdir() if (folder / MODEL_FILE).is_file() and (folder / CARD_FILE).is_file()
     )
 
 
@@ -128,8 +127,9 @@ def expected_input_shape(card: dict) -> tuple[int, ...]:
     return (size, size, int(card["channels"]))
 
 
-def load_run_model(experiment: str, model_path: str | Path | None = None,
-                   results_dir: str | Path | None = None) -> RunModel:
+def load_run_model(
+    experiment: str, model_path: str | Path | None = None, results_dir: str | Path | None = None
+) -> RunModel:
     """Load a run's model in safe mode with its card, and check they belong together.
 
     Args:
@@ -151,8 +151,7 @@ def load_run_model(experiment: str, model_path: str | Path | None = None,
     model_path = Path(model_path) if model_path else default_dir / MODEL_FILE
     if not model_path.is_file():
         raise DataError(
-            f"{model_path}: no saved model; run the experiment first (camstudy run {experiment}) "
-            "or pass --model PATH."
+            f"{model_path}: no saved model; run the experiment first (camstudy run {experiment}) or pass --model PATH."
         )
     card_path = model_path.parent / CARD_FILE
     card = read_model_card(card_path if card_path.is_file() else default_dir / CARD_FILE)

@@ -48,8 +48,9 @@ def _load_volume(run_model: RunModel, path: Path) -> LoadedInput:
             "pass the folder."
         )
     card = run_model.card
-    model_input = volume_sets.load_volumes(pd.DataFrame({"path": [str(path)]}), card["image_size"],
-                                           card["window"], bool(card["sobel"]))
+    model_input = volume_sets.load_volumes(
+        pd.DataFrame({"path": [str(path)]}), card["image_size"], card["window"], bool(card["sobel"])
+    )
     return LoadedInput(str(path), model_input, np.clip(model_input[0, ..., 0], 0.0, 1.0))
 
 

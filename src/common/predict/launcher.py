@@ -36,10 +36,19 @@ def streamlit_command(port: int = DEFAULT_PORT, address: str = DEFAULT_ADDRESS) 
         The command's arguments, starting with this Python interpreter.
     """
     return [
-        sys.executable, "-m", "streamlit", "run", str(app_script()),
-        "--server.headless", "true",
-        "--server.address", address,
-        "--server.port", str(port),
-        "--browser.gatherUsageStats", "false",
-        "--client.toolbarMode", "viewer",  # no "Deploy" button on a research page
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_script()),
+        "--server.headless",
+        "true",
+        "--server.address",
+        address,
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",  # no "Deploy" button on a research page
     ]

@@ -45,14 +45,19 @@ def write_prediction(prediction: Prediction, out_dir: str | Path, stem: str, run
         name = f"{stem}_{kind}.png"
         (out_dir / name).write_bytes(png_bytes(getattr(prediction, kind)))
         prediction.files[kind] = name
-    record = {"experiment": run_model.experiment, "model_file": str(run_model.model_path),
-              **prediction.record()}
+    record = {"experiment": run_model.experiment, "model_file": str(run_model.model_path), **prediction.record()}
     return write_json_atomic(out_dir / f"{stem}.json", record)
 
 
-def predict_paths(run_model: RunModel, paths: Iterable[str | Path], out_dir: str | Path,
-                  method: str = "gradcam", layer: str | None = None, batch_size: int = 16,
-                  progress: bool = True) -> tuple[list[dict], list[str]]:
+def predict_paths(
+    run_model: RunModel,
+    paths: Iterable[str | Path],
+    out_dir: str | Path,
+    method: str = "gradcam",
+    layer: str | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> tuple[list[dict], list[str]]:
     """Predict many files (or series folders), writing each one's outputs as soon as its batch is done.
 
     A bad input is reported and skipped; the others are still predicted.
@@ -106,7 +111,13 @@ def probability_table(records: Sequence[dict], classes: Sequence[str]) -> str:
     if not records:
         return "(no predictions)"
     table = pd.DataFrame(
-        [{"input": Path(r["source"]).name, "predicted": r["predicted"],
-          **{name: f"{r['probabilities'][name]:.4f}" for name in classes}} for r in records]
+        [
+            {
+                "input": Path(r["source"]).name,
+                "predicted": r["predicted"],
+                **{name: f"{r['probabilities'][name]:.4f}" for name in classes},
+            }
+            for r in records
+        ]
     )
     return table.to_string(index=False)

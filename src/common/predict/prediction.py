@@ -94,8 +94,9 @@ def check_layer(run_model: RunModel, layer: str | None) -> str:
     return layer
 
 
-def predict_loaded(run_model: RunModel, inputs: Sequence[LoadedInput], method: str = "gradcam",
-                   layer: str | None = None) -> list[Prediction]:
+def predict_loaded(
+    run_model: RunModel, inputs: Sequence[LoadedInput], method: str = "gradcam", layer: str | None = None
+) -> list[Prediction]:
     """Predict a batch of loaded inputs and explain each by the CAM of its predicted class.
 
     Args:
@@ -118,16 +119,22 @@ def predict_loaded(run_model: RunModel, inputs: Sequence[LoadedInput], method: s
     probabilities = fit.predict_proba(run_model.model, batch)
     predicted = probabilities.argmax(axis=1)
     maps = cams.compute_cam(
-        run_model.model, batch, predicted, method=method, layer=layer,
+        run_model.model,
+        batch,
+        predicted,
+        method=method,
+        layer=layer,
         max_channels=SCORECAM_MAX_CHANNELS if method == "scorecam" else None,
     )
-    return [_explained(loaded, dict(zip(run_model.classes, probs)), run_model.classes[int(index)], method, layer,
-                       cam)
-            for loaded, probs, index, cam in zip(inputs, probabilities, predicted, maps)]
+    return [
+        _explained(loaded, dict(zip(run_model.classes, probs)), run_model.classes[int(index)], method, layer, cam)
+        for loaded, probs, index, cam in zip(inputs, probabilities, predicted, maps)
+    ]
 
 
-def _explained(loaded: LoadedInput, probabilities: dict, predicted: str, method: str, layer: str,
-               cam: np.ndarray) -> Prediction:
+def _explained(
+    loaded: LoadedInput, probabilities: dict, predicted: str, method: str, layer: str, cam: np.ndarray
+) -> Prediction:
     """One input's :class:`Prediction`: its CAM over the shown image (a volume's strongest slice)."""
     from common.explain import overlays
 

@@ -18,8 +18,9 @@ from common.predict.inputs import load_input
 from common.predict.prediction import Prediction, check_layer, check_method, predict_loaded
 
 
-def predict_uploads(run_model: RunModel, uploads: Sequence[tuple[str, bytes]], method: str = "gradcam",
-                    layer: str | None = None) -> tuple[list[Prediction], list[str]]:
+def predict_uploads(
+    run_model: RunModel, uploads: Sequence[tuple[str, bytes]], method: str = "gradcam", layer: str | None = None
+) -> tuple[list[Prediction], list[str]]:
     """Predict uploaded files given as ``(file name, content)`` pairs.
 
     An image model predicts every upload on its own; a volume model reads all
@@ -45,8 +46,9 @@ def predict_uploads(run_model: RunModel, uploads: Sequence[tuple[str, bytes]], m
         return _predict_images(run_model, uploads, Path(tmp), method, layer)
 
 
-def _predict_series(run_model: RunModel, uploads: Sequence[tuple[str, bytes]], folder: Path, method: str,
-                    layer: str) -> tuple[list[Prediction], list[str]]:
+def _predict_series(
+    run_model: RunModel, uploads: Sequence[tuple[str, bytes]], folder: Path, method: str, layer: str
+) -> tuple[list[Prediction], list[str]]:
     """All uploads as the slices of one DICOM series, saved to ``folder``."""
     for index, (name, content) in enumerate(uploads):
         (folder / f"{index:05d}_{Path(name).name}").write_bytes(content)
@@ -60,8 +62,9 @@ def _predict_series(run_model: RunModel, uploads: Sequence[tuple[str, bytes]], f
     return [prediction], []
 
 
-def _predict_images(run_model: RunModel, uploads: Sequence[tuple[str, bytes]], folder: Path, method: str,
-                    layer: str) -> tuple[list[Prediction], list[str]]:
+def _predict_images(
+    run_model: RunModel, uploads: Sequence[tuple[str, bytes]], folder: Path, method: str, layer: str
+) -> tuple[list[Prediction], list[str]]:
     """Every upload as an image of its own, saved under ``folder``."""
     loaded_inputs, errors = [], []
     for index, (name, content) in enumerate(uploads):

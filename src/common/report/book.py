@@ -139,8 +139,7 @@ def copy_book_sources(target: Path) -> Path:
 
 def _run_jupyter_book(book_root: Path, warnings_as_errors: bool) -> Path:
     """Run ``jupyter-book build`` in ``book_root``; return its ``_build/html``."""
-    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_root),
-               "--builder", "html"]
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_root), "--builder", "html"]
     if warnings_as_errors:
         command += ["-W", "-n", "--keep-going"]
     done = subprocess.run(command, cwd=book_root, capture_output=True, text=True)

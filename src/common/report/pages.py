@@ -190,8 +190,11 @@ def overview_markdown(all_metrics: dict[str, dict], figure_dir: Path, results_di
             (the page links them as ``figures/<file>``).
         results_dir: The results folder the runs were read from.
     """
-    rows = [row for experiment_id in registry.experiment_ids()
-            for row in _overview_rows(experiment_id, all_metrics.get(experiment_id))]
+    rows = [
+        row
+        for experiment_id in registry.experiment_ids()
+        for row in _overview_rows(experiment_id, all_metrics.get(experiment_id))
+    ]
     shown = []
     for experiment_id, metrics in all_metrics.items():
         for caption, name in headline_figures(metrics):
@@ -219,12 +222,21 @@ def dataset_entries() -> list[DatasetEntry]:
     for name in manifest.available_manifests():
         record = manifest.load_manifest(name)
         source = record["source"] or {}
-        entries.append(DatasetEntry(
-            name=name, title=record.get("title", name), used_by=used_by.get(name, []),
-            citation=record["citation"], licence=record["licence"], url=source.get("url"),
-            how_to_obtain=source.get("how_to_obtain"), modality=record.get("modality"),
-            counts=record["expected_counts"], count_unit=record.get("count_unit"), notes=record.get("notes"),
-        ))
+        entries.append(
+            DatasetEntry(
+                name=name,
+                title=record.get("title", name),
+                used_by=used_by.get(name, []),
+                citation=record["citation"],
+                licence=record["licence"],
+                url=source.get("url"),
+                how_to_obtain=source.get("how_to_obtain"),
+                modality=record.get("modality"),
+                counts=record["expected_counts"],
+                count_unit=record.get("count_unit"),
+                notes=record.get("notes"),
+            )
+        )
     return entries
 
 

@@ -123,8 +123,7 @@ def _wall_time_rows(wall_times: dict[str, dict[str, float]]) -> list[WallTimeRow
     for experiment_id in order:
         times = wall_times[experiment_id]
         budgets = registry.experiment(experiment_id).get("budget_s", {}) if experiment_id in known else {}
-        rows.append(WallTimeRow(experiment_id, [(times.get(p), budgets.get(p))
-                                                for p in registry.PROFILES]))
+        rows.append(WallTimeRow(experiment_id, [(times.get(p), budgets.get(p)) for p in registry.PROFILES]))
     return rows
 
 
@@ -135,9 +134,15 @@ def _machine(record: Mapping[str, Any]) -> Machine:
     cpus = machine.get("cpu_count")
     busy = isinstance(load, (int, float)) and isinstance(cpus, int) and load > cpus
     return Machine(
-        cpus=cpus, processor=machine.get("processor"), memory_gb=machine.get("memory_gb"),
-        device=machine.get("device"), gpus=machine.get("gpus") or [], tensorflow=machine.get("tensorflow"),
-        python=machine.get("versions", {}).get("python"), load=load, busy=busy,
+        cpus=cpus,
+        processor=machine.get("processor"),
+        memory_gb=machine.get("memory_gb"),
+        device=machine.get("device"),
+        gpus=machine.get("gpus") or [],
+        tensorflow=machine.get("tensorflow"),
+        python=machine.get("versions", {}).get("python"),
+        load=load,
+        busy=busy,
     )
 
 
@@ -148,11 +153,15 @@ def bench_summary(record: Mapping[str, Any]) -> BenchSummary:
         record: The record (see :mod:`common.bench`).
     """
     return BenchSummary(
-        experiment=record.get("experiment"), model=record.get("model"), image_size=record.get("image_size"),
-        batch_size=record.get("batch_size"), measured_at=record.get("measured_at"),
+        experiment=record.get("experiment"),
+        model=record.get("model"),
+        image_size=record.get("image_size"),
+        batch_size=record.get("batch_size"),
+        measured_at=record.get("measured_at"),
         quick=bool(record.get("quick")),
         ratios=[RatioRow(key, entry if isinstance(entry := record.get(key), dict) else None) for key in RATIO_KEYS],
-        machine=_machine(record), profiles=tuple(registry.PROFILES),
+        machine=_machine(record),
+        profiles=tuple(registry.PROFILES),
         wall_times=_wall_time_rows(record.get("notebook_wall_times_s") or {}),
     )
 

@@ -171,8 +171,16 @@ class RunRecorder:
         """Seconds since the run started."""
         return round(time.perf_counter() - self.started, 2)
 
-    def write_model_card(self, model_name: str, image_size, channels: int, preprocess: str | None,
-                         cam_layer: str | None = None, input_kind: str = "image", **extra: Any) -> Path:
+    def write_model_card(
+        self,
+        model_name: str,
+        image_size,
+        channels: int,
+        preprocess: str | None,
+        cam_layer: str | None = None,
+        input_kind: str = "image",
+        **extra: Any,
+    ) -> Path:
         """Record, beside ``model.keras``, exactly how the model's inputs were made.
 
         ``camstudy predict`` and the app read this file, so they apply the run's

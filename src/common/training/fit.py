@@ -85,8 +85,9 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def recalibrate_batch_norm(model: keras.Model, batches, max_batches: int | None = None,
-                           forward: Callable | None = None) -> int:
+def recalibrate_batch_norm(
+    model: keras.Model, batches, max_batches: int | None = None, forward: Callable | None = None
+) -> int:
     """Set the moving statistics of every batch norm to their mean over ``batches``, dropout off.
 
     A batch norm predicts with moving averages collected while training, with
@@ -117,8 +118,7 @@ def recalibrate_batch_norm(model: keras.Model, batches, max_batches: int | None 
     Returns:
         The number of batches used.
     """
-    norms = [layer for layer in model.layers
-             if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
     dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     momenta, rates = [layer.momentum for layer in norms], [layer.rate for layer in dropouts]
     forward = forward or (lambda images: model(images, training=True))

@@ -37,7 +37,7 @@ def set_seed(seed: int) -> None:
         seed: The run's seed.
     """
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - the global generator is the one legacy code and libraries draw from
     keras.utils.set_random_seed(seed)  # also seeds TensorFlow's global generator
     tf.config.experimental.enable_op_determinism()
 
@@ -75,9 +75,7 @@ def distribution_strategy(name: str = "auto", devices: Sequence[str] | None = No
             )
         json.loads(os.environ["TF_CONFIG"])  # fail early on malformed JSON
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ParameterError(
-        f"Unknown distribution strategy {name!r}; use auto, default, mirrored or multi-worker."
-    )
+    raise ParameterError(f"Unknown distribution strategy {name!r}; use auto, default, mirrored or multi-worker.")
 
 
 def gpu_speedups(enabled: bool | str = "auto") -> dict:
@@ -123,11 +121,14 @@ class Runtime:
     @property
     def record(self) -> dict:
         """JSON-ready description for ``metrics.json``."""
-        return {**self.speedups, "strategy": type(self.strategy).__name__,
-                "replicas": int(self.strategy.num_replicas_in_sync)}
+        return {
+            **self.speedups,
+            "strategy": type(self.strategy).__name__,
+            "replicas": int(self.strategy.num_replicas_in_sync),
+        }
 
     @classmethod
-    def local(cls) -> "Runtime":
+    def local(cls) -> Runtime:
         """The current device set-up as it is: TensorFlow's current strategy, no speed-ups.
 
         What a caller without a chosen runtime gets, so building and compiling
@@ -142,8 +143,9 @@ class Runtime:
     def compile(self, model, learning_rate, epsilon: float = 1e-7):
         """Compile ``model`` with Adam in the strategy's scope, with XLA when the speed-ups are on."""
         with self.scope():
-            return fit.compile_model(model, learning_rate, epsilon=epsilon,
-                                     jit_compile=bool(self.speedups["jit_compile"]))
+            return fit.compile_model(
+                model, learning_rate, epsilon=epsilon, jit_compile=bool(self.speedups["jit_compile"])
+            )
 
 
 def for_run(params: RunParams) -> Runtime:

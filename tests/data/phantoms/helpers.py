@@ -6,8 +6,16 @@ import numpy as np
 from PIL import Image
 
 CHEST_CLASSES = ("normal", "benign", "malignant", "pneumonia")
-MULTI_ORGAN_CLASSES = ("brain_tumor", "brain_no_tumor", "breast_tumor", "breast_no_tumor",
-                       "kidney_tumor", "kidney_no_tumor", "lung_tumor", "lung_no_tumor")
+MULTI_ORGAN_CLASSES = (
+    "brain_tumor",
+    "brain_no_tumor",
+    "breast_tumor",
+    "breast_no_tumor",
+    "kidney_tumor",
+    "kidney_no_tumor",
+    "lung_tumor",
+    "lung_no_tumor",
+)
 LESION_FREE = {"normal", "brain_no_tumor", "breast_no_tumor", "kidney_no_tumor", "lung_no_tumor"}
 VOLUME_SHAPE = (32, 32, 8)
 

@@ -49,10 +49,13 @@ def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("call", [
-    lambda root: ensure_phantoms("ct_scans", root),
-    lambda root: ensure_phantoms("chest", root, n_per_class=1, colour=True),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda root: ensure_phantoms("ct_scans", root),
+        lambda root: ensure_phantoms("chest", root, n_per_class=1, colour=True),
+    ],
+)
 def test_bad_parameters_raise_parameter_error(tmp_path, call):
     with pytest.raises(ParameterError):
         call(tmp_path)

@@ -14,22 +14,28 @@ from common.data.phantoms.scenes import (
 
 
 def test_organs_look_different():
-    means = {organ: np.mean([render_phantom("multi_organ", f"{organ}_no_tumor", i, (64, 64)).image for i in range(3)],
-                            axis=0)
-             for organ in ("brain", "breast", "kidney", "lung")}
+    means = {
+        organ: np.mean(
+            [render_phantom("multi_organ", f"{organ}_no_tumor", i, (64, 64)).image for i in range(3)], axis=0
+        )
+        for organ in ("brain", "breast", "kidney", "lung")
+    }
     organs = list(means)
     for a in range(len(organs)):
         for b in range(a + 1, len(organs)):
             assert np.abs(means[organs[a]] - means[organs[b]]).mean() > 0.05, (organs[a], organs[b])
 
 
-@pytest.mark.parametrize("scene, lesion, shape", [
-    (chest_scene, "malignant_nodule", (40, 40)),
-    (chest_scene, "volume_nodule", (32, 32, 6)),
-    (brain_scene, "brain_tumour", (40, 40)),
-    (breast_scene, "breast_mass", (40, 40)),
-    (kidney_scene, "kidney_tumour", (40, 40)),
-])
+@pytest.mark.parametrize(
+    "scene, lesion, shape",
+    [
+        (chest_scene, "malignant_nodule", (40, 40)),
+        (chest_scene, "volume_nodule", (32, 32, 6)),
+        (brain_scene, "brain_tumour", (40, 40)),
+        (breast_scene, "breast_mass", (40, 40)),
+        (kidney_scene, "kidney_tumour", (40, 40)),
+    ],
+)
 def test_scenes_depend_only_on_their_generator(scene, lesion, shape):
     grid = Grid.for_shape(shape)
     first = scene(grid, np.random.default_rng(7), lesion)

@@ -48,8 +48,9 @@ def test_chest_layout_counts_and_masks(chest_dir):
 
 def test_written_files_match_rendered_phantoms(chest_dir):
     phantom = render_phantom("chest", "malignant", 2, (48, 48))
-    assert np.array_equal(read_png(chest_dir / "images/malignant/malignant_0002.png"),
-                          np.rint(phantom.image * 255).astype(np.uint8))
+    assert np.array_equal(
+        read_png(chest_dir / "images/malignant/malignant_0002.png"), np.rint(phantom.image * 255).astype(np.uint8)
+    )
     assert np.array_equal(read_png(chest_dir / "masks/malignant/malignant_0002.png") > 0, phantom.mask)
 
 
@@ -74,13 +75,16 @@ def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path, chest_
     assert len(changed) == 12
 
 
-@pytest.mark.parametrize("call", [
-    lambda root: make_chest_slices(root, 0),
-    lambda root: make_chest_slices(root, 1, size=8),
-    lambda root: make_chest_slices(root, 1, classes=("normal", "covid")),
-    lambda root: make_chest_volumes(root, 1, shape=(32, 32)),
-    lambda root: render_phantom("multi_organ", "liver_tumor", 0, (32, 32)),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda root: make_chest_slices(root, 0),
+        lambda root: make_chest_slices(root, 1, size=8),
+        lambda root: make_chest_slices(root, 1, classes=("normal", "covid")),
+        lambda root: make_chest_volumes(root, 1, shape=(32, 32)),
+        lambda root: render_phantom("multi_organ", "liver_tumor", 0, (32, 32)),
+    ],
+)
 def test_bad_parameters_raise_parameter_error(tmp_path, call):
     with pytest.raises(ParameterError):
         call(tmp_path)

@@ -66,8 +66,10 @@ def test_dicom_positions_follow_instance_number(volume_dir):
 def test_dicom_rescale_recovers_the_rendered_hu_and_mask(volume_dir):
     for class_name in ("normal", "tumor"):
         phantom = render_phantom("chest_volumes", class_name, 1, VOLUME_SHAPE, seed=3)
-        slices = sorted(read_series(volume_dir / "series" / class_name / f"{class_name}_0001"),
-                        key=lambda ds: int(ds.InstanceNumber))
+        slices = sorted(
+            read_series(volume_dir / "series" / class_name / f"{class_name}_0001"),
+            key=lambda ds: int(ds.InstanceNumber),
+        )
         hu = np.stack([ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept) for ds in slices], axis=-1)
         assert hu.shape == VOLUME_SHAPE
         assert np.abs(hu - phantom.image).max() <= 1.0

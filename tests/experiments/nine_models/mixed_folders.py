@@ -9,8 +9,12 @@ from PIL import Image
 def write_mixed_folder(root: Path, n_per_class: int) -> Path:
     """cancer/ and pneumonia/ with PNG, JPEG and JPG, RGB and greyscale, of different sizes."""
     rng = np.random.default_rng(0)
-    formats = [(".png", "L", (40, 36)), (".jpeg", "RGB", (52, 60)), (".JPG", "RGB", (33, 33)),
-               (".png", "RGB", (64, 48))]
+    formats = [
+        (".png", "L", (40, 36)),
+        (".jpeg", "RGB", (52, 60)),
+        (".JPG", "RGB", (33, 33)),
+        (".png", "RGB", (64, 48)),
+    ]
     for class_name in ("cancer", "pneumonia"):
         (root / class_name).mkdir(parents=True)
         for index in range(n_per_class):

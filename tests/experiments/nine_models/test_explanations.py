@@ -20,12 +20,16 @@ def test_build_model_and_layer_groups_follow_the_papers_freezing():
     # The paper's VGG16 settings at a CPU size (same layers), without downloading weights.
     settings = dataclasses.replace(nine_models.model_settings(params, "VGG16"), input_size=32, weights=None)
     model = nine_models.build_model(settings, 2)
-    trainable_convs = [layer.name for layer in model.layers
-                       if isinstance(layer, keras.layers.Conv2D) and layer.trainable]
+    trainable_convs = [
+        layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D) and layer.trainable
+    ]
     groups = nine_models.layer_groups(model, settings)
     # Last 7 layers: block5_pool, block5_conv3..1, block4_pool, block4_conv3, block4_conv2.
-    assert groups["trainable"] == trainable_convs == [
-        "block4_conv2", "block4_conv3", "block5_conv1", "block5_conv2", "block5_conv3"]
+    assert (
+        groups["trainable"]
+        == trainable_convs
+        == ["block4_conv2", "block4_conv3", "block5_conv1", "block5_conv2", "block5_conv3"]
+    )
     assert groups["frozen"][0] == "block1_conv1" and groups["frozen"][-1] == "block4_conv1"
     assert len(groups["frozen"]) == 8
     thinned = nine_models.layer_groups(model, settings, max_layers=3)
@@ -53,10 +57,12 @@ def score(value, n, low=0.1, high=0.9):
 
 
 def test_explanation_table_has_one_row_per_model_and_method():
-    scores = {"A": {"gradcam": {"pointing_game": score(0.5, 4), "energy_share": score(0.25, 4),
-                                "iou": score(0.125, 4)}},
-              "A at b2": {"gradcam": {"pointing_game": score(float("nan"), 0), "energy_share": score(0.0, 0),
-                                      "iou": score(0.0, 0)}}}
+    scores = {
+        "A": {"gradcam": {"pointing_game": score(0.5, 4), "energy_share": score(0.25, 4), "iou": score(0.125, 4)}},
+        "A at b2": {
+            "gradcam": {"pointing_game": score(float("nan"), 0), "energy_share": score(0.0, 0), "iou": score(0.0, 0)}
+        },
+    }
     table = nine_models.explanation_table(scores)
     assert list(table.index) == [("A", "gradcam"), ("A at b2", "gradcam")]
     assert list(table.columns) == list(nine_models.EXPLANATION_SCORES)
@@ -66,20 +72,37 @@ def test_explanation_table_has_one_row_per_model_and_method():
 
 
 def explanation(layer, scores):
-    return Explanation(np.array([3, 5]), layer, np.ones((2, 4, 4), bool), {"gradcam": np.zeros((2, 4, 4))},
-                       {"gradcam": scores}, {"gradcam": 0.1})
+    return Explanation(
+        np.array([3, 5]),
+        layer,
+        np.ones((2, 4, 4), bool),
+        {"gradcam": np.zeros((2, 4, 4))},
+        {"gradcam": scores},
+        {"gradcam": 0.1},
+    )
 
 
 def test_the_drivers_records_fill_scores_and_layer_choices():
     out = nine_models.ModelExplanations(positions=np.array([0, 1]), last_layer={"A": "last", "B": "lastB"})
     validation = {"fine": {"pointing_game": score(1.0, 2), "energy_share": score(0.5, 2), "iou": score(0.3, 2)}}
-    scored = ExplanationSet("A", explanation("last", validation["fine"]), LayerSelection("fine", validation, 2, 0.5),
-                            explanation("fine", validation["fine"]), {"last": (2, 2), "fine": (4, 4)})
+    scored = ExplanationSet(
+        "A",
+        explanation("last", validation["fine"]),
+        LayerSelection("fine", validation, 2, 0.5),
+        explanation("fine", validation["fine"]),
+        {"last": (2, 2), "fine": (4, 4)},
+    )
     assert out.add_scores("A", scored, ["gradcam"], ["fine"]) == "fine"
     assert out.scores["A"]["gradcam"] is scored.last.scores["gradcam"]
     assert out.scores["A at fine"] == {"gradcam": validation["fine"]}
-    assert out.selections["A"] == {"chosen": "fine", "validation": validation, "n": 2, "seconds": 0.5,
-                                   "candidates": ["fine"], "grids": {"last": [2, 2], "fine": [4, 4]}}
+    assert out.selections["A"] == {
+        "chosen": "fine",
+        "validation": validation,
+        "n": 2,
+        "seconds": 0.5,
+        "candidates": ["fine"],
+        "grids": {"last": [2, 2], "fine": [4, 4]},
+    }
     # No test image scored: every method has undefined scores, and there is no choice.
     assert out.add_scores("B", None, ["gradcam", "scorecam"], ["fine"]) is None
     assert set(out.scores["B"]) == {"gradcam", "scorecam"} and "B" not in out.selections

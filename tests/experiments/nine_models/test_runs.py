@@ -26,9 +26,14 @@ def test_head_is_the_papers_with_the_runs_batch_norm_momentum():
 def test_a_real_two_class_folder_trains_with_a_label_map_parameter(tmp_path):
     root = write_mixed_folder(tmp_path / "ct", 8)
     (root / "cancer").rename(root / "tumour")  # folder names the manifest does not know
-    overrides = {"label_map": {"tumour": "cancer", "pneumonia": "pneumonia"}, "epochs": 1, "batch_size": 4,
-                 "image_size": 32, "models": ["MobileNetV2"],
-                 "model_overrides": {"MobileNetV2": {"epochs": 2, "patience": 2}}}
+    overrides = {
+        "label_map": {"tumour": "cancer", "pneumonia": "pneumonia"},
+        "epochs": 1,
+        "batch_size": 4,
+        "image_size": 32,
+        "models": ["MobileNetV2"],
+        "model_overrides": {"MobileNetV2": {"epochs": 2, "patience": 2}},
+    }
     params = registry.resolve("nine-models", "smoke", overrides, data_dir=root)
     loaded = loading.load_samples(params)
     assert sorted(loaded.samples["class_folder"].unique()) == ["pneumonia", "tumour"]
@@ -47,8 +52,11 @@ def test_a_real_two_class_folder_trains_with_a_label_map_parameter(tmp_path):
     assert 0 < record["params_total"] - record["params_trainable"] < 0.02 * record["params_total"]
     # Its override row, not the run's one epoch.
     assert record["epochs_trained"] == 2 and record["train_seconds"] > 0 and record["inference_images_per_s"] > 0
-    head_norms = [layer for layer in runs["MobileNetV2"].model.layers
-                  if models.is_head_layer(layer) and isinstance(layer, keras.layers.BatchNormalization)]
+    head_norms = [
+        layer
+        for layer in runs["MobileNetV2"].model.layers
+        if models.is_head_layer(layer) and isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert len(head_norms) == 2 and all(layer.momentum == params.bn_momentum for layer in head_norms)
     # Inference is timed as a graph; the model keeps the eager mode it trained in.
     assert runs["MobileNetV2"].model.run_eagerly is True

@@ -54,8 +54,11 @@ def test_cpu_profiles_use_the_smallest_accepted_size_and_train_everything():
 
 
 def test_a_models_override_row_changes_that_model_only():
-    params = registry.resolve("nine-models", "smoke", {"model_overrides": {
-        "MobileNetV2": {"learning_rate": 0.003, "epochs": 4, "augment": {"flip": "horizontal"}}}})
+    params = registry.resolve(
+        "nine-models",
+        "smoke",
+        {"model_overrides": {"MobileNetV2": {"learning_rate": 0.003, "epochs": 4, "augment": {"flip": "horizontal"}}}},
+    )
     changed = nine_models.model_parameters(params, "MobileNetV2")
     other = nine_models.model_parameters(params, "VGG16")
     assert (changed.epochs, changed.augment) == (4, {"flip": "horizontal"})
@@ -67,12 +70,15 @@ def test_a_models_override_row_changes_that_model_only():
     assert table.loc["VGG16", "augment"] == "none"
 
 
-@pytest.mark.parametrize("rows, message", [
-    ({"MobileNetV3": {"epochs": 2}}, "unknown model"),
-    ({"VGG16": {"epoch": 2}}, "epoch"),
-    ({"VGG16": {"models": ["VGG16"]}}, "models"),
-    ({"VGG16": {"epochs": "two"}}, "Parameter 'epochs' expects a int like 6, got 'two'"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ({"MobileNetV3": {"epochs": 2}}, "unknown model"),
+        ({"VGG16": {"epoch": 2}}, "epoch"),
+        ({"VGG16": {"models": ["VGG16"]}}, "models"),
+        ({"VGG16": {"epochs": "two"}}, "Parameter 'epochs' expects a int like 6, got 'two'"),
+    ],
+)
 def test_override_rows_name_known_models_and_parameters(rows, message):
     params = registry.resolve("nine-models", "smoke", {"model_overrides": rows})
     with pytest.raises(ParameterError, match=message):

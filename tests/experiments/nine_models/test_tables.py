@@ -11,12 +11,30 @@ def entry(value, low, high):
 
 def test_comparison_table_marks_every_best_model_and_shows_costs():
     records = {
-        "A": {"accuracy": entry(0.9, 0.8, 0.95), "auc": entry(0.97, 0.9, 1.0), "params_total": 10,
-              "params_trainable": 4, "train_seconds": 3.0, "inference_images_per_s": 50.0},
-        "B": {"accuracy": entry(0.9, 0.85, 0.95), "auc": entry(0.95, 0.9, 0.99), "params_total": 20,
-              "params_trainable": 20, "train_seconds": 5.0, "inference_images_per_s": 20.0},
-        "C": {"accuracy": entry(0.7, 0.6, 0.8), "auc": entry(0.99, 0.95, 1.0), "params_total": 5,
-              "params_trainable": 5, "train_seconds": 1.0, "inference_images_per_s": 90.0},
+        "A": {
+            "accuracy": entry(0.9, 0.8, 0.95),
+            "auc": entry(0.97, 0.9, 1.0),
+            "params_total": 10,
+            "params_trainable": 4,
+            "train_seconds": 3.0,
+            "inference_images_per_s": 50.0,
+        },
+        "B": {
+            "accuracy": entry(0.9, 0.85, 0.95),
+            "auc": entry(0.95, 0.9, 0.99),
+            "params_total": 20,
+            "params_trainable": 20,
+            "train_seconds": 5.0,
+            "inference_images_per_s": 20.0,
+        },
+        "C": {
+            "accuracy": entry(0.7, 0.6, 0.8),
+            "auc": entry(0.99, 0.95, 1.0),
+            "params_total": 5,
+            "params_trainable": 5,
+            "train_seconds": 1.0,
+            "inference_images_per_s": 90.0,
+        },
     }
     table = nine_models.comparison_table(records, ("accuracy", "auc"))
     assert table.loc["A", "accuracy"] == "0.900 [0.800, 0.950]" + nine_models.BEST_MARK
@@ -24,8 +42,14 @@ def test_comparison_table_marks_every_best_model_and_shows_costs():
     assert not table.loc["C", "accuracy"].endswith(nine_models.BEST_MARK)
     assert table.loc["C", "auc"].endswith(nine_models.BEST_MARK)
     assert not table.loc["A", "auc"].endswith(nine_models.BEST_MARK)
-    assert list(table.columns) == ["accuracy", "auc", "params_total", "params_trainable", "train_seconds",
-                                   "inference_images_per_s"]
+    assert list(table.columns) == [
+        "accuracy",
+        "auc",
+        "params_total",
+        "params_trainable",
+        "train_seconds",
+        "inference_images_per_s",
+    ]
     assert table.loc["B", "params_total"] == 20
     assert nine_models.best_models(records, ("accuracy", "auc")) == {"accuracy": {"A", "B"}, "auc": {"C"}}
     # Read back from metrics.json, an undefined number is None.

@@ -48,8 +48,7 @@ def ensure_phantoms(kind: str, root, **params) -> Path:
     bound.apply_defaults()
     arguments = {name: value for name, value in bound.arguments.items() if name != "out_dir"}
     # Through JSON so tuples and lists, or numpy and Python ints, hash alike.
-    record = json.loads(json.dumps({"kind": kind, "version": PHANTOM_VERSION, "parameters": arguments},
-                                   default=int))
+    record = json.loads(json.dumps({"kind": kind, "version": PHANTOM_VERSION, "parameters": arguments}, default=int))
     digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:12]
     root = Path(root)
     folder = root / f"{kind}-{digest}"

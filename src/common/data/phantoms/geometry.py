@@ -215,8 +215,9 @@ def vessel_tree(rng, root: np.ndarray, direction: np.ndarray, generations: int, 
         segments.append((start, end, width))
         if generation + 1 < generations:
             for _ in range(2 if rng.random() < 0.6 else 1):
-                stack.append((end, heading + rng.normal(0.0, 0.55, root.size), width * 0.72, seg_length * 0.85,
-                              generation + 1))
+                stack.append(
+                    (end, heading + rng.normal(0.0, 0.55, root.size), width * 0.72, seg_length * 0.85, generation + 1)
+                )
     return segments
 
 

@@ -62,8 +62,9 @@ LESION_STYLES = {
 }
 
 
-def lesion_rho(coords: Sequence[np.ndarray], center: Sequence[float], base: float, style: LesionStyle,
-               rng) -> np.ndarray:
+def lesion_rho(
+    coords: Sequence[np.ndarray], center: Sequence[float], base: float, style: LesionStyle, rng
+) -> np.ndarray:
     """Normalised radius of a lobulated, possibly spiculated lesion (< 1 inside).
 
     The outline radius is a function of direction only, so the same code draws

@@ -96,9 +96,15 @@ def chest_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
     hu = np.where(table, 150.0, hu)
 
     lungs = [
-        Outline.random(rng, body_ry * rng.uniform(-0.12, 0.0), side * body_rx * rng.uniform(0.42, 0.47),
-                        body_ry * rng.uniform(0.66, 0.76), body_rx * rng.uniform(0.32, 0.36),
-                        side * rng.uniform(-0.15, 0.15), wobble=0.08)
+        Outline.random(
+            rng,
+            body_ry * rng.uniform(-0.12, 0.0),
+            side * body_rx * rng.uniform(0.42, 0.47),
+            body_ry * rng.uniform(0.66, 0.76),
+            body_rx * rng.uniform(0.32, 0.36),
+            side * rng.uniform(-0.15, 0.15),
+            wobble=0.08,
+        )
         for side in (-1, 1)
     ]
     lung_rho = np.minimum(*(lung.rho(yb, xb, _lung_scale(z)) for lung in lungs))
@@ -113,12 +119,7 @@ def chest_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
     hu = np.where(np.hypot(yb - vertebra_y + 0.1, xb - 0.12) < 0.06, 50.0, hu)  # descending aorta
     hu = _paint_spine(hu, yb, xb, vertebra_y)
     hu = np.where(superellipse_rho(yb + body_ry * 0.86, xb, 0.035, 0.08, 2.0) < 1, 400.0, hu)  # sternum
-    # Ribs: oval cross-sections along the chest wall, shifting with height.
-    rib_angles = np.deg2rad([-60, -35, -10, 15, 40, 65, 115, 140, 165, 190, 215, 240]) + 0.25 * np.asarray(z)[..., None]
-    rib_y = body_ry * 0.88 * np.sin(rib_angles)
-    rib_x = body_rx * 0.88 * np.cos(rib_angles)
-    ribs = np.sqrt(functools.reduce(np.minimum, [(yb - rib_y[..., k]) ** 2 + (xb - rib_x[..., k]) ** 2
-                                                 for k in range(rib_y.shape[-1])])) / 0.032
+    ribs = _rib_distance(yb, xb, z, body_ry, body_rx)
     hu = np.where(ribs < 1, np.where(ribs > 0.6, 650.0, 300.0), hu)
     trachea = (np.hypot(yb - vertebra_y + 0.2, xb) < 0.05) & (np.asarray(z) > 0.15)
     hu = np.where(trachea, -1000.0, hu)
@@ -140,6 +141,15 @@ def chest_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
     return Phantom(hu.astype(np.float32), mask, lung_mask)
 
 
+def _rib_distance(yb, xb, z, body_ry: float, body_rx: float) -> np.ndarray:
+    """Distance to the nearest rib in rib radii: oval cross-sections along the chest wall, shifting with height."""
+    rib_angles = np.deg2rad([-60, -35, -10, 15, 40, 65, 115, 140, 165, 190, 215, 240]) + 0.25 * np.asarray(z)[..., None]
+    rib_y = body_ry * 0.88 * np.sin(rib_angles)
+    rib_x = body_rx * 0.88 * np.cos(rib_angles)
+    squared = [(yb - rib_y[..., k]) ** 2 + (xb - rib_x[..., k]) ** 2 for k in range(rib_y.shape[-1])]
+    return np.sqrt(functools.reduce(np.minimum, squared)) / 0.032
+
+
 def _lung_vessels(grid: Grid, rng, pose: Pose, lungs: list[Outline]) -> np.ndarray:
     """Vessel strength in [0, 1]: branching trees from each hilum.
 
@@ -159,8 +169,9 @@ def _lung_vessels(grid: Grid, rng, pose: Pose, lungs: list[Outline]) -> np.ndarr
     segments = []
     for lung, side in zip(lungs, (-1, 1)):
         for _ in range(6 if is_volume else 3):
-            hilum = np.array([lung.cy, lung.cx - side * 0.45 * lung.rx]
-                             + ([rng.uniform(-0.35, 0.35)] if is_volume else []))
+            hilum = np.array(
+                [lung.cy, lung.cx - side * 0.45 * lung.rx] + ([rng.uniform(-0.35, 0.35)] if is_volume else [])
+            )
             direction = np.array([rng.normal(0, 0.8), side * 1.0] + ([rng.normal(0, 0.7)] if is_volume else []))
             # Trunks start a little apart so they do not merge into one blob at the hilum.
             start = hilum + 0.05 * unit(direction)
@@ -202,8 +213,15 @@ def brain_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
     image = np.where(brain & (np.abs(xb) < 0.012) & (np.abs(yb) > 0.3), 0.15, image)  # interhemispheric fissure
     ventricle_size = rng.uniform(0.8, 1.3)
     for side in (-1, 1):
-        horn = Outline.random(rng, rng.uniform(-0.1, 0.0), side * 0.075, 0.2 * ventricle_size,
-                               0.045 * ventricle_size, side * 0.25, wobble=0.1)
+        horn = Outline.random(
+            rng,
+            rng.uniform(-0.1, 0.0),
+            side * 0.075,
+            0.2 * ventricle_size,
+            0.045 * ventricle_size,
+            side * 0.25,
+            wobble=0.1,
+        )
         image = np.where(horn.rho(yb, xb) < 1, 0.1, image)
 
     mask = np.zeros(grid.shape, bool)
@@ -292,9 +310,15 @@ def kidney_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
 
     region = np.zeros(grid.shape, bool)
     for side in (-1, 1):
-        kidney = Outline.random(rng, vertebra_y - rng.uniform(0.04, 0.1), side * rng.uniform(0.38, 0.44),
-                                 rng.uniform(0.22, 0.26), rng.uniform(0.15, 0.17), side * rng.uniform(0.3, 0.5),
-                                 wobble=0.04)
+        kidney = Outline.random(
+            rng,
+            vertebra_y - rng.uniform(0.04, 0.1),
+            side * rng.uniform(0.38, 0.44),
+            rng.uniform(0.22, 0.26),
+            rng.uniform(0.15, 0.17),
+            side * rng.uniform(0.3, 0.5),
+            wobble=0.04,
+        )
         rho = kidney.rho(yb, xb)
         # The hilum opens medially: renal sinus fat there makes the bean shape.
         sinus_x = kidney.cx - side * 0.7 * kidney.rx

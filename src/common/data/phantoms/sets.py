@@ -88,8 +88,9 @@ def render_phantom(kind: str, class_name: str, index: int, shape: Sequence[int],
     """
     scene = phantom_kind(kind).scenes.get(class_name)
     if scene is None:
-        raise ParameterError(f"Unknown class {class_name!r} for phantom kind {kind!r}; "
-                             f"choose from {list(PHANTOM_KINDS[kind].classes)}.")
+        raise ParameterError(
+            f"Unknown class {class_name!r} for phantom kind {kind!r}; choose from {list(PHANTOM_KINDS[kind].classes)}."
+        )
     rng = np.random.default_rng([int(seed), stable_id(kind), stable_id(class_name), int(index)])
     grid = Grid.for_shape(shape)
     phantom = scene.render(grid, rng, scene.lesion)
@@ -114,8 +115,9 @@ def _check_parameters(kind: str, n_per_class, seed, classes) -> tuple[str, ...]:
     known = PHANTOM_KINDS[kind].classes
     unknown = [name for name in classes if name not in known]
     if not classes or unknown or len(set(classes)) != len(classes):
-        raise ParameterError(f"classes for phantom kind {kind!r} must be distinct names from {list(known)}, "
-                             f"got {list(classes)}.")
+        raise ParameterError(
+            f"classes for phantom kind {kind!r} must be distinct names from {list(known)}, got {list(classes)}."
+        )
     return classes
 
 
@@ -139,8 +141,13 @@ def _write_image_set(kind: str, out_dir, n_per_class: int, size: int, seed: int,
     return out_dir
 
 
-def make_chest_slices(out_dir, n_per_class: int, size: int = 128, seed: int = 0,
-                      classes: Sequence[str] = ("normal", "benign", "malignant", "pneumonia")) -> Path:
+def make_chest_slices(
+    out_dir,
+    n_per_class: int,
+    size: int = 128,
+    seed: int = 0,
+    classes: Sequence[str] = ("normal", "benign", "malignant", "pneumonia"),
+) -> Path:
     """Write 2D chest CT phantoms: normal, benign nodule, malignant nodule, pneumonia.
 
     Benign nodules are small, smooth and round (diameter 7-9% of the image
@@ -180,8 +187,13 @@ def make_multi_organ(out_dir, n_per_class: int, size: int = 128, seed: int = 0) 
     return _write_image_set("multi_organ", out_dir, n_per_class, size, seed, PHANTOM_KINDS["multi_organ"].classes)
 
 
-def make_chest_volumes(out_dir, n_per_class: int, shape: Sequence[int] = (64, 64, 32), seed: int = 0,
-                       classes: Sequence[str] = ("normal", "tumor")) -> Path:
+def make_chest_volumes(
+    out_dir,
+    n_per_class: int,
+    shape: Sequence[int] = (64, 64, 32),
+    seed: int = 0,
+    classes: Sequence[str] = ("normal", "tumor"),
+) -> Path:
     """Write 3D chest CT phantoms as DICOM series, with lesion masks.
 
     Each volume is one series of single-slice CT files with deterministic
@@ -221,17 +233,24 @@ _ORGANS = {  # organ -> (scene, tumour style, window)
 }
 
 PHANTOM_KINDS: dict[str, PhantomKind] = {
-    "chest": PhantomKind(make_chest_slices,
-                         {name: Scene(chest_scene, style, CHEST_WINDOW_HU) for name, style in _CHEST.items()}),
-    "multi_organ": PhantomKind(make_multi_organ, {
-        f"{organ}_{suffix}": Scene(scene, style if has_tumour else None, window)
-        for organ, (scene, style, window) in _ORGANS.items()
-        for suffix, has_tumour in (("tumor", True), ("no_tumor", False))
-    }),
-    "chest_volumes": PhantomKind(make_chest_volumes, {
-        "normal": Scene(chest_scene, None, None),
-        "tumor": Scene(chest_scene, "volume_nodule", None),
-    }),
+    "chest": PhantomKind(
+        make_chest_slices, {name: Scene(chest_scene, style, CHEST_WINDOW_HU) for name, style in _CHEST.items()}
+    ),
+    "multi_organ": PhantomKind(
+        make_multi_organ,
+        {
+            f"{organ}_{suffix}": Scene(scene, style if has_tumour else None, window)
+            for organ, (scene, style, window) in _ORGANS.items()
+            for suffix, has_tumour in (("tumor", True), ("no_tumor", False))
+        },
+    ),
+    "chest_volumes": PhantomKind(
+        make_chest_volumes,
+        {
+            "normal": Scene(chest_scene, None, None),
+            "tumor": Scene(chest_scene, "volume_nodule", None),
+        },
+    ),
 }
 
 

@@ -56,8 +56,9 @@ def _format_ds(value: float) -> str:
     return f"{value:.6g}"
 
 
-def ct_slice(stored: np.ndarray, grid: Grid, slice_index: int, case_id: str, class_name: str,
-              uids: dict[str, str], sop_uid: str) -> pydicom.Dataset:
+def ct_slice(
+    stored: np.ndarray, grid: Grid, slice_index: int, case_id: str, class_name: str, uids: dict[str, str], sop_uid: str
+) -> pydicom.Dataset:
     """One CT Image Storage data set with fixed dates, so files are reproducible.
 
     Args:
@@ -127,8 +128,9 @@ def ct_slice(stored: np.ndarray, grid: Grid, slice_index: int, case_id: str, cla
     return ds
 
 
-def write_ct_case(out_dir: Path, class_name: str, case_id: str, phantom: Phantom, grid: Grid,
-                  entropy: list[str]) -> None:
+def write_ct_case(
+    out_dir: Path, class_name: str, case_id: str, phantom: Phantom, grid: Grid, entropy: list[str]
+) -> None:
     """Write one volume as a DICOM series under ``series/`` and its mask as ``masks/<class>/<case_id>.npz``.
 
     Args:

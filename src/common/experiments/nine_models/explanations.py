@@ -100,15 +100,20 @@ def explanation_table(scores: Mapping[str, Mapping[str, Mapping]]) -> pd.DataFra
         Rows (model, method); columns :data:`EXPLANATION_SCORES`; a score
         without any image reads ``"no image (n = 0)"``.
     """
+
     def cell(entry: Mapping) -> str:
         if not entry["n"]:
             return "no image (n = 0)"
         low, high = entry["ci95"]
-        return f'{entry["value"]:.2f} [{low:.2f}, {high:.2f}] (n = {entry["n"]})'
+        return f"{entry['value']:.2f} [{low:.2f}, {high:.2f}] (n = {entry['n']})"
 
-    return pd.DataFrame({(name, method): {key: cell(entry) for key, entry in by_score.items()
-                                          if key in EXPLANATION_SCORES}
-                         for name, by_method in scores.items() for method, by_score in by_method.items()}).T
+    return pd.DataFrame(
+        {
+            (name, method): {key: cell(entry) for key, entry in by_score.items() if key in EXPLANATION_SCORES}
+            for name, by_method in scores.items()
+            for method, by_score in by_method.items()
+        }
+    ).T
 
 
 @dataclasses.dataclass
@@ -159,19 +164,25 @@ class ModelExplanations:
         for name, selection in self.selections.items():
             chosen = selection["chosen"]
             grids = {layer: " x ".join(map(str, grid)) for layer, grid in selection["grids"].items()}
-            row = {"last layer": f"{self.last_layer[name]} ({grids[self.last_layer[name]]})",
-                   "chosen on validation": f"{chosen} ({grids[chosen]})" if chosen else "none (no lesion image)",
-                   "validation images": selection["n"]}
+            row = {
+                "last layer": f"{self.last_layer[name]} ({grids[self.last_layer[name]]})",
+                "chosen on validation": f"{chosen} ({grids[chosen]})" if chosen else "none (no lesion image)",
+                "validation images": selection["n"],
+            }
             for label, key in (("last", name), ("chosen", f"{name} at {chosen}")):
                 scores = self.scores.get(key, {}).get("gradcam")
                 for metric in ("pointing_game", "energy_share"):
-                    row[f"{metric}, {label}"] = (f'{scores[metric]["value"]:.2f} (n = {scores[metric]["n"]})'
-                                                 if scores and scores[metric]["n"] else "")
+                    row[f"{metric}, {label}"] = (
+                        f"{scores[metric]['value']:.2f} (n = {scores[metric]['n']})"
+                        if scores and scores[metric]["n"]
+                        else ""
+                    )
             rows[name] = row
         return pd.DataFrame.from_dict(rows, orient="index")
 
-    def add_scores(self, name: str, scored: ExplanationSet | None, methods: Sequence[str],
-                   candidates: Sequence[str]) -> str | None:
+    def add_scores(
+        self, name: str, scored: ExplanationSet | None, methods: Sequence[str], candidates: Sequence[str]
+    ) -> str | None:
         """Record one model's driver results: its scores (undefined without an image) and its layer choice.
 
         Args:
@@ -184,21 +195,32 @@ class ModelExplanations:
             The layer chosen on validation, or None.
         """
         found = scored.last.scores if scored else {}
-        self.scores[name] = {method: found.get(method) or {key: Estimate.undefined(n=0).to_record()
-                                                           for key in EXPLANATION_SCORES}
-                             for method in methods}
+        self.scores[name] = {
+            method: found.get(method) or {key: Estimate.undefined(n=0).to_record() for key in EXPLANATION_SCORES}
+            for method in methods
+        }
         if not (scored and scored.selection):
             return None
         chosen = scored.selection.chosen
         if scored.chosen:
             self.scores[f"{name} at {chosen}"] = scored.chosen.scores
-        self.selections[name] = {**scored.selection.record(), "candidates": list(candidates),
-                                 "grids": {layer: list(grid) for layer, grid in scored.layer_shapes.items()}}
+        self.selections[name] = {
+            **scored.selection.record(),
+            "candidates": list(candidates),
+            "grids": {layer: list(grid) for layer, grid in scored.layer_shapes.items()},
+        }
         return chosen
 
 
-def _score_model(params: NineModelsParams, name: str, run: ModelRun, model: keras.Model, samples: pd.DataFrame,
-                 last: str, target_class: str) -> tuple[ExplanationSet | None, list[str]]:
+def _score_model(
+    params: NineModelsParams,
+    name: str,
+    run: ModelRun,
+    model: keras.Model,
+    samples: pd.DataFrame,
+    last: str,
+    target_class: str,
+) -> tuple[ExplanationSet | None, list[str]]:
     """The driver's scores of one model's test split at ``last``, and at the finer layer chosen on validation.
 
     Returns:
@@ -209,10 +231,16 @@ def _score_model(params: NineModelsParams, name: str, run: ModelRun, model: kera
 
     candidates = finer_layers(model, params.cam_finest_stride) if params.cam_finest_stride else []
     # The validation split, made as this model saw it, to choose the finer layer on.
-    data = fitting.datasets(model_parameters(params, name), samples, run.settings.preprocess,
-                            image_size=run.settings.input_size) if candidates else {}
-    scored = explaining.explain_test_split(params, model, data, samples, run.test_inputs, run.probabilities, last,
-                                           [target_class], candidates)
+    data = (
+        fitting.datasets(
+            model_parameters(params, name), samples, run.settings.preprocess, image_size=run.settings.input_size
+        )
+        if candidates
+        else {}
+    )
+    scored = explaining.explain_test_split(
+        params, model, data, samples, run.test_inputs, run.probabilities, last, [target_class], candidates
+    )
     return scored, candidates
 
 
@@ -224,8 +252,16 @@ def _gradcams(model: keras.Model, images: np.ndarray, target: int, layers: Itera
     return CamExplainer(model, "gradcam").cams_at_layers(images, target, list(layers))
 
 
-def _add_shown_cams(out: ModelExplanations, params: NineModelsParams, name: str, run: ModelRun, model: keras.Model,
-                    target: int, last: str, chosen: str | None) -> None:
+def _add_shown_cams(
+    out: ModelExplanations,
+    params: NineModelsParams,
+    name: str,
+    run: ModelRun,
+    model: keras.Model,
+    target: int,
+    last: str,
+    chosen: str | None,
+) -> None:
     """Every heatmap of one model on the shown images: last layer, chosen layer, listed layers and group means."""
     from common.explain.cams import mean_cam
 
@@ -235,8 +271,9 @@ def _add_shown_cams(out: ModelExplanations, params: NineModelsParams, name: str,
     # Every layer shown or averaged on the shown images, from one pass per batch
     # (the last layer is often among the listed ones).
     grouped = [layer for layers in groups.values() for layer in layers]
-    by_layer = _gradcams(model, run.test_inputs[out.positions], target,
-                         [last, *([chosen] if chosen else []), *listed, *grouped])
+    by_layer = _gradcams(
+        model, run.test_inputs[out.positions], target, [last, *([chosen] if chosen else []), *listed, *grouped]
+    )
     out.last_layer[name], out.last_layer_cams[name] = last, by_layer[last]
     if chosen:
         out.chosen_layer_cams[name] = by_layer[chosen]
@@ -248,8 +285,14 @@ def _add_shown_cams(out: ModelExplanations, params: NineModelsParams, name: str,
         out.layer_records[name] = {"layers": listed, "groups": groups}
 
 
-def explain_models(params: NineModelsParams, runs: Mapping[str, ModelRun], samples: pd.DataFrame,
-                   positions: np.ndarray, target_class: str, score: bool = True) -> ModelExplanations:
+def explain_models(
+    params: NineModelsParams,
+    runs: Mapping[str, ModelRun],
+    samples: pd.DataFrame,
+    positions: np.ndarray,
+    target_class: str,
+    score: bool = True,
+) -> ModelExplanations:
     """Every CAM the comparison shows or scores, with each model loaded once.
 
     Per model (read back from its weights when released, then freed again):

@@ -13,9 +13,14 @@ from common.errors import DataError
 from common.experiments.nine_models.runs import ModelRun
 
 
-def overlay_panels(images: np.ndarray, cams_by_row: Mapping[str, np.ndarray], masks: np.ndarray | None = None,
-                   scores_by_row: Mapping[str, np.ndarray] | None = None, image_titles: Sequence[str] | None = None,
-                   one_row_per_image: bool = False) -> dict[str, list]:
+def overlay_panels(
+    images: np.ndarray,
+    cams_by_row: Mapping[str, np.ndarray],
+    masks: np.ndarray | None = None,
+    scores_by_row: Mapping[str, np.ndarray] | None = None,
+    image_titles: Sequence[str] | None = None,
+    one_row_per_image: bool = False,
+) -> dict[str, list]:
     """Panels for :func:`common.report.figures.image_grid`: the images, then their CAM overlays.
 
     By default the first row shows the images (lesion masks outlined) and
@@ -50,8 +55,10 @@ def overlay_panels(images: np.ndarray, cams_by_row: Mapping[str, np.ndarray], ma
         if len(maps) != n_images:
             raise DataError(f"Row {label!r} has {len(maps)} CAMs for {n_images} images.")
         scores = scores_by_row.get(label) if scores_by_row is not None else None
-        titles = [label if scores is None else f"{label} (p = {score:.2f})" for score in
-                  (scores if scores is not None else [None] * n_images)]
+        titles = [
+            label if scores is None else f"{label} (p = {score:.2f})"
+            for score in (scores if scores is not None else [None] * n_images)
+        ]
         grid[label] = [(overlays.overlay(image, cam), title) for image, cam, title in zip(images, maps, titles)]
     if one_row_per_image:
         order = [(label, i) for i in range(n_images) for label in grid]
@@ -102,8 +109,9 @@ class ShownImages:
         titles = [f"{row.label}: {pathlib.Path(row.path).name}" for row in rows.itertuples()]
         return cls(np.asarray(positions), images, masks, titles)
 
-    def probabilities(self, runs: Mapping[str, ModelRun], class_index: int,
-                      models: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+    def probabilities(
+        self, runs: Mapping[str, ModelRun], class_index: int, models: Mapping[str, str] | None = None
+    ) -> dict[str, np.ndarray]:
         """Each model's probability of ``class_index`` on the shown images, keyed by row label.
 
         Args:
@@ -114,8 +122,14 @@ class ShownImages:
         models = {name: name for name in runs} if models is None else models
         return {label: runs[name].probabilities[self.positions, class_index] for label, name in models.items()}
 
-    def draw(self, cams_by_row: Mapping[str, np.ndarray], path: str | pathlib.Path, title: str,
-             scores_by_row: Mapping[str, np.ndarray] | None = None, one_row_per_image: bool = False):
+    def draw(
+        self,
+        cams_by_row: Mapping[str, np.ndarray],
+        path: str | pathlib.Path,
+        title: str,
+        scores_by_row: Mapping[str, np.ndarray] | None = None,
+        one_row_per_image: bool = False,
+    ):
         """Draw the images and their overlays (:func:`overlay_panels`) with :func:`common.report.figures.image_grid`.
 
         Args:
@@ -131,7 +145,14 @@ class ShownImages:
         """
         from common.report import figures
 
-        panels = overlay_panels(self.images, cams_by_row, self.masks, scores_by_row,
-                                None if one_row_per_image else self.titles, one_row_per_image)
-        return figures.image_grid(panels["images"], panels["titles"], panels["masks"], ncols=panels["ncols"],
-                                  path=path, title=title)
+        panels = overlay_panels(
+            self.images,
+            cams_by_row,
+            self.masks,
+            scores_by_row,
+            None if one_row_per_image else self.titles,
+            one_row_per_image,
+        )
+        return figures.image_grid(
+            panels["images"], panels["titles"], panels["masks"], ncols=panels["ncols"], path=path, title=title
+        )

@@ -72,15 +72,21 @@ def build_model(settings: ModelSettings, n_classes: int, channels: int = 3) -> k
         The functional ``keras.Model``, named after the architecture.
     """
     return models.build_backbone_model(
-        settings.name, (settings.input_size, settings.input_size, channels), n_classes,
-        head=head_spec(settings), weights=settings.weights,
-        trainable_last_layers=settings.trainable_last_layers, bn_momentum=settings.bn_momentum,
-        zero_init_residual=settings.zero_init_residual, name=settings.name,
+        settings.name,
+        (settings.input_size, settings.input_size, channels),
+        n_classes,
+        head=head_spec(settings),
+        weights=settings.weights,
+        trainable_last_layers=settings.trainable_last_layers,
+        bn_momentum=settings.bn_momentum,
+        zero_init_residual=settings.zero_init_residual,
+        name=settings.name,
     )
 
 
-def inference_images_per_second(model: keras.Model, inputs: np.ndarray, batch_size: int,
-                                min_images: int = MIN_TIMED_IMAGES, as_graph: bool = True) -> float:
+def inference_images_per_second(
+    model: keras.Model, inputs: np.ndarray, batch_size: int, min_images: int = MIN_TIMED_IMAGES, as_graph: bool = True
+) -> float:
     """Prediction throughput of ``model`` on model-ready images.
 
     Timed as a compiled graph by default, as deployed inference runs (also for
@@ -226,8 +232,9 @@ class ModelRun:
             free_memory()
 
 
-def train_one(params: NineModelsParams, samples: pd.DataFrame, test: pd.DataFrame, name: str,
-              runtime: Runtime | None = None) -> ModelRun:
+def train_one(
+    params: NineModelsParams, samples: pd.DataFrame, test: pd.DataFrame, name: str, runtime: Runtime | None = None
+) -> ModelRun:
     """Build, train, evaluate and time one model of the comparison, seeded afresh with ``params.seed``.
 
     Args:
@@ -249,20 +256,28 @@ def train_one(params: NineModelsParams, samples: pd.DataFrame, test: pd.DataFram
         model = build_model(settings, len(params.classes), params.channels)
     data = fitting.datasets(run_params, samples, settings.preprocess, image_size=settings.input_size)
     wall_started, cpu_started = time.perf_counter(), _cpu_seconds()
-    history = fitting.compile_and_fit(run_params, model, data, epsilon=settings.epsilon,
-                                      learning_rate=settings.learning_rate, runtime=runtime)
+    history = fitting.compile_and_fit(
+        run_params, model, data, epsilon=settings.epsilon, learning_rate=settings.learning_rate, runtime=runtime
+    )
     train_seconds = time.perf_counter() - wall_started
     train_cpu_seconds = _cpu_seconds() - cpu_started
     probabilities, scores = fitting.evaluate(run_params, model, data["test"], test)
     inputs = fitting.model_inputs(data["test"])
     total, trainable = models.count_params(model)
     return ModelRun(
-        settings=settings, model=model, history=history, probabilities=probabilities, metrics=scores,
-        test_inputs=inputs, params_total=total, params_trainable=trainable,
-        train_seconds=train_seconds, train_cpu_seconds=train_cpu_seconds,
+        settings=settings,
+        model=model,
+        history=history,
+        probabilities=probabilities,
+        metrics=scores,
+        test_inputs=inputs,
+        params_total=total,
+        params_trainable=trainable,
+        train_seconds=train_seconds,
+        train_cpu_seconds=train_cpu_seconds,
         inference_images_per_s=inference_images_per_second(
-            model, inputs, params.batch_size, min_images=params.throughput_images,
-            as_graph=not params.run_eagerly),
+            model, inputs, params.batch_size, min_images=params.throughput_images, as_graph=not params.run_eagerly
+        ),
         inference_mode="eager" if params.run_eagerly else "graph",
     )
 
@@ -306,8 +321,10 @@ def train_and_evaluate(
     for name in names:
         run = runs[name] = train_one(params, samples, test, name, runtime)
         if log is not None:
-            log(f"{name}: {run.settings.input_size} px, {len(run.history)} epochs in {run.train_seconds:.0f} s "
-                f"({run.train_cpu_seconds:.0f} s CPU), test accuracy {run.metrics['accuracy']['value']:.3f}")
+            log(
+                f"{name}: {run.settings.input_size} px, {len(run.history)} epochs in {run.train_seconds:.0f} s "
+                f"({run.train_cpu_seconds:.0f} s CPU), test accuracy {run.metrics['accuracy']['value']:.3f}"
+            )
         if weights_dir is not None:
             run.release(weights_dir)
     return runs

@@ -79,12 +79,12 @@ def model_parameters(params: NineModelsParams, name: str) -> NineModelsParams:
     overrides = params.model_overrides or {}
     unknown_models = sorted(set(overrides) - set(models.BACKBONES))
     if unknown_models:
-        raise ParameterError(f"model_overrides names unknown model(s) {unknown_models}; "
-                             f"choose from {', '.join(models.BACKBONES)}.")
+        raise ParameterError(
+            f"model_overrides names unknown model(s) {unknown_models}; choose from {', '.join(models.BACKBONES)}."
+        )
     row = overrides.get(name) or {}
     # Which models run, and the rows themselves, are settings of the whole run.
-    unknown = sorted(key for key in row
-                     if key not in params.parameter_names() or key in ("models", "model_overrides"))
+    unknown = sorted(key for key in row if key not in params.parameter_names() or key in ("models", "model_overrides"))
     if unknown:
         raise ParameterError(f"model_overrides[{name!r}] sets {unknown}, which are not per-model run parameters.")
     return dataclasses.replace(params, **row)

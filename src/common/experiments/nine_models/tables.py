@@ -12,8 +12,15 @@ from common.evaluation.estimate import Estimate
 # Metric columns of the comparison, in the paper's Table 2 order.
 TABLE_METRICS = ("accuracy", "precision", "recall", "f1", "auc", "specificity")
 # Columns of the comparison table besides the metrics, in display order.
-COST_COLUMNS = ("input_size", "params_total", "params_trainable", "epochs_trained",
-                "train_seconds", "train_cpu_seconds", "inference_images_per_s")
+COST_COLUMNS = (
+    "input_size",
+    "params_total",
+    "params_trainable",
+    "epochs_trained",
+    "train_seconds",
+    "train_cpu_seconds",
+    "inference_images_per_s",
+)
 # Appended to the table cell of the best model of a metric (ties all marked).
 BEST_MARK = " ◆"
 
@@ -32,8 +39,7 @@ def best_models(records: Mapping[str, Mapping], names: Sequence[str]) -> dict[st
     winners = {}
     for name, first in best.items():
         top = records[first][name]["value"]
-        winners[name] = {model for model, entry in records.items()
-                         if name in entry and entry[name]["value"] == top}
+        winners[name] = {model for model, entry in records.items() if name in entry and entry[name]["value"] == top}
     return winners
 
 
@@ -47,8 +53,9 @@ def _undefined_as_nan(record: Mapping, names: Sequence[str]) -> dict:
     return fixed
 
 
-def comparison_table(records: Mapping[str, Mapping], names: Sequence[str] = TABLE_METRICS,
-                     digits: int = 3) -> pd.DataFrame:
+def comparison_table(
+    records: Mapping[str, Mapping], names: Sequence[str] = TABLE_METRICS, digits: int = 3
+) -> pd.DataFrame:
     """The comparison: per model each metric with its 95% CI, sizes and costs.
 
     The best model of each metric (ties all) carries :data:`BEST_MARK`.

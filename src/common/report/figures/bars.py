@@ -33,16 +33,27 @@ def _grouped_bars(axis, categories: Sequence[str], series: Mapping[str, Mapping]
     for index, (label, entries) in enumerate(series.items()):
         heights, errors = zip(*(_entry_value_and_error(entries.get(category)) for category in categories))
         offsets = positions - 0.4 + width * (index + 0.5)
-        axis.bar(offsets, heights, width, yerr=np.array(errors).T, capsize=2, label=label,
-                 color=colours(index % 10), error_kw={"elinewidth": 0.8})
+        axis.bar(
+            offsets,
+            heights,
+            width,
+            yerr=np.array(errors).T,
+            capsize=2,
+            label=label,
+            color=colours(index % 10),
+            error_kw={"elinewidth": 0.8},
+        )
     axis.set_xticks(positions, categories)
     axis.grid(axis="y", alpha=0.3)
     axis.set_axisbelow(True)
 
 
-def metric_bars(models: Mapping[str, Mapping],
-                metrics: Sequence[str] = ("accuracy", "precision", "recall", "specificity", "f1", "auc"),
-                path=None, title: str | None = None) -> plt.Figure:
+def metric_bars(
+    models: Mapping[str, Mapping],
+    metrics: Sequence[str] = ("accuracy", "precision", "recall", "specificity", "f1", "auc"),
+    path=None,
+    title: str | None = None,
+) -> plt.Figure:
     """Grouped bars of metrics per model with confidence-interval error bars.
 
     Args:
@@ -61,8 +72,14 @@ def metric_bars(models: Mapping[str, Mapping],
     return _finish(fig, path)
 
 
-def bar_with_reference(values: Mapping, reference: Mapping, ylabel: str, path=None, title: str | None = None,
-                       labels: tuple[str, str] = ("this run", "paper")) -> plt.Figure:
+def bar_with_reference(
+    values: Mapping,
+    reference: Mapping,
+    ylabel: str,
+    path=None,
+    title: str | None = None,
+    labels: tuple[str, str] = ("this run", "paper"),
+) -> plt.Figure:
     """Bars of this run's values beside a reference (e.g. a paper's claims) per category.
 
     Args:
@@ -100,12 +117,16 @@ def bench_ratios(record: Mapping, path=None, title: str | None = None) -> plt.Fi
         path: Where to save the PNG, or None.
         title: Figure title.
     """
-    ratios = {key: entry for key, entry in record.items()
-              if isinstance(entry, Mapping) and {"value", "target", "meets_target"} <= entry.keys()}
+    ratios = {
+        key: entry
+        for key, entry in record.items()
+        if isinstance(entry, Mapping) and {"value", "target", "meets_target"} <= entry.keys()
+    }
     if not ratios:
         raise DataError("Nothing to draw: the benchmark record holds no ratio with a value and a target.")
-    fig, axes = plt.subplots(1, len(ratios), figsize=(3.0 * len(ratios) + 0.6, 3.4), layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(ratios), figsize=(3.0 * len(ratios) + 0.6, 3.4), layout="constrained", squeeze=False
+    )
     for axis, (key, entry) in zip(axes[0], ratios.items()):
         value, target = float(entry["value"]), float(entry["target"])
         colour = "tab:green" if entry["meets_target"] else "tab:red"

@@ -99,8 +99,13 @@ def roc_curves_models(curves: Mapping[str, tuple], path=None, title: str | None 
     colours = plt.get_cmap("tab10")
     for index, (name, (is_positive, score)) in enumerate(curves.items()):
         false_positive_rate, true_positive_rate, auc = roc_points(is_positive, score)
-        axis.plot(false_positive_rate, true_positive_rate, color=colours(index % 10), lw=1.6,
-                  label=f"{name} (AUC = {auc:.3f})")
+        axis.plot(
+            false_positive_rate,
+            true_positive_rate,
+            color=colours(index % 10),
+            lw=1.6,
+            label=f"{name} (AUC = {auc:.3f})",
+        )
     axis.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="chance")
     axis.set_xlim(-0.01, 1.01)
     axis.set_ylim(-0.01, 1.01)
@@ -114,8 +119,9 @@ def roc_curves_models(curves: Mapping[str, tuple], path=None, title: str | None 
     return _finish(fig, path)
 
 
-def roc_curves(y_true, y_prob, class_names: Sequence[str], positive: str | None = None, path=None,
-               title: str | None = None) -> plt.Figure:
+def roc_curves(
+    y_true, y_prob, class_names: Sequence[str], positive: str | None = None, path=None, title: str | None = None
+) -> plt.Figure:
     """ROC curve of a classifier: the positive class if binary, else one-vs-rest per class.
 
     Args:
@@ -154,8 +160,13 @@ def randomisation_curve(steps, path=None, title: str | None = None) -> plt.Figur
     for name, part in groups:
         axis.plot(part["step"], part["spearman"], marker="o", label=str(name))
     labels = frame.drop_duplicates("step").sort_values("step")
-    axis.set_xticks(labels["step"], [f"{s}\n{layer}" for s, layer in zip(labels["step"], labels["layer"])],
-                    fontsize="x-small", rotation=45, ha="right")
+    axis.set_xticks(
+        labels["step"],
+        [f"{s}\n{layer}" for s, layer in zip(labels["step"], labels["layer"])],
+        fontsize="x-small",
+        rotation=45,
+        ha="right",
+    )
     axis.axhline(0, color="grey", linewidth=0.8)
     axis.set_ylim(-1.05, 1.05)
     axis.set_xlabel("layers randomised, from the output down (cumulative)")

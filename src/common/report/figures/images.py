@@ -18,8 +18,15 @@ from common.report.figures._shared import (
 )
 
 
-def image_grid(images: Sequence, titles: Sequence[str], masks: Sequence | None = None, ncols: int = 4,
-               path=None, mask_colour: str = MASK_COLOUR, title: str | None = None) -> plt.Figure:
+def image_grid(
+    images: Sequence,
+    titles: Sequence[str],
+    masks: Sequence | None = None,
+    ncols: int = 4,
+    path=None,
+    mask_colour: str = MASK_COLOUR,
+    title: str | None = None,
+) -> plt.Figure:
     """Grid of sample images with titles, optionally outlining a mask on each.
 
     Args:
@@ -35,8 +42,9 @@ def image_grid(images: Sequence, titles: Sequence[str], masks: Sequence | None =
         raise DataError("image_grid needs one title (and one mask, if masks are given) per image.")
     nrows, ncols = _grid_shape(len(images), ncols)
     panel_inches = 2.6
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_inches * ncols, 2.8 * nrows), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(panel_inches * ncols, 2.8 * nrows), squeeze=False, layout="constrained"
+    )
     for index, axis in enumerate(axes.ravel()):
         if index >= len(images):
             axis.set_axis_off()
@@ -52,8 +60,7 @@ def image_grid(images: Sequence, titles: Sequence[str], masks: Sequence | None =
     return _finish(fig, path)
 
 
-def cam_grid(rows: Sequence[Mapping], path=None, cam_label: str = "CAM", mask_colour: str = MASK_COLOUR
-             ) -> plt.Figure:
+def cam_grid(rows: Sequence[Mapping], path=None, cam_label: str = "CAM", mask_colour: str = MASK_COLOUR) -> plt.Figure:
     """One row per example: image, CAM (with colourbar) and overlay.
 
     Args:

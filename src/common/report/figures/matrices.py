@@ -10,8 +10,9 @@ from common.errors import DataError
 from common.report.figures._shared import _finish, _grid_shape, plt
 
 
-def _annotated_matrix(axis, values: np.ndarray, number_format: str, top: float | None,
-                      class_names: Sequence[str]) -> None:
+def _annotated_matrix(
+    axis, values: np.ndarray, number_format: str, top: float | None, class_names: Sequence[str]
+) -> None:
     """A square heatmap of a class x class matrix with each cell's value written in it.
 
     Drawn with imshow and one text per cell (seaborn's heatmap redraws the whole
@@ -21,8 +22,14 @@ def _annotated_matrix(axis, values: np.ndarray, number_format: str, top: float |
     top = top if top > 0 else 1.0
     axis.imshow(values, cmap="Blues", vmin=0, vmax=top)
     for (row, column), value in np.ndenumerate(values):
-        axis.text(column, row, format(value, number_format), ha="center", va="center",
-                  color="white" if value > top / 2 else "black")
+        axis.text(
+            column,
+            row,
+            format(value, number_format),
+            ha="center",
+            va="center",
+            color="white" if value > top / 2 else "black",
+        )
     ticks = np.arange(len(class_names))
     axis.set_xticks(ticks, class_names, rotation=35, ha="right", rotation_mode="anchor")
     axis.set_yticks(ticks, class_names)

@@ -38,8 +38,15 @@ def orthogonal_views(volume, projection: str = "slice") -> dict[str, np.ndarray]
     raise DataError(f"projection must be 'slice' or 'max'; got {projection!r}.")
 
 
-def volume_views(volume, cam=None, mask=None, projection: str = "slice", path=None, title: str | None = None,
-                 mask_colour: str = MASK_COLOUR) -> plt.Figure:
+def volume_views(
+    volume,
+    cam=None,
+    mask=None,
+    projection: str = "slice",
+    path=None,
+    title: str | None = None,
+    mask_colour: str = MASK_COLOUR,
+) -> plt.Figure:
     """Three orthogonal views of a volume, optionally with a CAM overlay and a mask outline.
 
     Args:
@@ -69,8 +76,16 @@ def volume_views(volume, cam=None, mask=None, projection: str = "slice", path=No
     return _finish(fig, path)
 
 
-def slice_montage(volume, cam=None, mask=None, n: int = 8, ncols: int = 4, path=None, title: str | None = None,
-                  mask_colour: str = MASK_COLOUR) -> plt.Figure:
+def slice_montage(
+    volume,
+    cam=None,
+    mask=None,
+    n: int = 8,
+    ncols: int = 4,
+    path=None,
+    title: str | None = None,
+    mask_colour: str = MASK_COLOUR,
+) -> plt.Figure:
     """Evenly spaced axial slices, optionally with a CAM overlay and a mask outline.
 
     Args:
