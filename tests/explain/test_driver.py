@@ -5,11 +5,11 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import dataclasses
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from common.config import registry
 from common.errors import DataError, ParameterError
 from common.explain import driver
 from common.explain.cams import CamExplainer, compute_cam
@@ -92,16 +92,14 @@ def test_image_subset_take_and_length_check():
         driver.ImageSubset(np.arange(2), inputs[:2], np.arange(2), np.ones((3, 2, 2)))
 
 
-def test_settings_from_params_read_a_mapping_or_typed_parameters():
-    mapping = {"seed": 1, "n_resamples": 20, "cam_fraction": 0.3, "scorecam_max_channels": 8, "epochs": 1}
-    assert driver.ExplainSettings.from_params(mapping) == driver.ExplainSettings(1, 20, 0.3, 8)
-    typed = SimpleNamespace(seed=1, n_resamples=20, cam_fraction=0.5)  # no Score-CAM cap (the 3D experiment)
-    settings = driver.ExplainSettings.from_params(typed)
-    assert settings == driver.ExplainSettings(1, 20, 0.5, None)
-    assert driver.ExplainSettings.from_params({"seed": 1, "n_resamples": 20}).fraction == 0.5
+def test_settings_from_params_read_the_runs_typed_parameters():
+    nine = registry.resolve("iqoth", "smoke", {"seed": 1, "n_resamples": 20, "scorecam_max_channels": 8})
+    assert driver.ExplainSettings.from_params(nine) == driver.ExplainSettings(1, 20, nine.cam_fraction, 8)
+    volume = registry.resolve("gradcam-3d", "smoke", {"seed": 1, "n_resamples": 20})  # no Score-CAM cap
+    assert driver.ExplainSettings.from_params(volume) == driver.ExplainSettings(1, 20, volume.cam_fraction, None)
     assert SETTINGS.max_channels("scorecam") == 2 and SETTINGS.max_channels("gradcam++") is None
     with pytest.raises(dataclasses.FrozenInstanceError):
-        settings.seed = 2  # type: ignore[misc]
+        SETTINGS.seed = 2  # type: ignore[misc]
 
 
 def test_best_layer_breaks_ties_by_energy_share_then_by_order():

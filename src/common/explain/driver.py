@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from common.config.params import RunParams
 from common.errors import DataError, ParameterError
 from common.explain.cams import CamExplainer
 from common.explain.layers import last_conv_layer, layer_grid
@@ -50,23 +51,18 @@ class ExplainSettings:
     scorecam_max_channels: int | None = None
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any] | Any) -> ExplainSettings:
-        """Read ``seed``, ``n_resamples``, ``cam_fraction`` (default 0.5) and ``scorecam_max_channels`` (default None).
+    def from_params(cls, params: RunParams) -> ExplainSettings:
+        """The run's ``seed``, ``n_resamples``, ``cam_fraction`` and Score-CAM cap.
 
         Args:
-            params: Run parameters, a mapping or an object with those attributes.
+            params: Run parameters; an experiment without ``scorecam_max_channels``
+                (the 3D one, which runs no Score-CAM) gets None.
         """
-
-        def read(name: str, default: Any = None) -> Any:
-            if isinstance(params, Mapping):
-                return params.get(name, default)
-            return getattr(params, name, default)
-
         return cls(
-            seed=read("seed"),
-            n_resamples=read("n_resamples"),
-            fraction=read("cam_fraction", 0.5),
-            scorecam_max_channels=read("scorecam_max_channels"),
+            seed=params.seed,
+            n_resamples=params.n_resamples,
+            fraction=params.cam_fraction,
+            scorecam_max_channels=getattr(params, "scorecam_max_channels", None),
         )
 
     def max_channels(self, method: str) -> int | None:
