@@ -93,8 +93,8 @@ def test_image_subset_take_and_length_check():
 
 
 def test_settings_from_params_read_the_runs_typed_parameters():
-    nine = registry.resolve("iqoth", "smoke", {"seed": 1, "n_resamples": 20, "scorecam_max_channels": 8})
-    assert driver.ExplainSettings.from_params(nine) == driver.ExplainSettings(1, 20, nine.cam_fraction, 8)
+    iqoth = registry.resolve("iqoth", "smoke", {"seed": 1, "n_resamples": 20, "scorecam_max_channels": 8})
+    assert driver.ExplainSettings.from_params(iqoth) == driver.ExplainSettings(1, 20, iqoth.cam_fraction, 8)
     volume = registry.resolve("gradcam-3d", "smoke", {"seed": 1, "n_resamples": 20})  # no Score-CAM cap
     assert driver.ExplainSettings.from_params(volume) == driver.ExplainSettings(1, 20, volume.cam_fraction, None)
     assert SETTINGS.max_channels("scorecam") == 2 and SETTINGS.max_channels("gradcam++") is None
