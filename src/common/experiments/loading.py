@@ -21,15 +21,6 @@ from common.data import folders, phantoms, splits
 from common.errors import DataError
 from common.report.results import project_root
 
-# Which of a phantom generator's keyword arguments come from which parameter.
-PHANTOM_KWARGS = {
-    "chest": {"n_per_class": "n_per_class", "size": "phantom_size", "classes": "phantom_classes"},
-    "multi_organ": {"n_per_class": "n_per_class", "size": "phantom_size"},
-    "chest_volumes": {"n_per_class": "n_per_class", "shape": "volume_shape", "classes": "phantom_classes"},
-}
-# Phantoms are data, not training: their seed is fixed so every run sees the same images.
-PHANTOM_SEED = 0
-
 
 def phantom_root() -> Path:
     """Folder that holds every generated phantom set (git-ignored ``data/phantoms``)."""
@@ -40,15 +31,17 @@ def phantom_folder(params: RunParams, root: str | Path | None = None) -> Path:
     """Generate (once) and return the phantom set an experiment's parameters ask for.
 
     Args:
-        params: Run parameters (``phantom_kind`` and the generator's sizes and classes).
+        params: Run parameters (``phantom_kind`` and the generator's sizes and classes, named
+            by the registry's ``phantom_sets`` section, which also holds the sets' seed).
         root: Folder of the phantom sets; None: :func:`phantom_root`.
     """
     kind = params.phantom_kind
-    kwargs = {arg: getattr(params, name) for arg, name in PHANTOM_KWARGS[kind].items()}
+    sets = registry.section("phantom_sets")
+    kwargs = {arg: getattr(params, name) for arg, name in sets["arguments"][kind].items()}
     for arg, value in kwargs.items():
         if isinstance(value, list):
             kwargs[arg] = tuple(value)
-    return phantoms.ensure_phantoms(kind, root or phantom_root(), seed=PHANTOM_SEED, **kwargs)
+    return phantoms.ensure_phantoms(kind, root or phantom_root(), seed=sets["seed"], **kwargs)
 
 
 def prepare_phantoms(profile: str, kind: str | None = None, root: str | Path | None = None) -> list[Path]:
