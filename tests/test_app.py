@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from common import predict
 from common.report.results import project_root
 from tests.browser import headless_chromium
-from tests.test_predict import CLASSES, EXPERIMENT, save_tiny_run
+from tests.predict.helpers import CLASSES, EXPERIMENT, save_tiny_run
 
 APP_TIMEOUT_S = 120  # loading TensorFlow and the model on a busy machine
 SCREENSHOT = project_root() / "_build" / "screenshots" / "app.png"

@@ -1,0 +1,55 @@
+"""Tests of ``camstudy predict`` end to end: help, the printed table, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import cli
+from tests.predict.helpers import EXPERIMENT
+
+
+def test_predict_and_app_have_help(capsys):
+    for command in ("predict", "app"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([command, "--help"])
+        assert exit_info.value.code == 0
+    assert "--experiment ID" in capsys.readouterr().out
+
+
+def test_cli_prints_the_table_and_exits_2_on_a_bad_file(tiny_run, tmp_path, capsys):
+    good = tiny_run["samples"]["path"].iloc[0]
+    garbage = tmp_path / "broken.jpg"
+    garbage.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    argv = [
+        "predict",
+        good,
+        "--experiment",
+        EXPERIMENT,
+        "--results-dir",
+        str(tiny_run["results_dir"]),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-progress",
+        "--method",
+        "scorecam",
+    ]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Research use only" in out and "phantom" in out and Path(good).name in out
+    assert (tmp_path / "out" / f"{Path(good).stem}_contours.png").is_file()
+
+    assert cli.main(argv[:1] + [str(garbage)] + argv[1:]) == 2
+    err = capsys.readouterr().err
+    assert "broken.jpg: not a readable image" in err and "Traceback" not in err
+
+
+def test_missing_model_is_one_clear_line(tmp_path, capsys):
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
+    assert cli.main(["predict", str(image), "--experiment", "iqoth", "--results-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "model.keras: no saved model" in err and "camstudy run iqoth" in err
