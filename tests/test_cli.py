@@ -65,3 +65,54 @@ def test_the_parser_is_built_without_importing_tensorflow():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def _camstudy(*argv: str, cwd) -> subprocess.CompletedProcess:
+    """The real command in a subprocess, as a user types it."""
+    return subprocess.run([sys.executable, "-m", "common", *argv], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_ordinary_mistakes_through_the_real_command_end_in_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    (tmp_path / "broken.yaml").write_text("name: x\n  bad: [\n")
+    cli_manifest = tmp_path / "many.yaml"
+    cli_manifest.write_text(
+        "name: x\ncitation: c\nlicence: l\nsource: {url: u, how_to_obtain: h}\n"
+        "label_map: {a: a, b: b}\nexpected_counts: {a: many, b: 2}\n"
+    )
+    cases = [
+        (("run", "multi-organ", "--profile", "smoke", "--results-dir", "a_file"), "a_file: File exists"),
+        (("data", "verify", "broken.yaml", "--data-dir", "."), "broken.yaml is not valid YAML at line 2"),
+        (("data", "verify", cli_manifest.name, "--data-dir", "."), "expected_counts must be whole numbers"),
+    ]
+    for argv, message in cases:
+        done = _camstudy(*argv, cwd=tmp_path)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == cli.EXIT_USER_ERROR, (argv, done.stderr)
+        assert message in lines[-1] and lines[-1].startswith("camstudy: error: "), (argv, done.stderr)
+        assert "Traceback" not in done.stderr, (argv, done.stderr)
+
+
+def test_an_unexpected_error_is_one_line_naming_the_log_and_debug_shows_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("CAMSTUDY_HOME", str(tmp_path))
+
+    def fails(args):
+        raise RuntimeError("kernel died\nsecond line")
+
+    monkeypatch.setattr(cli, "_cmd_verify", fails)
+    assert cli.main(["data", "verify", "phantoms", "--data-dir", "."]) == cli.EXIT_FAILURE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "RuntimeError: kernel died" in err and "Traceback" not in err
+    log = tmp_path / "results" / cli.LOG_FILE
+    assert str(log) in err and "Traceback" in log.read_text() and "second line" in log.read_text()
+    with pytest.raises(RuntimeError, match="kernel died"):
+        cli.main(["--debug", "data", "verify", "phantoms", "--data-dir", "."])
+
+
+def test_an_interrupt_exits_130(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_verify", interrupted)
+    assert cli.main(["data", "verify", "phantoms", "--data-dir", "."]) == cli.EXIT_INTERRUPTED
+    assert capsys.readouterr().err.strip() == "camstudy: interrupted"

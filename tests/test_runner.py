@@ -50,6 +50,15 @@ def test_a_finished_run_replaces_the_results_and_passes_parameters(tmp_path, fak
     assert not list((tmp_path / "results").glob(".running-*"))
 
 
+def test_a_relative_results_folder_is_the_callers_not_the_kernels(tmp_path, fake_notebooks, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    outcome = runner.run_experiment("iqoth", "smoke", results_dir="rel", progress_bar=False)
+    assert outcome.ok and outcome.output_dir == elsewhere / "rel" / "iqoth"
+    assert json.loads((elsewhere / "rel" / "iqoth" / "metrics.json").read_text())["profile"] == "smoke"
+
+
 def test_a_failed_run_keeps_the_previous_results_and_the_failed_notebook(tmp_path, fake_notebooks):
     results = tmp_path / "results"
     assert runner.run_experiment("iqoth", "smoke", results_dir=results, progress_bar=False).ok

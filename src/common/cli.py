@@ -339,21 +339,75 @@ def build_parser() -> argparse.ArgumentParser:
         prog="camstudy",
         description="Reproduce five Grad-CAM tumour-detection studies (see README.md).",
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_run, _add_book, _add_data, _add_audit, _add_predict, _add_app, _add_bench):
         add(sub)
     return parser
 
 
+# Exit statuses: a user's mistake (bad input, parameter or path), a failure, an interrupt (128 + SIGINT).
+EXIT_USER_ERROR, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
+LOG_FILE = "camstudy.log"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``camstudy`` and ``python -m common``."""
+    """Entry point of ``camstudy`` and ``python -m common``: one error boundary for every command.
+
+    Every error ends as one line on stderr naming the input and what to do; an
+    unexpected one also writes its traceback to ``results/camstudy.log`` and
+    names that file. ``--debug`` raises instead, with the traceback.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except StudyError as exc:
-        print(f"camstudy: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("camstudy: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (StudyError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"camstudy: error: {_user_error(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:
+        if args.debug:
+            raise
+        log = _log_traceback(exc)
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        print(
+            f"camstudy: error: {type(exc).__name__}: {first_line} (the traceback is in {log}; --debug shows it here)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
+def _user_error(exc: BaseException) -> str:
+    """The one line of a user's mistake: the study's message, or the path an OS error names."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc)
+
+
+def _log_traceback(exc: BaseException) -> Path:
+    """Append ``exc``'s traceback to the log file in the results folder (a temporary one if that is not writable)."""
+    import tempfile
+    import time
+    import traceback
+
+    from common.report.results import results_root
+
+    text = f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} camstudy {' '.join(sys.argv[1:])}\n"
+    text += "".join(traceback.format_exception(exc))
+    for folder in (results_root(), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with (folder / LOG_FILE).open("a", encoding="utf-8") as handle:
+                handle.write(text)
+            return folder / LOG_FILE
+        except OSError:
+            continue
+    return Path(tempfile.gettempdir()) / LOG_FILE
 
 
 if __name__ == "__main__":

@@ -152,7 +152,8 @@ def run_experiment(
     # Validate everything papermill would only find out inside the kernel.
     registry.resolve(experiment_id, profile, overrides, data_dir)
     data_dir = _existing_data_dir(data_dir)
-    root = Path(results_dir) if results_dir else results_root()
+    # Absolute: the kernel runs in the project root, so a relative folder would land elsewhere there.
+    root = Path(results_dir).expanduser().resolve() if results_dir else results_root()
     root.mkdir(parents=True, exist_ok=True)
     target = root / experiment_id
     work = root / f".running-{experiment_id}-{os.getpid()}"

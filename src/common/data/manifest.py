@@ -64,8 +64,15 @@ def load_manifest(name_or_path: str | Path) -> dict[str, Any]:
             f"No data manifest {str(name_or_path)!r} (looked for {path}); "
             f"available: {', '.join(available_manifests())}."
         )
-    with path.open(encoding="utf-8") as handle:
-        manifest = yaml.safe_load(handle)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            manifest = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise DataError(
+            f"Manifest {path} is not valid YAML{line}: {getattr(error, 'problem', error)}; fix the file."
+        ) from error
     if not isinstance(manifest, dict):
         raise DataError(f"Manifest {path} is not a YAML mapping.")
     missing = [field for field in REQUIRED_FIELDS if field not in manifest]
@@ -82,6 +89,9 @@ def load_manifest(name_or_path: str | Path) -> dict[str, Any]:
     unknown_folders = sorted(set(counts) - set(manifest["label_map"] or {}))
     if unknown_folders:
         raise DataError(f"Manifest {path}: expected_counts names folders {unknown_folders} that are not in label_map.")
+    not_counts = {folder: n for folder, n in counts.items() if isinstance(n, bool) or not isinstance(n, int) or n < 0}
+    if not_counts:
+        raise DataError(f"Manifest {path}: expected_counts must be whole numbers >= 0, got {not_counts}.")
     return manifest
 
 

@@ -54,8 +54,8 @@ VERSIONED_PACKAGES = (
 def project_root() -> Path:
     """Return the project's top folder (``CAMSTUDY_HOME`` overrides it).
 
-    The package is installed in editable mode, so ``src/common`` sits two
-    levels below the top folder.
+    The package is installed in editable mode, so this module
+    (``src/common/report/results.py``) sits three folders below the top folder.
     """
     env = os.environ.get("CAMSTUDY_HOME")
     return Path(env).resolve() if env else Path(__file__).resolve().parents[3]
