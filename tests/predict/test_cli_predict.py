@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from common import cli
+from common.predict import outputs
 from tests.predict.helpers import EXPERIMENT
 
 
@@ -40,7 +41,7 @@ def test_cli_prints_the_table_and_exits_2_on_a_bad_file(tiny_run, tmp_path, caps
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "Research use only" in out and "phantom" in out and Path(good).name in out
-    assert (tmp_path / "out" / f"{Path(good).stem}_contours.png").is_file()
+    assert (tmp_path / "out" / f"{outputs.output_stem(good)}_contours.png").is_file()
 
     assert cli.main(argv[:1] + [str(garbage)] + argv[1:]) == 2
     err = capsys.readouterr().err

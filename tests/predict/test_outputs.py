@@ -11,6 +11,7 @@ from PIL import Image
 
 from common import predict
 from common.data import folders
+from common.predict import outputs
 from tests.predict.helpers import CLASSES, EXPERIMENT
 
 
@@ -42,3 +43,19 @@ def test_every_input_gets_probabilities_overlay_and_contour_map(tiny_run, tmp_pa
         assert 0 < green.sum() < green.size / 2
     table = predict.probability_table(records, CLASSES)
     assert Path(paths[0]).name in table and "nodule" in table
+
+
+def test_output_names_identify_their_input_across_patients_and_calls(tmp_path):
+    # TCIA names series folders alike in every patient: "2.000000-5mm-40805" has the "suffix" ".000000-5mm-40805".
+    series = [tmp_path / patient / "study" / "2.000000-5mm-40805" for patient in ("LUNG1-001", "LUNG1-002")]
+    for folder in series:
+        folder.mkdir(parents=True)
+    first, second = (outputs.output_stem(folder) for folder in series)
+    assert first != second
+    assert first.startswith("study_2.000000-5mm-40805-") and second.startswith("study_2.000000-5mm-40805-")
+    assert outputs.output_stem(series[0]) == first  # a later call into the same folder: the same name
+    scan = tmp_path / "scan1.png"
+    scan.write_bytes(b"")
+    assert outputs.output_stem(scan).startswith("scan1-") and outputs.output_stem(scan) != outputs.output_stem(
+        tmp_path / "LUNG1-001" / "scan1.png"
+    )

@@ -1,15 +1,18 @@
 """``camstudy predict``: many files predicted in batches, each one's outputs written as its batch ends.
 
 Per input: ``<stem>.json`` (probabilities and the CAM's method and layer),
-``<stem>_overlay.png`` and ``<stem>_contours.png``.
+``<stem>_overlay.png`` and ``<stem>_contours.png``, ``<stem>`` naming the input
+(:func:`output_stem`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from common.data.folders import IMAGE_SUFFIXES
 from common.errors import StudyError
 from common.predict.card import RunModel
 from common.predict.inputs import LoadedInput, load_input
@@ -17,9 +20,26 @@ from common.predict.prediction import Prediction, check_layer, check_method, png
 from common.report.results import to_jsonable, write_json_atomic
 
 
+def output_stem(source: str | Path) -> str:
+    """The file stem of an input's outputs: a readable name and a digest of its absolute path.
+
+    A file keeps its whole name without an image suffix (``scan1.png`` -> ``scan1``); a folder
+    (a DICOM series) is named with its parent, as TCIA series folders repeat names such as
+    ``2.000000-5mm-40805`` across patients. The digest makes the stem of two different inputs
+    differ, in one call or over calls writing into one folder, and the same input keep its stem.
+    """
+    path = Path(source).expanduser().resolve()
+    if path.is_dir():
+        readable = f"{path.parent.name}_{path.name}" if path.parent.name else path.name
+    else:
+        readable = path.stem if path.suffix.lower() in IMAGE_SUFFIXES else path.name
+    digest = hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:8]
+    return f"{readable or 'input'}-{digest}"
+
+
 def _unique_stem(source: str, used: set[str]) -> str:
-    """A file stem for an input's outputs, numbered when two inputs share a name."""
-    base = Path(source).stem or "input"
+    """:func:`output_stem`, numbered when one call is given the same input twice."""
+    base = output_stem(source)
     stem, number = base, 2
     while stem in used:
         stem, number = f"{base}_{number}", number + 1
