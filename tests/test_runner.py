@@ -72,6 +72,20 @@ def test_a_failed_run_keeps_the_previous_results_and_the_failed_notebook(tmp_pat
     assert "papermill-error-cell-tag" in json.dumps(failed.cells[0])  # the error shows at the top
 
 
+def test_earlier_failures_are_kept_by_time_and_a_success_keeps_the_history(tmp_path, fake_notebooks):
+    results = tmp_path / "results"
+    fake_notebooks["name"] = "fails"
+    first = runner.run_experiment("iqoth", "smoke", results_dir=results, progress_bar=False)
+    second = runner.run_experiment("iqoth", "smoke", results_dir=results, progress_bar=False)
+    assert first.notebook == second.notebook == results / "iqoth" / "failed" / "iqoth.ipynb"
+    history = sorted(path.name for path in (results / "iqoth" / "failed").iterdir())
+    assert len(history) == 2 and history[-1] == "iqoth.ipynb" and history[0].startswith("iqoth-")
+    fake_notebooks["name"] = "ok"
+    assert runner.run_experiment("iqoth", "smoke", results_dir=results, progress_bar=False).ok
+    assert sorted(path.name for path in (results / "iqoth" / "failed").iterdir()) == history
+    assert (results / "iqoth" / "metrics.json").is_file()
+
+
 def test_run_all_continues_after_a_failure_and_reports_it(tmp_path, fake_notebooks):
     fake_notebooks["name"] = "fails"
     outcomes = runner.run_all("smoke", results_dir=tmp_path, experiments=["iqoth", "multi-organ"], progress_bar=False)

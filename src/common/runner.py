@@ -111,7 +111,10 @@ def _inline_figures():
 
 
 def _replace_atomically(finished: Path, target: Path) -> None:
-    """Move ``finished`` into ``target``, keeping ``target``'s ``failed/`` history out."""
+    """Move ``finished`` into ``target``; ``target``'s ``failed/`` history moves along into it."""
+    history = target / "failed"
+    if history.is_dir():
+        os.replace(history, finished / "failed")
     old = target.with_name(f".old-{target.name}-{os.getpid()}")
     if target.exists():
         os.replace(target, old)
@@ -220,13 +223,24 @@ def _execute(
 
 
 def _keep_failed(out_nb: Path, work: Path, target: Path) -> Path:
-    """Move a failed run's notebook to ``target/failed/`` and drop its work folder; return where it went."""
+    """Move a failed run's notebook to ``target/failed/`` and drop its work folder; return where it went.
+
+    The latest failure is ``failed/<id>.ipynb``; an earlier one there is kept as
+    ``failed/<id>-<when it failed>.ipynb``.
+    """
     failed_dir = target / "failed"
     failed_dir.mkdir(parents=True, exist_ok=True)
+    latest = failed_dir / out_nb.name
+    if latest.exists() and out_nb.exists():
+        when = time.strftime("%Y%m%d-%H%M%S", time.localtime(latest.stat().st_mtime))
+        earlier, number = failed_dir / f"{out_nb.stem}-{when}.ipynb", 2
+        while earlier.exists():
+            earlier, number = failed_dir / f"{out_nb.stem}-{when}-{number}.ipynb", number + 1
+        os.replace(latest, earlier)
     if out_nb.exists():
-        os.replace(out_nb, failed_dir / out_nb.name)
+        os.replace(out_nb, latest)
     shutil.rmtree(work, ignore_errors=True)
-    return failed_dir / out_nb.name
+    return latest
 
 
 def _logged(outcome: RunOutcome, profile: str, root: Path) -> RunOutcome:

@@ -1,8 +1,11 @@
 """Tests of common.report.results: metrics.json shape, atomic writes, JSON-safe values."""
 
 import json
+import os
+import stat
 
 import numpy as np
+import pytest
 
 from common.config import registry
 from common.report.results import METRICS_KEYS, RunRecorder, run_banner, to_jsonable, write_json_atomic
@@ -20,6 +23,17 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     path = write_json_atomic(tmp_path / "sub" / "metrics.json", {"x": 1})
     assert json.loads(path.read_text()) == {"x": 1}
     assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]
+
+
+def test_atomic_write_gets_the_umask_mode_and_a_failure_leaves_the_old_file(tmp_path):
+    path = write_json_atomic(tmp_path / "bench.json", {"a": 1})
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask  # group-readable under the usual 022
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"a": object()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
 
 
 def test_recorder_writes_every_fixed_key_and_its_figures(tmp_path):
