@@ -335,3 +335,25 @@ def test_load_slice_rejects_non_dicom(tmp_path):
         warnings.simplefilter("error")  # a clean slice reads without warnings
         written = write_slice(tmp_path / "one.dcm", slice_hu(40.0), "1.2.826.0.1.3680043.8.498.50")
         np.testing.assert_array_equal(load_slice(written), slice_hu(40.0))
+
+
+@pytest.mark.parametrize(
+    "tag, value, message",
+    [
+        ("Rows", None, "the DICOM tag Rows is missing"),
+        ("PixelSpacing", "0.7\\abc", "the DICOM tag PixelSpacing holds"),
+        ("ImagePositionPatient", "1\\2", "the DICOM tag ImagePositionPatient holds"),
+    ],
+)
+def test_a_missing_or_damaged_header_tag_names_the_file_and_the_tag(tmp_path, tag, value, message):
+    folder = write_series(tmp_path / "case")
+    damaged = sorted(folder.iterdir())[1]
+    dataset = pydicom.dcmread(damaged)
+    if value is None:
+        delattr(dataset, tag)
+    else:  # stored as text, as a broken exporter writes it, so pydicom keeps the damaged value
+        dataset[tag] = pydicom.DataElement(dataset[tag].tag, "LO", value)
+    dataset.save_as(damaged)
+    with pytest.raises(DataError, match=message) as raised:
+        load_series(folder)
+    assert damaged.name in str(raised.value)

@@ -289,10 +289,43 @@ def _read_headers(files: list[Path]) -> list[tuple[Path, pydicom.Dataset]]:
             continue
         if "SeriesInstanceUID" not in dataset:
             raise DataError(f"{path}: DICOM file without SeriesInstanceUID; it is not a slice of a series")
+        _check_header(path, dataset)
         headers.append((path, dataset))
     if not headers:
         raise DataError(f"{files[0].parent}: no DICOM image files, only a DICOMDIR index")
     return headers
+
+
+# Tags a slice must have, and tags that, when present, must hold this many numbers.
+REQUIRED_TAGS = {"Rows": 1, "Columns": 1}
+NUMERIC_TAGS = {
+    "ImagePositionPatient": 3,
+    "ImageOrientationPatient": 6,
+    "PixelSpacing": 2,
+    "SliceThickness": 1,
+    "InstanceNumber": 1,
+}
+
+
+def _check_header(path: Path, dataset: pydicom.Dataset) -> None:
+    """DataError naming the file and the tag when a slice's geometry tags are missing or malformed."""
+    for tag in REQUIRED_TAGS:
+        if dataset.get(tag) is None:
+            raise DataError(f"{path}: the DICOM tag {tag} is missing; the file is not an image slice: remove it")
+    for tag, count in {**REQUIRED_TAGS, **NUMERIC_TAGS}.items():
+        try:
+            value = dataset.get(tag)
+            if value is None or value == "":
+                continue
+            values = list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+            numbers = [float(v) for v in values]
+        except (TypeError, ValueError):  # a damaged value fails when pydicom or float() parses it
+            value, numbers = dataset.get_item(tag).value, []
+        if len(numbers) != count or not all(np.isfinite(numbers)):
+            raise DataError(
+                f"{path}: the DICOM tag {tag} holds {value!r}, not {count} number(s); the header is damaged: "
+                "export the series again or remove the file"
+            )
 
 
 def _select_series(
@@ -347,10 +380,10 @@ def _order_slices(
     """
     folder = headers[0][0].parent
     has_geometry = all(
-        "ImagePositionPatient" in dataset and "ImageOrientationPatient" in dataset for _, dataset in headers
+        dataset.get("ImagePositionPatient") and dataset.get("ImageOrientationPatient") for _, dataset in headers
     )
     if not has_geometry:
-        missing = [path.name for path, dataset in headers if "InstanceNumber" not in dataset]
+        missing = [path.name for path, dataset in headers if dataset.get("InstanceNumber") in (None, "")]
         if missing:
             raise DataError(
                 f"{folder}: cannot order the slices: ImagePositionPatient/ImageOrientationPatient and "
@@ -392,10 +425,10 @@ def _spacing_info(ordered: list[tuple[Path, pydicom.Dataset]], positions: np.nda
     """spacing, spacing_gaps and uniform_spacing of the ordered slices; warns when gaps differ."""
     first = ordered[0][1]
     pixel_spacing = first.get("PixelSpacing")
-    row_spacing, column_spacing = (None, None) if pixel_spacing is None else (float(v) for v in pixel_spacing)
+    row_spacing, column_spacing = (None, None) if not pixel_spacing else (float(v) for v in pixel_spacing)
     thickness = first.get("SliceThickness")
     # The median gap is the slice spacing; a lone slice or unknown positions leave SliceThickness.
-    slice_spacing = None if thickness is None else float(thickness)
+    slice_spacing = None if thickness in (None, "") else float(thickness)
     if positions is None:
         return {
             "spacing": (row_spacing, column_spacing, slice_spacing),
