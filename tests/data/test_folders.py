@@ -12,6 +12,7 @@ from PIL import Image, ImageFile
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from common.data import folders
 from common.data.folders import SAMPLE_COLUMNS, class_counts, class_names, load_class_folders, read_image
 from common.errors import DataError, ParameterError
 
@@ -245,3 +246,13 @@ def test_real_iqoth_loads_every_slice(iqoth_dir):
     assert class_counts(samples)["total"].to_dict() == {"benign": 120, "malignant": 561, "normal": 416}
     assert isinstance(samples, pd.DataFrame) and samples["path"].is_unique
     assert (samples["height"] >= 331).all() and samples["width"].max() == 801
+
+
+def test_an_image_above_the_pixel_limit_is_refused_naming_its_size(tmp_path, monkeypatch):
+    limits = {"max_image_pixels": 100 * 100}
+    monkeypatch.setattr(folders.registry, "section", lambda name: limits)
+    Image.new("L", (100, 100)).save(tmp_path / "fits.png")
+    Image.new("L", (101, 100)).save(tmp_path / "big.png")
+    assert read_image(tmp_path / "fits.png").shape == (100, 100)
+    with pytest.raises(DataError, match=r"big.png: the image is 101 x 100 = 10,100 pixels, above the limit of 10,000"):
+        read_image(tmp_path / "big.png")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +56,30 @@ def test_missing_model_is_one_clear_line(tmp_path, capsys):
     assert cli.main(["predict", str(image), "--experiment", "iqoth", "--results-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "model.keras: no saved model" in err and "camstudy run iqoth" in err
+
+
+def test_a_13000_pixel_square_png_is_refused_before_it_is_decoded(tiny_run, tmp_path):
+    huge = tmp_path / "huge.png"
+    Image.new("L", (13000, 13000)).save(huge)  # a few hundred KB on disk, 169 M pixels
+    # The real command's entry point, in a process that reports its own peak memory as it ends.
+    measured = (
+        "import resource, sys; from common import cli; status = cli.main(sys.argv[1:]); "
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(status)"
+    )
+    argv = [
+        "predict",
+        str(huge),
+        "--experiment",
+        EXPERIMENT,
+        "--results-dir",
+        str(tiny_run["results_dir"]),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-progress",
+    ]
+    done = subprocess.run([sys.executable, "-c", measured, *argv], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "huge.png: the image is 13000 x 13000 = 169,000,000 pixels, above the limit" in done.stderr
+    assert "Traceback" not in done.stderr
+    peak_kb = int(next(line for line in done.stderr.splitlines() if line.startswith("PEAK_KB")).split()[1])
+    assert peak_kb < 2 * 1024 * 1024  # under 2 GB: refused from the header, never decoded

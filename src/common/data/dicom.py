@@ -34,7 +34,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_rescale
 from pydicom.uid import MediaStorageDirectoryStorage
 
-from common.data import volume_ops
+from common.config import registry
+from common.data import folders, volume_ops
 from common.data.volume_ops import SOBEL_WEIGHT
 from common.errors import DataError, ParameterError
 
@@ -113,6 +114,7 @@ def load_series(
 
     headers = _select_series(_read_headers(_series_files(Path(folder))), Path(folder), series_uid)
     _check_same_shape(headers)
+    _check_voxel_count(Path(folder), headers)
     ordered, positions, sorted_by = _order_slices(headers)
     volume = np.stack([load_slice(path) for path, _ in ordered], axis=-1)
 
@@ -165,6 +167,9 @@ def load_slice(path: str | os.PathLike, invert_monochrome1: bool = False) -> np.
     """
     path = Path(path)
     dataset = _read_dicom(path, stop_before_pixels=False)
+    rows, columns = dataset.get("Rows"), dataset.get("Columns")
+    if rows and columns:  # without them pixel_array fails below, with the file named
+        folders.check_pixel_count(path, int(columns), int(rows))
     try:
         stored = dataset.pixel_array
     except (AttributeError, ValueError, RuntimeError, NotImplementedError) as error:
@@ -326,6 +331,17 @@ def _check_header(path: Path, dataset: pydicom.Dataset) -> None:
                 f"{path}: the DICOM tag {tag} holds {value!r}, not {count} number(s); the header is damaged: "
                 "export the series again or remove the file"
             )
+
+
+def _check_voxel_count(folder: Path, headers: list[tuple[Path, pydicom.Dataset]]) -> None:
+    """DataError, before any pixel is decoded, for a series above ``input_limits.max_series_voxels``."""
+    rows, columns = int(headers[0][1].Rows), int(headers[0][1].Columns)
+    voxels, limit = rows * columns * len(headers), registry.section("input_limits")["max_series_voxels"]
+    if voxels > limit:
+        raise DataError(
+            f"{folder}: the series is {rows} x {columns} x {len(headers)} = {voxels:,} voxels, above the limit "
+            f"of {limit:,} (input_limits in registry.yaml); split or downsample it first."
+        )
 
 
 def _select_series(

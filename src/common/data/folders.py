@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from common.config import registry
 from common.errors import DataError, ParameterError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm"})
@@ -92,6 +93,7 @@ def read_image(path: str | Path) -> np.ndarray:
 def _read_pillow(path: Path) -> np.ndarray:
     """Decode a raster file fully with Pillow (truncation raises, never pads)."""
     with Image.open(path) as image:
+        check_pixel_count(path, image.width, image.height)
         if getattr(image, "n_frames", 1) > 1:
             raise DataError(
                 f"{path}: has {image.n_frames} frames; only single-slice images are supported. "
@@ -119,6 +121,16 @@ def _read_dicom(path: Path) -> np.ndarray:
     except DataError as exc:
         reason = str(exc).removeprefix(f"{path}: ")
         raise DataError(f"{path}: not a readable image ({reason}); download it again or remove it.") from exc
+
+
+def check_pixel_count(path: Path, width: int, height: int) -> None:
+    """DataError, before decoding, for an image above the registry's ``input_limits.max_image_pixels``."""
+    limit = registry.section("input_limits")["max_image_pixels"]
+    if width * height > limit:
+        raise DataError(
+            f"{path}: the image is {width} x {height} = {width * height:,} pixels, above the limit of "
+            f"{limit:,} (input_limits in registry.yaml); reduce it before reading it here."
+        )
 
 
 def _scale(values: np.ndarray, full_scale: float) -> np.ndarray:
