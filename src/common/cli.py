@@ -151,6 +151,9 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     fetch.add_argument("manifest", help="manifest name (data_manifests/<name>.yaml) or path")
     fetch.add_argument("--out", required=True, help="folder to hold the class folders (must not hold other files)")
     fetch.add_argument("--no-progress", action="store_true", help="hide the download progress bar")
+    fetch.add_argument(
+        "--insecure", action="store_true", help="download even when the manifest gives no SHA-256 (unchecked)"
+    )
     fetch.set_defaults(handler=_cmd_fetch)
 
 
@@ -173,7 +176,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_fetch(args: argparse.Namespace) -> int:
     from common.data import fetch
 
-    print(fetch.describe(fetch.fetch(args.manifest, args.out, progress=not args.no_progress)))
+    result = fetch.fetch(args.manifest, args.out, progress=not args.no_progress, insecure=args.insecure)
+    print(fetch.describe(result))
     return 0
 
 

@@ -153,7 +153,10 @@ def test_fetch_without_a_checksum_reports_the_download_digest(tmp_path, server, 
     served, base, _ = server
     images, files = tiny_set
     archive = write_archive(served / "set.zip", "zip", set_entries(images))
-    result = fetch.fetch(manifest_for(files, f"{base}/set.zip", "zip", None), tmp_path / "into_empty_dir")
+    manifest = manifest_for(files, f"{base}/set.zip", "zip", None)
+    with pytest.raises(DataError, match="has no sha256"):
+        fetch.fetch(manifest, tmp_path / "into_empty_dir")
+    result = fetch.fetch(manifest, tmp_path / "into_empty_dir", insecure=True)
     assert not result["checksum_checked"] and result["sha256"] == sha256_of(archive)
     assert f"this download's is {sha256_of(archive)}" in fetch.describe(result)
 
@@ -182,7 +185,7 @@ def test_broken_downloads_are_clear_errors(tmp_path, server, tiny_set, served_by
     if served_bytes is not None:
         (served / "set.zip").write_bytes(served_bytes)
     with pytest.raises(DataError, match=message):
-        fetch.fetch(manifest_for(tiny_set[1], f"{base}/set.zip", kind, None), tmp_path / "out")
+        fetch.fetch(manifest_for(tiny_set[1], f"{base}/set.zip", kind, None), tmp_path / "out", insecure=True)
     assert requests == ["/set.zip"] and not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".fetch-*"))
 
@@ -263,7 +266,7 @@ def test_folder_with_other_files_is_never_written(tmp_path, server, tiny_set):
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
     with pytest.raises(DataError, match="do not match the manifest tiny; fetch never writes"):
-        fetch.fetch(manifest_for(files, f"{base}/set.zip", "zip", None), out)
+        fetch.fetch(manifest_for(files, f"{base}/set.zip", "zip", None), out, insecure=True)
     assert snapshot(out) == {"mine.txt"} and not requests
 
 
@@ -274,6 +277,8 @@ def test_folder_with_other_files_is_never_written(tmp_path, server, tiny_set):
         ({"url": "file:///etc/passwd", "archive": "zip"}, "must be an http or https URL"),
         ({"url": "https://example.org/x.rar", "archive": "rar"}, "archive must be one of"),
         ({"url": "https://example.org/x.zip", "archive": "zip", "sha256": "abc"}, "64 hexadecimal digits"),
+        ({"url": "https://example.org/x.zip", "archive": "zip", "sha256": "0" * 64, "subdir": "../up"}, "leaves"),
+        ({"url": "https://example.org/x.zip", "archive": "zip", "sha256": "0" * 64, "max_files": 0}, "max_files"),
     ],
 )
 def test_download_section_is_checked_before_any_traffic(tiny_set, download, message):
@@ -300,3 +305,28 @@ def test_cli_fetch_then_refetch_and_manual_data_set(tmp_path, server, tiny_set, 
     err = capsys.readouterr().err
     assert "cannot be downloaded automatically" in err and "Traceback" not in err
     assert load_manifest("iqothnccd")["source"]["how_to_obtain"][:40] in err
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_an_archive_above_the_unpack_limits_is_refused_before_anything_is_unpacked(tmp_path, tiny_set, kind):
+    archive = write_archive(tmp_path / f"set.{kind}", kind, set_entries(tiny_set[0]))
+    total = sum(len(content) for _, content, _ in set_entries(tiny_set[0]))
+    with pytest.raises(DataError, match="above the limits"):
+        fetch.safe_extract(archive, kind, tmp_path / "by_bytes", max_unpacked_bytes=total - 1)
+    with pytest.raises(DataError, match="above the limits"):
+        fetch.safe_extract(archive, kind, tmp_path / "by_files", max_files=1)
+    assert not (tmp_path / "by_bytes").exists() and not (tmp_path / "by_files").exists()
+    assert fetch.safe_extract(archive, kind, tmp_path / "fits", max_unpacked_bytes=total).is_dir()
+
+
+def test_a_damaged_member_fails_as_one_clear_error_and_nothing_is_kept(tmp_path, tiny_set):
+    archive = write_archive(tmp_path / "set.zip", "zip", set_entries(tiny_set[0]))
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as bundle:
+        first = bundle.infolist()[0]
+        start = first.header_offset + 30 + len(first.filename.encode()) + len(first.extra)
+    data[start] ^= 0xFF  # one flipped byte of stored data: the CRC no longer matches
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="unpacking failed .*CRC"):
+        fetch.safe_extract(archive, "zip", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -6,13 +6,16 @@ archive at a direct URL::
     download:
       url: https://example.org/dataset.zip   # http or https only
       archive: zip                            # zip or tar.gz
-      sha256: <64 hex digits>                 # optional; checked when present
+      sha256: <64 hex digits>                 # required (unless fetch(..., insecure=True))
       subdir: <folder inside the archive>     # optional; the folder holding the class folders
+      max_unpacked_bytes: <int>               # optional; default UNPACK_LIMITS
+      max_files: <int>                        # optional; default UNPACK_LIMITS
 
 :func:`fetch` never overwrites a copy that already verifies against the
 manifest, never writes outside the target folder (archive members with an
 absolute path, a ``..`` component or a link leaving the folder are refused
-before anything is unpacked), and moves the unpacked data into place only
+before anything is unpacked, and so is an archive that would unpack to more
+bytes or files than the limits), and moves the unpacked data into place only
 after it verified, so an interrupted or refused fetch leaves no partial copy.
 Data sets that need a login or manual assembly have no ``download`` section;
 for them :func:`fetch` raises with the manifest's ``how_to_obtain`` text.
@@ -31,6 +34,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -44,6 +48,9 @@ URL_SCHEMES = ("http", "https")
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_S = 60
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+# What an archive may unpack to at most, unless its manifest's download section says otherwise:
+# the largest real data set here (Lung-PET-CT-Dx) is about 127 GB in TCIA's own format.
+UNPACK_LIMITS = {"max_unpacked_bytes": 200 * 1024**3, "max_files": 2_000_000}
 
 
 @dataclass(frozen=True)
@@ -56,15 +63,21 @@ class ArchiveMember:
             (devices, FIFOs).
         link_target: Where a link points (symlinks: relative to the entry's
             folder; tar hard links: relative to the archive's root), else ``""``.
+        size: Bytes the entry unpacks to, as the archive declares it.
     """
 
     name: str
     kind: str
     link_target: str = ""
+    size: int = 0
 
 
-def download_spec(manifest: Mapping[str, Any]) -> dict[str, Any]:
+def download_spec(manifest: Mapping[str, Any], insecure: bool = False) -> dict[str, Any]:
     """Return a manifest's checked ``download`` section.
+
+    Args:
+        manifest: A loaded manifest.
+        insecure: Accept a section without ``sha256`` (the download is then unchecked).
 
     Raises:
         DataError: the manifest has no ``download`` section (the message quotes
@@ -87,11 +100,23 @@ def download_spec(manifest: Mapping[str, Any]) -> dict[str, Any]:
     checksum = spec.get("sha256")
     if checksum is not None and not SHA256_PATTERN.match(str(checksum).lower()):
         raise DataError(f"{where}.sha256 must be 64 hexadecimal digits, got {checksum!r}.")
+    if checksum is None and not insecure:
+        raise DataError(
+            f"{where} has no sha256, so a replaced or corrupted archive could not be told apart; add the "
+            "archive's SHA-256 to the manifest, or pass --insecure to download it unchecked."
+        )
+    subdir = str(spec.get("subdir") or "")
+    if subdir and _escapes(subdir):
+        raise DataError(f"{where}.subdir {subdir!r} leaves the unpacked folder; name a folder inside the archive.")
+    limits = {name: spec.get(name, default) for name, default in UNPACK_LIMITS.items()}
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in limits.values()):
+        raise DataError(f"{where}: {', '.join(UNPACK_LIMITS)} must be positive whole numbers, got {limits}.")
     return {
         "url": str(spec["url"]),
         "archive": spec["archive"],
         "sha256": None if checksum is None else str(checksum).lower(),
-        "subdir": str(spec.get("subdir") or ""),
+        "subdir": subdir,
+        **limits,
     }
 
 
@@ -151,7 +176,7 @@ def archive_members(archive: str | Path, kind: str) -> Iterator[ArchiveMember]:
                 if stat.S_ISLNK(mode):
                     yield ArchiveMember(info.filename, "symlink", bundle.read(info).decode("utf-8", "replace"))
                 else:
-                    yield ArchiveMember(info.filename, "dir" if info.is_dir() else "file")
+                    yield ArchiveMember(info.filename, "dir" if info.is_dir() else "file", size=info.file_size)
     else:
         with tarfile.open(archive, "r:gz") as bundle:
             for info in bundle.getmembers():
@@ -160,7 +185,7 @@ def archive_members(archive: str | Path, kind: str) -> Iterator[ArchiveMember]:
                 elif info.islnk():
                     yield ArchiveMember(info.name, "hardlink", info.linkname)
                 elif info.isdir() or info.isfile():
-                    yield ArchiveMember(info.name, "dir" if info.isdir() else "file")
+                    yield ArchiveMember(info.name, "dir" if info.isdir() else "file", size=info.size)
                 else:
                     yield ArchiveMember(info.name, "other")
 
@@ -197,13 +222,21 @@ def unsafe_reason(member: ArchiveMember, kind: str) -> str | None:
     return None
 
 
-def safe_extract(archive: str | Path, kind: str, target: str | Path) -> Path:
+def safe_extract(
+    archive: str | Path,
+    kind: str,
+    target: str | Path,
+    max_unpacked_bytes: int = UNPACK_LIMITS["max_unpacked_bytes"],
+    max_files: int = UNPACK_LIMITS["max_files"],
+) -> Path:
     """Unpack an archive into ``target`` after checking every entry first.
 
     Args:
         archive: A ``zip`` or ``tar.gz`` file.
         kind: ``"zip"`` or ``"tar.gz"``.
         target: Folder to unpack into (created).
+        max_unpacked_bytes: Refuse an archive whose entries declare more bytes in all.
+        max_files: Refuse an archive with more entries.
 
     Returns:
         ``target``.
@@ -217,13 +250,17 @@ def safe_extract(archive: str | Path, kind: str, target: str | Path) -> Path:
     if kind not in ARCHIVE_KINDS:
         raise DataError(f"Unknown archive kind {kind!r}; use one of {ARCHIVE_KINDS}.")
     try:
-        refused = [
-            f"{member.name!r} ({reason})"
-            for member in archive_members(archive, kind)
-            if (reason := unsafe_reason(member, kind)) is not None
-        ]
+        members = list(archive_members(archive, kind))
     except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
         raise DataError(f"{archive}: not a readable {kind} archive ({exc}); download it again.") from exc
+    refused = [f"{m.name!r} ({reason})" for m in members if (reason := unsafe_reason(m, kind)) is not None]
+    total = sum(member.size for member in members)
+    if total > max_unpacked_bytes or len(members) > max_files:
+        raise DataError(
+            f"Refusing to unpack {archive}: it declares {len(members):,} entries and {total:,} bytes, above the "
+            f"limits of {max_files:,} entries and {max_unpacked_bytes:,} bytes (max_files, max_unpacked_bytes in "
+            "the manifest's download section). Nothing was unpacked."
+        )
     if refused:
         raise DataError(
             f"Refusing to unpack {archive} into {target}: {len(refused)} unsafe "
@@ -231,13 +268,20 @@ def safe_extract(archive: str | Path, kind: str, target: str | Path) -> Path:
             "Nothing was unpacked; do not use this archive."
         )
     target.mkdir(parents=True, exist_ok=True)
-    if kind == "zip":
-        with zipfile.ZipFile(archive) as bundle:
-            bundle.extractall(target)
-    else:
-        with tarfile.open(archive, "r:gz") as bundle:
-            # The "data" filter repeats the checks above inside tarfile itself.
-            bundle.extractall(target, filter="data")
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(archive) as bundle:
+                bundle.extractall(target)
+        else:
+            with tarfile.open(archive, "r:gz") as bundle:
+                # The "data" filter repeats the checks above inside tarfile itself.
+                bundle.extractall(target, filter="data")
+    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        raise DataError(
+            f"{archive}: unpacking failed ({type(exc).__name__}: {exc}); nothing was kept. A CRC or format error "
+            "means a damaged download (download it again); 'No space left' means the disk is full."
+        ) from exc
     return target
 
 
@@ -245,7 +289,9 @@ def _is_empty_folder(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 
 
-def fetch(manifest: Mapping[str, Any] | str | Path, out_dir: str | Path, progress: bool = False) -> dict[str, Any]:
+def fetch(
+    manifest: Mapping[str, Any] | str | Path, out_dir: str | Path, progress: bool = False, insecure: bool = False
+) -> dict[str, Any]:
     """Download, check and unpack a manifest's data set into ``out_dir``.
 
     Args:
@@ -253,6 +299,7 @@ def fetch(manifest: Mapping[str, Any] | str | Path, out_dir: str | Path, progres
         out_dir: Folder that will hold the class folders. It must not exist, be
             empty, or already verify against the manifest (then nothing is done).
         progress: Show a download progress bar.
+        insecure: Download even when the manifest gives no SHA-256 (unchecked).
 
     Returns:
         ``{"status": "present" | "downloaded", "out_dir", "sha256" (of the
@@ -283,7 +330,7 @@ def fetch(manifest: Mapping[str, Any] | str | Path, out_dir: str | Path, progres
             "writes into such a folder. Remove it (or run `camstudy data verify` to see what differs), "
             "or pass another --out."
         )
-    spec = download_spec(manifest)
+    spec = download_spec(manifest, insecure)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # Staged beside out_dir (same file system), so the final move is one rename.
     staging = out_dir.with_name(f".fetch-{out_dir.name}-{os.getpid()}")
@@ -292,7 +339,9 @@ def fetch(manifest: Mapping[str, Any] | str | Path, out_dir: str | Path, progres
     try:
         archive = staging / f"download.{spec['archive']}"
         digest = download(spec["url"], archive, spec["sha256"], progress=progress)
-        unpacked = safe_extract(archive, spec["archive"], staging / "unpacked")
+        unpacked = safe_extract(
+            archive, spec["archive"], staging / "unpacked", spec["max_unpacked_bytes"], spec["max_files"]
+        )
         data_root = unpacked / spec["subdir"]
         if not data_root.is_dir():
             raise DataError(
