@@ -350,9 +350,11 @@ def fetch(
             )
         report = manifests.verify(manifest, data_root)
         if not report["ok"]:
+            counts = ", ".join(f"{len(report[key])} {key}" for key in ("missing", "changed", "extra"))
             raise DataError(
-                f"The data downloaded from {spec['url']} does not match the manifest; nothing was "
-                f"written to {out_dir}.\n{manifests.format_report(report)}"
+                f"The data downloaded from {spec['url']} does not match the manifest ({counts} files, "
+                f"{len(report['count_mismatches'])} class counts differ); nothing was written to {out_dir}. "
+                "The manifest or the archive is out of date."
             )
         if out_dir.exists():
             out_dir.rmdir()  # empty, checked above

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import zipfile
 
 import keras
 
@@ -27,6 +28,12 @@ def load_model_safe(path: str | pathlib.Path) -> keras.Model:
         raise DataError(f"Model file {path} does not exist.")
     try:
         return keras.saving.load_model(path, safe_mode=True)
+    except (OSError, KeyError, zipfile.BadZipFile) as error:
+        # h5py's OSError names no file; a zip without config.json raises KeyError.
+        raise DataError(
+            f"{path}: not a readable Keras model ({type(error).__name__}: {error}); pass a .keras file saved by "
+            "common.training.fit.fit (or a legacy .h5 model)."
+        ) from error
     except ValueError as error:
         if "safe_mode" not in str(error) and "Lambda" not in str(error):
             raise DataError(
