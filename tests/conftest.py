@@ -69,6 +69,26 @@ def write_class_folders(
     return root / "images"
 
 
+def tiny_manifest(checksums: Mapping[str, str], **fields) -> dict:
+    """A manifest of a tiny class-folder set with classes ``a`` and ``b`` (two images each unless ``fields`` say).
+
+    Args:
+        checksums: The set's checksum listing (``common.data.manifest.checksum_listing``), or ``{}``.
+        **fields: Manifest fields to set or replace (``expected_counts``, ``download``, ...).
+    """
+    manifest = {
+        "name": "tiny",
+        "citation": "test fixture",
+        "licence": "none",
+        "source": {"url": None, "how_to_obtain": "write it with write_class_folders"},
+        "label_map": {"a": "a", "b": "b"},
+        "expected_counts": {"a": 2, "b": 2},
+        "files": dict(checksums),
+    }
+    manifest.update(fields)
+    return manifest
+
+
 @pytest.fixture
 def make_class_folders(tmp_path: Path) -> Callable[..., Path]:
     """Factory writing tiny class-folder sets under ``tmp_path`` (see :func:`write_class_folders`)."""

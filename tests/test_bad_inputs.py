@@ -33,7 +33,7 @@ from PIL import Image
 
 from common import cli
 from common.data.manifest import checksum_listing
-from tests.conftest import write_class_folders
+from tests.conftest import tiny_manifest, write_class_folders
 from tests.data.test_dicom import FILE_ORDER, SLICE_HU, SLICE_Z, write_series
 from tests.data.test_fetch import ARCHIVE_ROOT, set_entries, sha256_of, write_archive
 
@@ -346,20 +346,6 @@ def _write_class_folder_sets(sets: Path) -> None:
     (changed / "b" / "b_009.png").write_bytes((changed / "a" / "a_001.png").read_bytes())
 
 
-def _tiny_manifest(files: dict[str, str], **changes) -> dict:
-    manifest = {
-        "name": "tiny",
-        "citation": "test fixture",
-        "licence": "none",
-        "source": {"url": None, "how_to_obtain": "make it with write_class_folders"},
-        "label_map": {"a": "a", "b": "b"},
-        "expected_counts": {"a": 2, "b": 2},
-        "files": files,
-    }
-    manifest.update(changes)
-    return manifest
-
-
 def _download(url: str, sha256: str | None, **extra) -> dict:
     spec = {"url": url, "archive": "zip", "subdir": ARCHIVE_ROOT, **extra}
     if sha256 is not None:
@@ -377,14 +363,14 @@ def _write_manifests(folder: Path, sets: Path, served: Path, base: str) -> None:
     def dump(name: str, manifest: dict) -> None:
         (folder / name).write_text(yaml.safe_dump(manifest))
 
-    dump("tiny.yaml", _tiny_manifest(files))
+    dump("tiny.yaml", tiny_manifest(files))
     dump("missing_fields.yaml", {"name": "x", "citation": "c"})
-    dump("no_how_to.yaml", _tiny_manifest(files, source={"url": None}))
-    dump("count_unit.yaml", _tiny_manifest(files, count_unit="slices"))
-    dump("many.yaml", _tiny_manifest(files, expected_counts={"a": "many", "b": 2}))
-    dump("label_mismatch.yaml", _tiny_manifest(files, expected_counts={"a": 2, "b": 2, "c": 1}))
-    dump("one_label.yaml", _tiny_manifest(files, label_map={"a": "a"}, expected_counts={"a": 2}))
-    dump("three_labels.yaml", _tiny_manifest(files, label_map={"a": "a", "b": "b", "c": "c"}))
+    dump("no_how_to.yaml", tiny_manifest(files, source={"url": None}))
+    dump("count_unit.yaml", tiny_manifest(files, count_unit="slices"))
+    dump("many.yaml", tiny_manifest(files, expected_counts={"a": "many", "b": 2}))
+    dump("label_mismatch.yaml", tiny_manifest(files, expected_counts={"a": 2, "b": 2, "c": 1}))
+    dump("one_label.yaml", tiny_manifest(files, label_map={"a": "a"}, expected_counts={"a": 2}))
+    dump("three_labels.yaml", tiny_manifest(files, label_map={"a": "a", "b": "b", "c": "c"}))
 
     entries = set_entries(copy_ok)
     good = write_archive(served / "good.zip", "zip", entries)
@@ -418,7 +404,7 @@ def _write_manifests(folder: Path, sets: Path, served: Path, base: str) -> None:
         "one_missing.yaml": _download(f"{base}/short.zip", sha256_of(short)),
     }
     for name, download in downloads.items():
-        dump(name, _tiny_manifest(files, download=download))
+        dump(name, tiny_manifest(files, download=download))
 
 
 def _write_series(dcm: Path) -> None:

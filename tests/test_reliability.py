@@ -28,7 +28,7 @@ from common import cli, runner
 from common.data.folders import load_class_folders, read_image
 from common.data.manifest import checksum_listing, data_fingerprint
 from common.errors import DataError
-from tests.conftest import write_class_folders
+from tests.conftest import tiny_manifest, write_class_folders
 
 TESTS_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = TESTS_DIR.parent
@@ -144,15 +144,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, monkeypatch, capsys, argv_o
 
     monkeypatch.chdir(tmp_path)
     copy = write_class_folders(tmp_path / "copy", {"a": 2, "b": 2})
-    manifest = {
-        "name": "tiny",
-        "citation": "-",
-        "licence": "-",
-        "source": {"url": None, "how_to_obtain": "-"},
-        "label_map": {"a": "a", "b": "b"},
-        "expected_counts": {"a": 2, "b": 2},
-        "files": checksum_listing(copy),
-    }
+    manifest = tiny_manifest(checksum_listing(copy))
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(manifest))
     (copy / "a" / "a_000.png").write_bytes((copy / "b" / "b_000.png").read_bytes())
     copy.rename(tmp_path / "changed")

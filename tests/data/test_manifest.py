@@ -20,24 +20,15 @@ from common.data.manifest import (
     verify,
 )
 from common.errors import DataError, ParameterError
+from tests import conftest
 
 REGISTRY_FILE = Path(__file__).resolve().parents[2] / "src/common/config/registry.yaml"
 EXPECTED_MANIFESTS = {"iqothnccd", "ct_pneumonia_lung_pet_ct_dx", "multi_organ", "lung_pet_ct_dx", "phantoms"}
 
 
 def tiny_manifest(data_dir: Path, **fields) -> dict:
-    """A manifest of a tiny set: its own checksums and class counts."""
-    manifest = {
-        "name": "tiny",
-        "citation": "test fixture",
-        "licence": "none",
-        "source": {"url": None, "how_to_obtain": "write it with write_class_folders"},
-        "label_map": {"a": "a", "b": "b"},
-        "expected_counts": {"a": 3, "b": 2},
-        "files": checksum_listing(data_dir),
-    }
-    manifest.update(fields)
-    return manifest
+    """The shared tiny manifest of the set in ``data_dir`` (3 images of ``a``, 2 of ``b``), with its checksums."""
+    return conftest.tiny_manifest(checksum_listing(data_dir), **{"expected_counts": {"a": 3, "b": 2}, **fields})
 
 
 def test_every_manifest_loads_with_required_fields():
