@@ -23,23 +23,26 @@ def test_predict_and_app_have_help(capsys):
     assert "--experiment ID" in capsys.readouterr().out
 
 
-def test_cli_prints_the_table_and_exits_2_on_a_bad_file(tiny_run, tmp_path, capsys):
-    good = tiny_run["samples"]["path"].iloc[0]
-    garbage = tmp_path / "broken.jpg"
-    garbage.write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    argv = [
+def _predict_argv(image: str, tiny_run, out: Path) -> list[str]:
+    """``camstudy predict IMAGE`` with the tiny run's model, writing to ``out``."""
+    return [
         "predict",
-        good,
+        image,
         "--experiment",
         EXPERIMENT,
         "--results-dir",
         str(tiny_run["results_dir"]),
         "--out",
-        str(tmp_path / "out"),
+        str(out),
         "--no-progress",
-        "--method",
-        "scorecam",
     ]
+
+
+def test_cli_prints_the_table_and_exits_2_on_a_bad_file(tiny_run, tmp_path, capsys):
+    good = tiny_run["samples"]["path"].iloc[0]
+    garbage = tmp_path / "broken.jpg"
+    garbage.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    argv = [*_predict_argv(good, tiny_run, tmp_path / "out"), "--method", "scorecam"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "Research use only" in out and "phantom" in out and Path(good).name in out
@@ -68,17 +71,7 @@ def test_a_13000_pixel_square_png_is_refused_before_it_is_decoded(tiny_run, tmp_
         "peak = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:')); "
         "print('PEAK_KB', peak.split()[1], file=sys.stderr); sys.exit(status)"
     )
-    argv = [
-        "predict",
-        str(huge),
-        "--experiment",
-        EXPERIMENT,
-        "--results-dir",
-        str(tiny_run["results_dir"]),
-        "--out",
-        str(tmp_path / "out"),
-        "--no-progress",
-    ]
+    argv = _predict_argv(str(huge), tiny_run, tmp_path / "out")
     done = subprocess.run([sys.executable, "-c", measured, *argv], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "huge.png: the image is 13000 x 13000 = 169,000,000 pixels, above the limit" in done.stderr
