@@ -57,7 +57,7 @@ def test_page_names_the_model_and_says_research_use_only(app):
     banner = app.warning[0].value
     assert "Research use only" in banner and "not a medical device" in banner
     assert "phantom" in banner and "profile smoke" in banner
-    assert app.selectbox[1].options == list(predict.CAM_METHODS)
+    assert app.selectbox[1].options == list(predict.cam_methods())
     assert app.selectbox[2].value == "conv2d_2"  # the last convolution, the run's CAM layer
 
 

@@ -47,7 +47,7 @@ except StudyError as exc:
 st.warning(predict.model_banner(run_model.card))
 
 method_column, layer_column = st.columns(2)
-method = method_column.selectbox("CAM method", predict.CAM_METHODS)
+method = method_column.selectbox("CAM method", predict.cam_methods())
 layers = run_model.cam_layers()
 layer = layer_column.selectbox("CAM layer", layers, index=layers.index(run_model.default_layer))
 

@@ -19,8 +19,8 @@ Modules:
 
 The command line and the Streamlit page (:mod:`common.app`) call only this
 package, so both behave the same. Importing it does not import TensorFlow;
-``CAM_METHODS`` (the names of :data:`common.explain.methods.METHODS`) is read
-when first used.
+:func:`cam_methods` reads the CAM methods' names (from :data:`common.explain.methods.METHODS`,
+which imports it) when called.
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ from common.predict.prediction import (
 from common.predict.uploads import predict_uploads
 
 __all__ = [
-    "CAM_METHODS",
     "CARD_FIELDS",
     "CARD_FILE",
     "CONTOUR_FRACTION",
@@ -99,10 +98,3 @@ __all__ = [
     "streamlit_command",
     "write_prediction",
 ]
-
-
-def __getattr__(name: str):
-    """``CAM_METHODS``: :func:`cam_methods`, read on first use (it imports TensorFlow)."""
-    if name == "CAM_METHODS":
-        return cam_methods()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
