@@ -39,7 +39,7 @@ def test_every_subcommand_has_help(argv, capsys):
     "argv, message",
     [
         (["run", "nope"], "Unknown experiment 'nope'"),
-        (["run", "iqoth", "--profile", "smoke", "-p", "epochs=abc"], "Parameter 'epochs' expects a int"),
+        (["run", "iqoth", "--profile", "smoke", "-p", "epochs=abc"], "Parameter 'epochs' expects an integer"),
         (["run", "iqoth", "-p", "epochs"], "not of the form name=value"),
         (["run", "iqoth", "--data-dir", "/no/such/folder"], "does not exist"),
         (["data", "verify", "no-such-manifest", "--data-dir", "."], "no-such-manifest"),

@@ -114,7 +114,7 @@ def test_run_all_runs_notebooks_at_once_and_reports_them_in_the_order_asked(tmp_
 def test_bad_names_and_folders_are_refused_before_anything_runs(tmp_path):
     with pytest.raises(ParameterError, match="Unknown experiment"):
         runner.run_experiment("nope", results_dir=tmp_path)
-    with pytest.raises(ParameterError, match="expects a int"):
+    with pytest.raises(ParameterError, match="expects an integer"):
         runner.run_experiment("iqoth", "smoke", overrides={"epochs": "abc"}, results_dir=tmp_path)
     with pytest.raises(DataError, match="does not exist"):
         runner.run_experiment("iqoth", "smoke", data_dir=tmp_path / "missing", results_dir=tmp_path)

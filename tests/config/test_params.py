@@ -55,7 +55,7 @@ def test_parameters_are_frozen_and_changed_through_replace_which_validates_again
     changed = dataclasses.replace(run_params, epochs=3, learning_rate=1)
     assert (changed.epochs, changed.learning_rate, run_params.epochs) == (3, 1.0, 1)
     assert isinstance(changed.learning_rate, float)
-    with pytest.raises(ParameterError, match=r"Parameter 'epochs' expects a int like 9, got 'x'\."):
+    with pytest.raises(ParameterError, match=r"Parameter 'epochs' expects an integer like 9, got 'x'\."):
         dataclasses.replace(run_params, epochs="x")
 
 
@@ -70,17 +70,17 @@ def test_as_dict_is_a_copy():
     "experiment_id, overrides, message",
     [
         ("iqoth", {"x": 1}, r"Unknown parameter 'x' for iqoth; known: augment, backbone, "),
-        ("iqoth", {"epochs": "abc"}, r"Parameter 'epochs' expects a int like 9, got 'abc'\."),
-        ("iqoth", {"epochs": 2.5}, r"Parameter 'epochs' expects a int like 9, got 2\.5\."),
-        ("iqoth", {"epochs": True}, r"Parameter 'epochs' expects a int like 9, got True\."),
-        ("iqoth", {"epochs": None}, r"Parameter 'epochs' expects a int like 9, got None\."),
-        ("iqoth", {"baseline_cnn": "maybe"}, r"Parameter 'baseline_cnn' expects a bool like False"),
+        ("iqoth", {"epochs": "abc"}, r"Parameter 'epochs' expects an integer like 9, got 'abc'\."),
+        ("iqoth", {"epochs": 2.5}, r"Parameter 'epochs' expects an integer like 9, got 2\.5\."),
+        ("iqoth", {"epochs": True}, r"Parameter 'epochs' expects an integer like 9, got True\."),
+        ("iqoth", {"epochs": None}, r"Parameter 'epochs' expects an integer like 9, got None\."),
+        ("iqoth", {"baseline_cnn": "maybe"}, r"Parameter 'baseline_cnn' expects true or false like False"),
         ("iqoth", {"cam_methods": "gradcam"}, r"Parameter 'cam_methods' expects a list like \['gradcam'"),
-        ("iqoth", {"augment": [1]}, r"Parameter 'augment' expects a dict like \{'rotation'"),
-        ("iqoth", {"backbone": 50}, r"Parameter 'backbone' expects a str like 'ResNet50', got 50\."),
+        ("iqoth", {"augment": [1]}, r"Parameter 'augment' expects a mapping like \{'rotation'"),
+        ("iqoth", {"backbone": 50}, r"Parameter 'backbone' expects text like 'ResNet50', got 50\."),
         # weights is None by default: the example is the paper profile's value
-        ("iqoth", {"weights": 1}, r"Parameter 'weights' expects a str like 'imagenet', got 1\."),
-        ("gradcam-3d", {"hidden_units": "x"}, r"Parameter 'hidden_units' expects a int or None, got 'x'\."),
+        ("iqoth", {"weights": 1}, r"Parameter 'weights' expects text like 'imagenet', got 1\."),
+        ("gradcam-3d", {"hidden_units": "x"}, r"Parameter 'hidden_units' expects an integer or null, got 'x'\."),
     ],
 )
 def test_wrong_overrides_are_refused_with_todays_messages(experiment_id, overrides, message):

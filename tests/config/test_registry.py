@@ -52,7 +52,7 @@ def test_overrides_are_parsed_and_type_checked():
         (lambda: registry.resolve("iqoth", "smoke", {"epoch": 3}), "Unknown parameter 'epoch'"),
         (
             lambda: registry.resolve("iqoth", "smoke", registry.parse_overrides(["epochs=abc"])),
-            "Parameter 'epochs' expects a int",
+            "Parameter 'epochs' expects an integer",
         ),
         (lambda: registry.parse_overrides(["epochs"]), "not of the form name=value"),
     ],

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from common.data import audit
+from common.errors import ParameterError
 from common.experiments import fitting, leakage, loading
 from common.training.runtime import Runtime
 
@@ -35,8 +36,8 @@ def test_split_variants_keep_duplicate_groups_on_one_side(tiny_params, tmp_path)
 
 
 def test_an_unknown_split_name_is_refused(tiny_params):
-    with pytest.raises(Exception, match="must be image, grouped or both"):
-        leakage.split_variants(dataclasses.replace(tiny_params, split="patient"), None, {})
+    with pytest.raises(ParameterError, match="Parameter 'split' must be one of image, grouped, both; got 'patient'"):
+        dataclasses.replace(tiny_params, split="patient")
 
 
 def test_plan_splits_audits_and_records_the_main_split(tiny_params):

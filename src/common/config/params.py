@@ -3,14 +3,17 @@
 :func:`common.config.registry.resolve` reads an experiment's parameters from ``registry.yaml``
 (defaults, then the profile's values, then the caller's overrides) and returns
 an instance of the experiment's class below. Values come only from the
-registry; types come from the annotations, and every value is checked on
-construction, so ``dataclasses.replace(P, epochs=2)`` is validated too.
+registry; types come from the annotations and constraints (ranges, allowed
+values, list lengths) from the registry's ``parameter_schemas`` section, and
+every value is checked against both on construction with JSON Schema
+(:mod:`common.config.schemas`), so ``dataclasses.replace(P, epochs=2)`` is
+validated too, and a bad ``-p`` value is refused before any kernel starts.
 A parameter accepts ``None`` when its annotation does: wherever a profile
 sets it to ``None``, and where ``None`` means something (``augment``: no
 augmentation; ``scorecam_max_channels``: every channel; ...).
 
 Example:
-    >>> from common.config import registry
+    >>> from common.config import registry, schemas
     >>> P = registry.resolve("iqoth", "smoke", {"epochs": 2})
     >>> P.epochs
     2
@@ -29,7 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from common.config import registry
+from common.config import registry, schemas
 from common.errors import ParameterError
 
 # The words YAML 1.1 reads as booleans, besides true and false (see registry.parse_value).
@@ -70,52 +73,21 @@ def examples(experiment_id: str) -> dict[str, Any]:
     return out
 
 
-def _allowed(annotation: Any) -> tuple[type, bool]:
-    """The container or scalar type an annotation asks for, and whether it allows ``None``."""
-    optional = False
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        optional = len(members) < len(typing.get_args(annotation))
-        annotation = members[0]
-        origin = typing.get_origin(annotation)
-    return (origin or annotation), optional
+def coerce(value: Any, annotation: Any) -> Any:
+    """``value`` in the form its annotation asks for, where a user's spelling differs harmlessly.
 
-
-def check_value(name: str, value: Any, annotation: Any, example: Any) -> Any:
-    """Return ``value`` (an int made float, an on/off word made bool) if it fits ``annotation``, else raise.
-
-    Args:
-        name: The parameter's name, for the message.
-        value: The value to check.
-        annotation: The field's type annotation (``int``, ``list[str]``, ``str | None``...).
-            Lists and dicts are checked as containers, not item by item.
-        example: A registry value of the parameter, shown in the message.
-
-    Raises:
-        ParameterError: ``Parameter 'epochs' expects a int like 9, got 'abc'.``
+    An on/off/yes/no word becomes a bool for a ``bool`` field, an int becomes a float for a
+    ``float`` field and a tuple a list for a ``list`` field; anything else is returned as it
+    is and checked by :func:`common.config.schemas.validate`.
     """
-    kind, optional = _allowed(annotation)
-    if value is None and optional:
-        return value
-    if kind is bool:
-        if isinstance(value, str) and value.lower() in YAML_BOOLEAN_WORDS:
-            value = YAML_BOOLEAN_WORDS[value.lower()]
-        ok = isinstance(value, bool)
-    elif kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif kind is list:
-        ok = isinstance(value, (list, tuple))
-    elif kind is dict:
-        ok = isinstance(value, dict)
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        like = f"like {example!r}" if example is not None else "or None"
-        raise ParameterError(f"Parameter {name!r} expects a {kind.__name__} {like}, got {value!r}.")
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+    kinds = {typing.get_origin(member) or member for member in members or (annotation,)}
+    if bool in kinds and isinstance(value, str) and value.lower() in YAML_BOOLEAN_WORDS:
+        return YAML_BOOLEAN_WORDS[value.lower()]
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if list in kinds and isinstance(value, tuple):
+        return list(value)
     return value
 
 
@@ -167,10 +139,10 @@ class RunParams:
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
-        example = examples(self.experiment)
-        for name in self.parameter_names():
-            value = check_value(name, getattr(self, name), hints[name], example.get(name))
-            object.__setattr__(self, name, value)
+        names = self.parameter_names()
+        for name in names:
+            object.__setattr__(self, name, coerce(getattr(self, name), hints[name]))
+        schemas.validate(type(self), {name: getattr(self, name) for name in names}, names, examples(self.experiment))
 
     @classmethod
     def parameter_names(cls) -> list[str]:

@@ -17,7 +17,6 @@ from typing import Any
 import pandas as pd
 
 from common.config.params import BackboneRunParams
-from common.errors import ParameterError
 from common.experiments import loading
 from common.training.runtime import Runtime
 
@@ -32,15 +31,10 @@ def split_variants(params: BackboneRunParams, samples: pd.DataFrame, audit_resul
 
     Returns:
         ``{"grouped": table, "image": table}`` (those asked for), grouped first.
-
-    Raises:
-        ParameterError: ``params.split`` is none of the three.
     """
     from common.data import audit
 
-    choice = params.split
-    if choice not in ("image", "grouped", "both"):
-        raise ParameterError(f"Parameter 'split' must be image, grouped or both, got {choice!r}.")
+    choice = params.split  # one of the three (checked against its schema on construction)
     wanted = ["grouped", "image"] if choice == "both" else [choice]
     has_duplicates = bool(audit_result["exact_groups"] or audit_result["near_groups"])
     image_split = loading.split(params, samples)

@@ -18,7 +18,7 @@ import pandas as pd
 from common.config import registry
 from common.config.params import ImageRunParams, RunParams
 from common.data import folders, phantoms, splits
-from common.errors import DataError
+from common.errors import DataError, ParameterError
 from common.report.results import project_root
 
 
@@ -54,7 +54,13 @@ def prepare_phantoms(profile: str, kind: str | None = None, root: str | Path | N
 
     Returns:
         The folders generated or found, each once.
+
+    Raises:
+        ParameterError: for a kind the registry's ``phantom_sets`` does not have.
     """
+    kinds = list(registry.section("phantom_sets")["arguments"])
+    if kind is not None and kind not in kinds:
+        raise ParameterError(f"Unknown phantom kind {kind!r}; choose one of {', '.join(kinds)} (or none for all).")
     found: list[Path] = []
     for experiment_id in registry.experiment_ids():
         params = registry.resolve(experiment_id, profile)

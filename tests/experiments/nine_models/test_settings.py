@@ -76,7 +76,7 @@ def test_a_models_override_row_changes_that_model_only():
         ({"MobileNetV3": {"epochs": 2}}, "unknown model"),
         ({"VGG16": {"epoch": 2}}, "epoch"),
         ({"VGG16": {"models": ["VGG16"]}}, "models"),
-        ({"VGG16": {"epochs": "two"}}, "Parameter 'epochs' expects a int like 6, got 'two'"),
+        ({"VGG16": {"epochs": "two"}}, "Parameter 'epochs' expects an integer like 6, got 'two'"),
     ],
 )
 def test_override_rows_name_known_models_and_parameters(rows, message):
