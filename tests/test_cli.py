@@ -116,3 +116,19 @@ def test_an_interrupt_exits_130(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_cmd_verify", interrupted)
     assert cli.main(["data", "verify", "phantoms", "--data-dir", "."]) == cli.EXIT_INTERRUPTED
     assert capsys.readouterr().err.strip() == "camstudy: interrupted"
+
+
+def test_a_study_warning_is_one_line_and_other_warnings_keep_their_form(monkeypatch, capsys):
+    import warnings
+
+    from common.errors import StudyWarning
+
+    def warns(args):
+        warnings.warn("the book leaves out results/iqoth/metrics.json", StudyWarning, stacklevel=1)
+        warnings.warn("an old API", DeprecationWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_verify", warns)
+    with pytest.warns(DeprecationWarning, match="an old API"):  # passed on to Python's own handling
+        assert cli.main(["data", "verify", "phantoms", "--data-dir", "."]) == 0
+    assert capsys.readouterr().err.splitlines() == ["camstudy: warning: the book leaves out results/iqoth/metrics.json"]

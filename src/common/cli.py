@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from common.config import registry
-from common.errors import StudyError
+from common.errors import StudyError, StudyWarning
 
 
 class _LazyChoices(Sequence):
@@ -365,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.handler(args)
     except KeyboardInterrupt:
         print("camstudy: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -384,6 +387,17 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
+
+
+_DEFAULT_SHOWWARNING = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The study's warnings as one line each; others as Python shows them."""
+    if issubclass(category, StudyWarning):
+        print(f"camstudy: warning: {message}", file=file or sys.stderr)
+    else:
+        _DEFAULT_SHOWWARNING(message, category, filename, lineno, file, line)
 
 
 def _user_error(exc: BaseException) -> str:

@@ -15,3 +15,10 @@ class DataError(StudyError, ValueError):
 
 class ParameterError(StudyError, ValueError):
     """An unknown experiment, profile or parameter, or a value of the wrong type."""
+
+
+class StudyWarning(UserWarning):
+    """Something left out with a reason the user should see (an unreadable run record, ...).
+
+    The CLI prints each as one line, ``camstudy: warning: <message>``.
+    """

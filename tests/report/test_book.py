@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from common.config import registry
-from common.errors import StudyError
+from common.errors import StudyError, StudyWarning
 from common.report import book
 from common.report.results import project_root
 from tests.report.fakes import fake_bench_record, table_rows, write_fake_run
@@ -41,6 +41,33 @@ def test_assemble_builds_pages_in_the_given_root_with_banner_and_figure_tags(tmp
     assert (root / book.GENERATED / "overview.md").exists()
     assert (root / book.GENERATED / "datasets.md").exists()
     assert sorted(p.name for p in (root / book.BOOK_DIR).glob("*.md")) == [p.name for p in BOOK_PAGES]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_an_object", "not_utf8"])
+def test_assemble_leaves_out_an_unreadable_run_record_and_says_so(tmp_path, damage):
+    results = tmp_path / "results"
+    for experiment_id in ("iqoth", "multi-organ"):
+        write_fake_run(results, experiment_id, [])
+    metrics_file = results / "iqoth" / "metrics.json"
+    text = metrics_file.read_text()
+    metrics_file.write_bytes(
+        {
+            "truncated": text[: len(text) // 2].encode(),
+            "not_an_object": b"[1, 2]",
+            "not_utf8": b"\xff\xfe" + text.encode(),
+        }[damage]
+    )
+    root = book.copy_book_sources(tmp_path / "root")
+
+    with pytest.warns(StudyWarning, match=r"the book leaves out .*iqoth/metrics\.json: .*run the experiment again"):
+        found = book.assemble(results, root)
+
+    assert list(found) == ["multi-organ"]
+    page = (root / book.EXPERIMENT_PAGES / "iqoth.md").read_text()
+    assert "`results/iqoth/metrics.json` cannot be read" in page and "camstudy run iqoth" in page
+    assert str(tmp_path) not in page
+    assert not (root / book.EXPERIMENT_PAGES / "iqoth.ipynb").exists()
+    assert (root / book.EXPERIMENT_PAGES / "multi-organ.ipynb").exists()
 
 
 def test_build_refuses_to_empty_a_folder_that_is_not_a_book_build(tmp_path):

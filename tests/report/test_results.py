@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 
 from common.config import registry
-from common.report.results import METRICS_KEYS, RunRecorder, run_banner, to_jsonable, write_json_atomic
+from common.errors import DataError, StudyWarning
+from common.report.results import (
+    METRICS_KEYS,
+    RunRecorder,
+    append_run_log,
+    read_metrics,
+    read_run_log,
+    run_banner,
+    to_jsonable,
+    write_json_atomic,
+)
 
 
 def test_numpy_values_and_nan_become_plain_json():
@@ -56,3 +66,22 @@ def test_model_card_records_the_preprocessing_a_predictor_needs(tmp_path):
     assert card["classes"] == ["no_nodule", "nodule"] and card["preprocess"] == "resnet50"
     assert card["image_size"] == 32 and card["channels"] == 3 and card["profile"] == "smoke"
     assert card["data_source"] == "phantoms"
+
+
+def test_read_metrics_names_a_truncated_record_and_what_to_do(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text('{"experiment": "iqoth", "models": {')
+    with pytest.raises(DataError, match=r"metrics\.json: cannot read this run record .*run the experiment again"):
+        read_metrics(path)
+    path.write_text('{"experiment": "iqoth"}')
+    assert read_metrics(path) == {"experiment": "iqoth"}
+
+
+def test_read_run_log_keeps_the_readable_records_and_warns_of_the_others(tmp_path):
+    for seconds in (10, 20):
+        append_run_log({"experiment": "iqoth", "seconds": seconds}, tmp_path)
+    with open(tmp_path / "run_log.jsonl", "a", encoding="utf-8") as handle:
+        handle.write('"a string"\n{"experiment": "iqoth", "sec')  # a record that is not an object; a cut-off line
+    with pytest.warns(StudyWarning, match=r"run_log\.jsonl: left out unreadable line\(s\) \[3, 4\]"):
+        records = read_run_log(tmp_path)
+    assert [record["seconds"] for record in records] == [10, 20]

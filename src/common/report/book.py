@@ -27,12 +27,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import nbformat
 
 from common.config import registry
-from common.errors import StudyError
+from common.errors import DataError, StudyError, StudyWarning
 from common.report.links import broken_links
 from common.report.pages import (
     datasets_markdown,
@@ -103,12 +104,18 @@ def assemble(results_dir: Path | None = None, book_root: Path | None = None) -> 
         run_dir = results_dir / experiment_id
         notebook_file = run_dir / f"{experiment_id}.ipynb"
         metrics_file = run_dir / "metrics.json"
+        metrics, unreadable = None, None
         if notebook_file.exists() and metrics_file.exists():
-            metrics = read_metrics(metrics_file)
+            try:
+                metrics = read_metrics(metrics_file)
+            except DataError as error:
+                unreadable = str(error)
+                warnings.warn(f"the book leaves out {unreadable}", StudyWarning, stacklevel=2)
+        if metrics is not None:
             found[experiment_id] = metrics
             nbformat.write(with_banner(notebook_file, metrics), pages / f"{experiment_id}.ipynb")
         else:
-            (pages / f"{experiment_id}.md").write_text(missing_page(experiment_id), encoding="utf-8")
+            (pages / f"{experiment_id}.md").write_text(missing_page(experiment_id, unreadable), encoding="utf-8")
     (generated / "overview.md").write_text(
         overview_markdown(found, generated / "figures", results_dir), encoding="utf-8"
     )

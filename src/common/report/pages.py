@@ -133,14 +133,16 @@ def with_banner(notebook_file: Path, metrics: dict) -> nbformat.NotebookNode:
     return notebook
 
 
-def missing_page(experiment_id: str) -> str:
-    """Return the page of an experiment without a finished run: its title and how to run it.
+def missing_page(experiment_id: str, unreadable: str | None = None) -> str:
+    """Return the page of an experiment without a readable finished run: its title and how to run it.
 
     Args:
         experiment_id: The experiment's id in the registry.
+        unreadable: Why its run record could not be read, when there is one (the page says
+            that it cannot be read); None: there is no run.
     """
     title = registry.experiment(experiment_id)["title"]
-    return render("missing.md.j2", title=title, experiment_id=experiment_id)
+    return render("missing.md.j2", title=title, experiment_id=experiment_id, unreadable=unreadable)
 
 
 def _overview_rows(experiment_id: str, metrics: dict | None) -> list[OverviewRow]:

@@ -14,11 +14,14 @@ import platform
 import resource
 import tempfile
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from common.errors import DataError, StudyWarning
 
 if TYPE_CHECKING:
     from common.config.params import RunParams
@@ -167,17 +170,44 @@ def append_run_log(entry: dict, results_dir: str | Path | None = None) -> None:
 
 
 def read_run_log(results_dir: str | Path | None = None) -> list[dict]:
-    """Every record of the run log, oldest first (empty when no run was logged)."""
+    """Every readable record of the run log, oldest first (empty when no run was logged).
+
+    A line that is not a JSON record (the last line of a process killed while it
+    wrote, a line edited by hand) is left out with a warning naming its line number.
+    """
     path = (Path(results_dir) if results_dir else results_root()) / RUN_LOG
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records, unreadable = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        try:
+            record = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            record = "unreadable"
+        if isinstance(record, dict):
+            records.append(record)
+        elif record is not None:
+            unreadable.append(number)
+    if unreadable:
+        warnings.warn(f"{path}: left out unreadable line(s) {unreadable}", StudyWarning, stacklevel=2)
+    return records
 
 
 def read_metrics(path: str | Path) -> dict:
-    """Read a ``metrics.json`` file."""
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    """Read a ``metrics.json`` file.
+
+    Raises:
+        DataError: the file cannot be read or is not a JSON object (a run killed while it
+            wrote, a file edited by hand); the message names the file and what to do.
+    """
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: cannot read this run record ({error}); run the experiment again.") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{path}: not a run record (a JSON object); run the experiment again.")
+    return record
 
 
 class RunRecorder:
