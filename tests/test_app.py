@@ -19,7 +19,8 @@ from streamlit.testing.v1 import AppTest
 from common import predict
 from common.report.results import project_root
 from tests.browser import headless_chromium
-from tests.predict.helpers import CLASSES, EXPERIMENT, save_tiny_run
+from tests.data.test_dicom import write_series
+from tests.predict.helpers import CLASSES, EXPERIMENT, VOLUME_EXPERIMENT, save_tiny_run, save_tiny_volume_run
 
 APP_TIMEOUT_S = 120  # loading TensorFlow and the model on a busy machine
 SCREENSHOT = project_root() / "_build" / "screenshots" / "app.png"
@@ -84,6 +85,20 @@ def test_garbage_shows_an_error_and_the_page_keeps_working(app, tiny_results):
     app.selectbox[1].set_value("gradcam++").run()
     assert not app.exception and len(app.error) == 1
     assert "gradcam++ at conv2d_2" in [c for image in app.image for c in image.captions]
+
+
+def test_an_uploaded_series_shows_its_montage_and_projections(tmp_path, monkeypatch):
+    results_dir = save_tiny_volume_run(tmp_path)
+    series = write_series(tmp_path / "series")
+    monkeypatch.setenv(predict.RESULTS_DIR_ENV, str(results_dir))
+    page = AppTest.from_file(str(predict.app_script()), default_timeout=APP_TIMEOUT_S).run()
+    assert page.selectbox[0].options == [VOLUME_EXPERIMENT]
+    upload(page, *[(path.name, path.read_bytes()) for path in sorted(series.iterdir())])
+    assert not page.error and len(page.subheader) == 1
+    captions = [caption for image in page.image for caption in image.captions]
+    assert any(caption.startswith("slices with their CAM; framed: slice ") for caption in captions)
+    assert "maximum-intensity projections of the CAM" in captions
+    assert {"Download montage PNG", "Download mip PNG"} <= {button.label for button in page.get("download_button")}
 
 
 def test_without_saved_models_the_page_says_what_to_run(tmp_path, monkeypatch):

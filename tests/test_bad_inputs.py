@@ -36,6 +36,7 @@ from common.data.manifest import checksum_listing
 from tests.conftest import tiny_manifest, write_class_folders
 from tests.data.test_dicom import FILE_ORDER, SLICE_HU, SLICE_Z, write_series
 from tests.data.test_fetch import ARCHIVE_ROOT, set_entries, sha256_of, write_archive
+from tests.predict.helpers import VOLUME_EXPERIMENT
 
 ERROR = "camstudy: error: "
 # argparse's own errors name the (sub)command: "camstudy: error: ..." or "camstudy data verify: error: ...".
@@ -43,8 +44,6 @@ USAGE_ERROR = re.compile(r"^camstudy( [a-z]+)*: error: ")
 EXIT_USER, EXIT_REPORT = cli.EXIT_USER_ERROR, 1
 
 TINY_2D = "resnet50-gradcam"  # the experiment id of tests.predict.helpers.save_tiny_run
-TINY_3D = "gradcam-3d"
-VOLUME_SHAPE = (16, 16, 8)
 PREDICT_2D_INPUTS = (
     "img/zero.png",
     "img/truncated.png",
@@ -75,7 +74,7 @@ def _predict(experiment: str, inputs: tuple[str, ...], *options: str) -> tuple[s
 # Command key -> argv (paths relative to the workspace, the command's working folder).
 COMMANDS: dict[str, tuple[str, ...]] = {
     "predict-2d": _predict(TINY_2D, PREDICT_2D_INPUTS, "--out", "pred2d"),
-    "predict-3d": _predict(TINY_3D, PREDICT_3D_INPUTS, "--out", "pred3d"),
+    "predict-3d": _predict(VOLUME_EXPERIMENT, PREDICT_3D_INPUTS, "--out", "pred3d"),
     "model-junk-keras": _predict(TINY_2D, ("img/ok.png",), "--model", "models/junk.keras"),
     "model-junk-h5": _predict(TINY_2D, ("img/ok.png",), "--model", "models/junk.h5"),
     "model-zip-no-config": _predict(TINY_2D, ("img/ok.png",), "--model", "models/no_config.keras"),
@@ -429,21 +428,13 @@ def _write_series(dcm: Path) -> None:
 
 
 def _save_models(work: Path) -> None:
-    """The tiny 2D run (trained), an untrained tiny 3D run, and the bad model files."""
+    """The tiny 2D run (trained), the tiny 3D run, and the bad model files."""
     import keras
 
-    from common import models
-    from common.config import registry
-    from common.report.results import RunRecorder
-    from tests.predict.helpers import save_tiny_run
+    from tests.predict.helpers import save_tiny_run, save_tiny_volume_run
 
     save_tiny_run(work / "tiny")
-    volume_model = models.build_cnn3d((*VOLUME_SHAPE, 1), 2, width=0.125)
-    run = RunRecorder(registry.resolve(TINY_3D, "smoke"), work / "tiny3d" / "results" / TINY_3D)
-    volume_model.save(run.output_dir / "model.keras")
-    run.write_model_card(
-        volume_model.name, list(VOLUME_SHAPE), 1, None, input_kind="volume", window=[-600, 1500], sobel=True
-    )
+    save_tiny_volume_run(work / "tiny3d")
 
     bad = work / "models"
     bad.mkdir()

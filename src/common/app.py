@@ -28,6 +28,18 @@ def cached_run_model(experiment: str, results_dir: str, stamp: float) -> predict
     return predict.load_run_model(experiment, results_dir=results_dir)
 
 
+def png_download(container, kind: str, image, stem: str, number: int) -> None:
+    """A button in ``container`` (the page or a column) that downloads ``image`` as ``<stem>_<kind>.png``."""
+    container.download_button(
+        f"Download {kind} PNG",
+        predict.png_bytes(image),
+        file_name=f"{stem}_{kind}.png",
+        mime="image/png",
+        on_click="ignore",
+        key=f"download-{number}-{kind}",
+    )
+
+
 results_dir = predict.app_results_dir()
 experiments = predict.experiments_with_models(results_dir)
 if not experiments:
@@ -93,14 +105,17 @@ for number, prediction in enumerate(predictions):
     }
     for column, (kind, (image, caption)) in zip(st.columns(len(figures)), figures.items()):
         column.image(image, caption=caption, clamp=True, width="stretch")
-        column.download_button(
-            f"Download {kind} PNG",
-            predict.png_bytes(image),
-            file_name=f"{stem}_{kind}.png",
-            mime="image/png",
-            on_click="ignore",
-            key=f"download-{number}-{kind}",
-        )
+        png_download(column, kind, image, stem, number)
+    volume_figures = {
+        "montage": f"slices with their CAM; framed: slice {prediction.cam_max_slice}, the CAM maximum",
+        "mip": "maximum-intensity projections of the CAM",
+    }
+    for kind, caption in volume_figures.items():
+        image = prediction.images().get(kind)
+        if image is None:
+            continue
+        st.image(image, caption=caption, width="stretch")
+        png_download(st, kind, image, stem, number)
     st.download_button(
         "Download probabilities (JSON)",
         json.dumps(prediction.record(), indent=2),

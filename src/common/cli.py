@@ -236,7 +236,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         help="predict and explain image files (or DICOM series folders) with a run's saved model",
         description="Load results/<id>/model.keras in safe mode, make each input exactly as the run did "
         "(recorded in model_card.json), and write per input its probabilities (<name>.json), "
-        "the CAM overlay (<name>_overlay.png) and the contour map (<name>_contours.png).",
+        "the CAM overlay (<name>_overlay.png) and the contour map (<name>_contours.png); a DICOM series "
+        "also a montage of its slices (<name>_montage.png) and the CAM's projections (<name>_mip.png).",
     )
     parser.add_argument(
         "inputs",

@@ -1,11 +1,14 @@
-"""A tiny run saved as ``camstudy run`` would save it, shared by the tests of common.predict and the app.
+"""Tiny runs saved as ``camstudy run`` would save them, shared by the tests of common.predict, the app and the CLI.
 
-The model is a tiny CNN trained for one epoch on chest phantoms; the run lives in a temporary folder.
+:func:`save_tiny_run`: a tiny CNN trained for one epoch on chest phantoms; :func:`save_tiny_volume_run`:
+a one-layer 3D CNN whose CAM is positive wherever its features are. Each run lives in a temporary folder.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from common import models
 from common.config import registry
@@ -20,6 +23,9 @@ CLASSES = ["no_nodule", "nodule"]
 FOLDERS = {"normal": "no_nodule", "malignant": "nodule"}
 IMAGE_SIZE = 32  # the phantoms are 48 px, so the resize is exercised
 PREPROCESS = "resnet50"  # a named preprocess_input (channel flip and mean subtraction), not plain scaling
+VOLUME_EXPERIMENT = "gradcam-3d"
+VOLUME_SHAPE = (16, 16, 8)
+VOLUME_CAM_LAYER = "conv3d_1"
 
 
 def save_tiny_run(root: Path) -> dict:
@@ -43,3 +49,32 @@ def save_tiny_run(root: Path) -> dict:
     model.save(run.output_dir / "model.keras")
     run.write_model_card(model.name, IMAGE_SIZE, 3, PREPROCESS)
     return {"results_dir": root / "results", "model": model, "samples": samples}
+
+
+def tiny_volume_model():
+    """One Conv3D layer, pooled, and a softmax whose first class sums the features.
+
+    Its CAM is at full resolution and positive wherever the features are (an untrained
+    Grad-CAM is often zero everywhere).
+    """
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((*VOLUME_SHAPE, 1))
+    features = keras.layers.Conv3D(2, 3, padding="same", activation="relu", name=VOLUME_CAM_LAYER)(inputs)
+    pooled = keras.layers.GlobalAveragePooling3D()(features)
+    dense = keras.layers.Dense(2, activation="softmax", name="predictions")
+    model = keras.Model(inputs, dense(pooled))
+    dense.set_weights([np.array([[1.0, -1.0], [1.0, -1.0]], dtype=np.float32), np.zeros(2, dtype=np.float32)])
+    return model
+
+
+def save_tiny_volume_run(root: Path) -> Path:
+    """Save :func:`tiny_volume_model` as a gradcam-3d run would; return its results folder (``root/results``)."""
+    model = tiny_volume_model()
+    run = RunRecorder(registry.resolve(VOLUME_EXPERIMENT, "smoke"), root / "results" / VOLUME_EXPERIMENT)
+    model.save(run.output_dir / "model.keras")
+    run.write_model_card(
+        model.name, list(VOLUME_SHAPE), 1, None, VOLUME_CAM_LAYER, input_kind="volume", window=[-600, 1500], sobel=True
+    )
+    return root / "results"

@@ -55,3 +55,31 @@ def test_probabilities_equal_the_saved_model_on_a_smoke_run_test_split(smoke_res
     assert errors == []
     predicted = np.array([list(r["probabilities"].values()) for r in records])
     np.testing.assert_allclose(predicted, expected, atol=1e-6, rtol=0)
+
+
+def test_a_large_image_is_shown_at_display_size_with_its_aspect_kept(tiny_run, tmp_path):
+    from PIL import Image
+
+    from common.predict import prediction
+
+    # 3000 x 2000 px, dark with a bright block in its top-left quarter.
+    pixels = np.full((2000, 3000), 40, dtype=np.uint8)
+    pixels[200:800, 300:1200] = 230
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    records, errors = predict.predict_paths(tiny_run["run_model"], [tmp_path / "wide.png"], tmp_path / "out")
+    assert errors == []
+    side = prediction.DISPLAY_MAX_SIDE
+    shown = (round(2000 * side / 3000), side)
+    for kind in ("overlay", "contours"):
+        image = np.asarray(Image.open(tmp_path / "out" / records[0]["files"][kind]))
+        assert image.shape == (*shown, 3)
+    # The shrunk image is the file's: the block is bright, the rest dark (scaled by side / 3000; green contours aside).
+    contours = np.asarray(Image.open(tmp_path / "out" / records[0]["files"]["contours"])).astype(int)
+    block = contours[
+        round(300 * side / 3000) : round(700 * side / 3000), round(400 * side / 3000) : round(1100 * side / 3000)
+    ]
+    assert np.median(block) > 200 and np.median(contours[shown[0] // 2 :, shown[1] // 2 :]) < 60
+    tall = np.zeros((3000, 2000), dtype=np.float32)
+    assert prediction.display_image(tall).shape == (side, round(2000 * side / 3000))
+    small = np.zeros((side, 10), dtype=np.float32)
+    assert prediction.display_image(small) is small

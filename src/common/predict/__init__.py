@@ -14,6 +14,7 @@ Modules:
         contour map (:class:`Prediction`, :func:`predict_loaded`, :func:`png_bytes`).
     outputs: many files predicted in batches, each one's JSON and PNGs written
         (:func:`predict_paths`, :func:`write_prediction`, :func:`probability_table`).
+    volume_views: a volume's montage of slices and CAM projections at readable size.
     uploads: the app's uploaded files (:func:`predict_uploads`).
     launcher: the Streamlit command and the results folder the app lists.
 

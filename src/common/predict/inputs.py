@@ -33,8 +33,10 @@ def _load_image(run_model: RunModel, path: Path) -> LoadedInput:
         raise DataError(f"{path}: is a folder; the {run_model.experiment} model takes single image files.")
     card = run_model.card
     model_input = pipeline.image_inputs([path], int(card["image_size"]), int(card["channels"]), card["preprocess"])
-    # Shown at the file's own resolution; the CAM is resized onto it.
-    return LoadedInput(str(path), model_input, folders.read_image(path) / 255.0)
+    from common.predict.prediction import display_image
+
+    # Shown at display size (long side at most DISPLAY_MAX_SIDE); the CAM is resized onto it.
+    return LoadedInput(str(path), model_input, display_image(folders.read_image(path) / 255.0))
 
 
 def _load_volume(run_model: RunModel, path: Path) -> LoadedInput:

@@ -2,7 +2,10 @@
 
 Per input: ``<stem>.json`` (probabilities and the CAM's method and layer),
 ``<stem>_overlay.png`` and ``<stem>_contours.png``, ``<stem>`` naming the input
-(:func:`output_stem`).
+(:func:`output_stem`). A DICOM series (volume model) also gets ``<stem>_montage.png``
+(its slices with their CAM, the CAM maximum's slice framed) and ``<stem>_mip.png``
+(the CAM's maximum-intensity projections), and its JSON names the shown slice
+(``slice_index``) and the CAM maximum's (``cam_max_slice``).
 """
 
 from __future__ import annotations
@@ -48,12 +51,14 @@ def _unique_stem(source: str, used: set[str]) -> str:
 
 
 def write_prediction(prediction: Prediction, out_dir: str | Path, stem: str, run_model: RunModel) -> Path:
-    """Write ``<stem>.json`` (probabilities), ``<stem>_overlay.png`` and ``<stem>_contours.png``.
+    """Write ``<stem>.json`` (probabilities) and ``<stem>_<kind>.png`` of each of :meth:`Prediction.images`.
+
+    The kinds are ``overlay`` and ``contours``, and for a volume also ``montage`` and ``mip``.
 
     Args:
-        prediction: The prediction; its ``files`` gets the PNG names.
+        prediction: The prediction; its ``files`` gets the PNG names by kind.
         out_dir: Output folder (made if missing).
-        stem: File name stem of the three files.
+        stem: File name stem of the files.
         run_model: The model that predicted (named in the JSON).
 
     Returns:
@@ -61,9 +66,9 @@ def write_prediction(prediction: Prediction, out_dir: str | Path, stem: str, run
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for kind in ("overlay", "contours"):
+    for kind, image in prediction.images().items():
         name = f"{stem}_{kind}.png"
-        (out_dir / name).write_bytes(png_bytes(getattr(prediction, kind)))
+        (out_dir / name).write_bytes(png_bytes(image))
         prediction.files[kind] = name
     record = {"experiment": run_model.experiment, "model_file": str(run_model.model_path), **prediction.record()}
     return write_json_atomic(out_dir / f"{stem}.json", record)

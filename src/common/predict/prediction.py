@@ -3,8 +3,10 @@
 For each input the :class:`Prediction` holds the class probabilities, the CAM
 of the predicted class (a method of :data:`common.explain.methods.METHODS`),
 its overlay on the image and the contour map of its strongest region
-(:mod:`common.explain.overlays`). A volume is shown by its slice with the most
-CAM mass.
+(:mod:`common.explain.overlays`), drawn at display size (long side at most
+:data:`DISPLAY_MAX_SIDE`). A volume is shown by its slice with the most CAM
+mass, and as a whole by a montage of its slices and the CAM's maximum-intensity
+projections (:mod:`common.predict.volume_views`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +26,9 @@ from common.predict.inputs import LoadedInput
 SCORECAM_MAX_CHANNELS = 64
 # The CAM region outlined on the contour map: where the CAM reaches half its peak (as in the runs).
 CONTOUR_FRACTION = 0.5
+# Long side of a shown 2D image: a larger file's overlay and contour map are drawn shrunk to it, not at full size
+# (a 50 M pixel image, the input limit, would need several gigabytes of float copies).
+DISPLAY_MAX_SIDE = 1024
 
 
 @dataclass
@@ -34,12 +40,20 @@ class Prediction:
     predicted: str
     method: str
     layer: str
-    image: np.ndarray  # shown image (H, W) in [0, 1]; a volume's chosen slice
+    image: np.ndarray  # shown image (H, W) in [0, 1] at display size; a volume's chosen slice
     cam: np.ndarray  # CAM of the predicted class, (H, W) at the model input size
     overlay: np.ndarray  # RGB uint8
     contours: np.ndarray  # RGB uint8
-    slice_index: int | None = None
+    slice_index: int | None = None  # a volume's shown slice: the one with the most CAM mass
+    cam_max_slice: int | None = None  # a volume's slice holding the CAM maximum
+    montage: np.ndarray | None = None  # a volume's slices with their CAM, RGB uint8
+    mip: np.ndarray | None = None  # a volume's CAM maximum-intensity projections, RGB uint8
     files: dict[str, str] = field(default_factory=dict)
+
+    def images(self) -> dict[str, np.ndarray]:
+        """The images shown for this input by kind: overlay and contours, and a volume's montage and mip."""
+        kinds = {"overlay": self.overlay, "contours": self.contours, "montage": self.montage, "mip": self.mip}
+        return {kind: image for kind, image in kinds.items() if image is not None}
 
     def record(self) -> dict:
         """The JSON record of this prediction."""
@@ -52,6 +66,8 @@ class Prediction:
         }
         if self.slice_index is not None:
             record["slice_index"] = self.slice_index
+        if self.cam_max_slice is not None:
+            record["cam_max_slice"] = self.cam_max_slice
         if self.files:
             record["files"] = self.files
         return record
@@ -135,14 +151,15 @@ def predict_loaded(
 def _explained(
     loaded: LoadedInput, probabilities: dict, predicted: str, method: str, layer: str, cam: np.ndarray
 ) -> Prediction:
-    """One input's :class:`Prediction`: its CAM over the shown image (a volume's strongest slice)."""
+    """One input's :class:`Prediction`: its CAM over the shown image (a volume's strongest slice and views)."""
     from common.explain import overlays
 
-    image, slice_index = loaded.display, None
+    image, volume = loaded.display, {}
     if cam.ndim == 3:
-        # A volume is shown by the slice where its CAM is strongest.
-        slice_index = int(cam.sum(axis=(0, 1)).argmax())
-        image, cam = image[..., slice_index], cam[..., slice_index]
+        volume = _volume_views(image, cam, f"{Path(loaded.source).name}: {predicted}, {method} at {layer}")
+        image, cam = image[..., volume["slice_index"]], cam[..., volume["slice_index"]]
+    else:
+        image = display_image(image)
     return Prediction(
         source=loaded.source,
         probabilities={name: float(p) for name, p in probabilities.items()},
@@ -153,8 +170,31 @@ def _explained(
         cam=cam,
         overlay=overlays.overlay(image, cam),
         contours=overlays.draw_contours(image, cam, CONTOUR_FRACTION),
-        slice_index=slice_index,
+        **volume,
     )
+
+
+def _volume_views(volume: np.ndarray, cam: np.ndarray, title: str) -> dict:
+    """A volume's shown slice (the one with the most CAM mass), its CAM maximum's slice, montage and MIP."""
+    from common.predict import volume_views
+
+    return {
+        "slice_index": int(cam.sum(axis=(0, 1)).argmax()),
+        "cam_max_slice": volume_views.cam_max_slice(cam),
+        "montage": volume_views.slice_montage(volume, cam, title),
+        "mip": volume_views.projections(volume, cam, title),
+    }
+
+
+def display_image(image: np.ndarray) -> np.ndarray:
+    """A 2D image shrunk (aspect kept) to a long side of :data:`DISPLAY_MAX_SIDE`; a smaller one as it is."""
+    from common.predict.volume_views import resize_for_display
+
+    height, width = image.shape[:2]
+    scale = DISPLAY_MAX_SIDE / max(height, width)
+    if scale >= 1.0:
+        return image
+    return resize_for_display(image, max(1, round(height * scale)), max(1, round(width * scale)))
 
 
 def png_bytes(image: np.ndarray) -> bytes:
