@@ -30,11 +30,12 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from pydicom.uid import JPEGLSLossless
 
 from common import cli
 from common.data.manifest import checksum_listing
 from tests.conftest import tiny_manifest, write_class_folders
-from tests.data.test_dicom import FILE_ORDER, SLICE_HU, SLICE_Z, write_series
+from tests.data.test_dicom import FILE_ORDER, SLICE_HU, SLICE_Z, write_compressed_slice, write_series
 from tests.data.test_fetch import ARCHIVE_ROOT, set_entries, sha256_of, write_archive
 from tests.predict.helpers import VOLUME_EXPERIMENT
 
@@ -51,6 +52,7 @@ PREDICT_2D_INPUTS = (
     "img/text.png",
     "img/text.jpg",
     "img/text.dcm",
+    "img/jpeg_ls.dcm",
     "img/huge.png",
     "img/frames.tif",
     "img/frames.gif",
@@ -63,7 +65,14 @@ PREDICT_2D_INPUTS = (
     "img/palette.png",
     "img/alpha.png",
 )
-PREDICT_3D_INPUTS = ("dcm/with_notes", "dcm/two_sizes", "dcm/empty_series", "dcm/one_slice.dcm", "dcm/gone")
+PREDICT_3D_INPUTS = (
+    "dcm/with_notes",
+    "dcm/two_sizes",
+    "dcm/empty_series",
+    "dcm/one_slice.dcm",
+    "dcm/jpeg_ls_series",
+    "dcm/gone",
+)
 
 
 def _predict(experiment: str, inputs: tuple[str, ...], *options: str) -> tuple[str, ...]:
@@ -187,6 +196,12 @@ CASES = [
     _p2("text file named .png", "text.png: not a readable image"),
     _p2("text file named .jpg", "text.jpg: not a readable image"),
     _p2("text file named .dcm", "text.dcm: not a readable image (not a DICOM file"),
+    _p2(
+        "JPEG-LS compressed DICOM, no JPEG-LS decoder installed",
+        "jpeg_ls.dcm: not a readable image (the pixel data is compressed as JPEG-LS Lossless Image Compression "
+        "(transfer syntax 1.2.840.10008.1.2.4.80) and no decoder for it is installed; install one "
+        "('pip install pylibjpeg pylibjpeg-libjpeg' or 'pip install pyjpegls' or 'pip install python-gdcm')",
+    ),
     _p2("13000 x 13000 PNG above the pixel limit", "huge.png: the image is 13000 x 13000 = 169,000,000 pixels"),
     _p2("multi-frame TIFF", "frames.tif: has 3 frames; only single-slice images"),
     _p2("multi-frame GIF (GIF is not a supported suffix)", "frames.gif: unknown image suffix '.gif'"),
@@ -203,6 +218,11 @@ CASES = [
     _p3("series with two slice sizes", "two_sizes: slices of different shapes (rows x columns): 8x6"),
     _p3("empty series folder", "empty_series: no files; expected the DICOM slices of one series"),
     _p3("one slice file given to a volume model", "one_slice.dcm: the gradcam-3d model takes a DICOM series"),
+    _p3(
+        "series of JPEG-LS compressed slices, no decoder installed",
+        "only.dcm: the pixel data is compressed as JPEG-LS Lossless Image Compression "
+        "(transfer syntax 1.2.840.10008.1.2.4.80) and no decoder for it is installed",
+    ),
     _p3("series folder that does not exist", "dcm/gone: not found"),
     # --- models: camstudy predict --model ---
     Case("text file named .keras", "model-junk-keras", EXIT_USER, "junk.keras: not a readable Keras model"),
@@ -334,6 +354,8 @@ def _write_images(img: Path) -> None:
     Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(img / "deep.png")
     Image.fromarray(rgb).convert("P").save(img / "palette.png")
     Image.fromarray(np.dstack([rgb, rgb[..., :1]]), "RGBA").save(img / "alpha.png")
+    # JPEG-LS: a syntax whose decoders the project does not install (the bytes are never decoded).
+    write_compressed_slice(img / "jpeg_ls.dcm", np.zeros((8, 6)), JPEGLSLossless, codestream=b"\xff\xd8" * 8)
 
 
 def _write_class_folder_sets(sets: Path) -> None:
@@ -425,6 +447,10 @@ def _write_series(dcm: Path) -> None:
     (dcm / "empty_series").mkdir()
     one = write_series(dcm / "one_series", positions=SLICE_Z[:1], hu=SLICE_HU[:1])
     (one / f"10_{FILE_ORDER[0]}0.dcm").rename(dcm / "one_slice.dcm")
+    (dcm / "jpeg_ls_series").mkdir()
+    write_compressed_slice(
+        dcm / "jpeg_ls_series" / "only.dcm", np.zeros((8, 6)), JPEGLSLossless, codestream=b"\xff\xd8" * 8
+    )
 
 
 def _save_models(work: Path) -> None:

@@ -1,5 +1,6 @@
 """Tests of common.data.dicom: tiny synthetic series written here, and the CT files shipped with pydicom."""
 
+import io
 import shutil
 import warnings
 from pathlib import Path
@@ -8,15 +9,29 @@ import numpy as np
 import pydicom
 import pydicom.data
 import pytest
+from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.encaps import encapsulate
+from pydicom.pixels.decoders.base import get_decoder
+from pydicom.uid import (
+    JPEG2000,
+    MPEG2MPML,
+    UID,
+    AllTransferSyntaxes,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    JPEGLSLossless,
+    generate_uid,
+)
 
+from common.config import registry
 from common.data.dicom import (
     LUNG_WINDOW,
     find_series,
     load_series,
     load_slice,
 )
+from common.data.folders import read_image
 from common.errors import DataError, ParameterError
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -357,3 +372,99 @@ def test_a_missing_or_damaged_header_tag_names_the_file_and_the_tag(tmp_path, ta
     with pytest.raises(DataError, match=message) as raised:
         load_series(folder)
     assert damaged.name in str(raised.value)
+
+
+# --- compressed pixel data ---------------------------------------------------------------
+
+
+def write_compressed_slice(path, hu, syntax, codestream=None):
+    """One CT slice whose pixel data is encapsulated as ``syntax``: by default a lossless JPEG 2000
+    codestream of the stored values (unsigned 16-bit), made by Pillow."""
+    write_slice(path, hu, "1.2.826.0.1.3680043.8.498.60", instance=1, position=(0.0, 0.0, 0.0))
+    dataset = pydicom.dcmread(path)
+    stored = dataset.pixel_array.astype(np.uint16)
+    if codestream is None:
+        buffer = io.BytesIO()
+        Image.fromarray(stored).save(buffer, "JPEG2000", no_jp2=True)  # lossless (reversible) by default
+        codestream = buffer.getvalue()
+    dataset.file_meta.TransferSyntaxUID = syntax
+    dataset.PixelRepresentation = 0
+    dataset.PixelData = encapsulate([codestream])
+    dataset["PixelData"].VR = "OB"
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+def without_decoder(monkeypatch, syntax):
+    """Make pydicom find no decoder plugin for ``syntax``, as on a machine without its packages."""
+    monkeypatch.setattr(get_decoder(syntax), "_available", {})
+
+
+def test_jpeg_2000_slice_decodes_to_hounsfield_units(tmp_path):
+    assert get_decoder(JPEG2000).is_available  # Pillow's OpenJPEG decodes it
+    path = write_compressed_slice(tmp_path / "j2k.dcm", slice_hu(40.0), JPEG2000)
+    np.testing.assert_array_equal(load_slice(path), slice_hu(40.0))
+
+
+def test_compressed_slice_without_its_decoder_names_the_syntax_and_the_packages(tmp_path, monkeypatch):
+    path = write_compressed_slice(tmp_path / "j2k.dcm", slice_hu(40.0), JPEG2000)
+    without_decoder(monkeypatch, JPEG2000)
+    expected = (
+        f"{path}: the pixel data is compressed as JPEG 2000 Image Compression (transfer syntax "
+        "1.2.840.10008.1.2.4.91) and no decoder for it is installed; install one ('pip install pylibjpeg "
+        "pylibjpeg-openjpeg' or 'pip install pillow' or 'pip install python-gdcm') or convert the file to an "
+        "uncompressed transfer syntax"
+    )
+    with pytest.raises(DataError) as raised:
+        load_slice(path)
+    assert str(raised.value) == expected
+    with pytest.raises(DataError) as raised:
+        read_image(path)
+    assert str(raised.value) == f"{path}: not a readable image ({expected.removeprefix(f'{path}: ')})"
+    with pytest.raises(DataError, match="j2k.dcm: the pixel data is compressed as JPEG 2000 Image Compression"):
+        load_series(tmp_path)
+
+
+def test_jpeg_ls_without_pyjpegls_or_pylibjpeg_names_them(tmp_path, monkeypatch):
+    without_decoder(monkeypatch, JPEGLSLossless)  # none of them is installed here; this keeps it so
+    path = write_compressed_slice(tmp_path / "jls.dcm", slice_hu(0.0), JPEGLSLossless, codestream=b"\xff\xd8" * 8)
+    with pytest.raises(
+        DataError,
+        match=r"compressed as JPEG-LS Lossless Image Compression \(transfer syntax "
+        r"1\.2\.840\.10008\.1\.2\.4\.80\) and no decoder .*'pip install pyjpegls'",
+    ):
+        load_slice(path)
+
+
+def test_damaged_compressed_data_is_not_taken_for_a_missing_decoder(tmp_path):
+    path = write_compressed_slice(tmp_path / "j2k.dcm", slice_hu(40.0), JPEG2000, codestream=b"\x00" * 64)
+    with pytest.raises(DataError) as raised:
+        load_slice(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: cannot read the pixel data (JPEG 2000 Image Compression, transfer syntax ")
+    assert "truncated or damaged" in message and "no decoder" not in message and "pip install" not in message
+
+
+def test_a_syntax_pydicom_cannot_decode_is_named(tmp_path):
+    path = write_compressed_slice(tmp_path / "video.dcm", slice_hu(0.0), MPEG2MPML, codestream=b"\x00" * 16)
+    with pytest.raises(DataError, match=r"compressed as MPEG2 Main Profile / Main Level .*which pydicom cannot decode"):
+        load_slice(path)
+
+
+def test_registry_names_a_package_for_every_syntax_pydicom_needs_one_for():
+    """The registry's dicom_decoders list the same syntaxes and plugins as the installed pydicom."""
+    decoders = registry.section("dicom_decoders")
+    needing_packages = {}
+    for syntax in AllTransferSyntaxes:
+        if not UID(syntax).is_compressed:
+            continue
+        try:
+            decoder = get_decoder(syntax)
+        except NotImplementedError:
+            continue
+        plugins = set(decoder.available_plugins) | {dep.split(" - ")[0] for dep in decoder.missing_dependencies}
+        if "pydicom" not in plugins:  # RLE Lossless: decoded by pydicom itself
+            needing_packages[str(syntax)] = plugins
+    assert set(decoders) == set(needing_packages)
+    for syntax, groups in decoders.items():
+        assert {group[0].removeprefix("python-") for group in groups} == needing_packages[syntax], syntax

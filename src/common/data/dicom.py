@@ -31,11 +31,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_rescale
 from pydicom.uid import MediaStorageDirectoryStorage
 
 from common.config import registry
-from common.data import folders, volume_ops
+from common.data import dicom_pixels, folders, volume_ops
 from common.data.volume_ops import SOBEL_WEIGHT
 from common.errors import DataError, ParameterError
 
@@ -148,6 +147,7 @@ def _series_info(ordered: list[tuple[Path, pydicom.Dataset]], positions: np.ndar
     }
 
 
+@dicom_pixels.pydicom_warnings_ignored()
 def load_slice(path: str | os.PathLike, invert_monochrome1: bool = False) -> np.ndarray:
     """Read one single-frame DICOM image as Hounsfield units.
 
@@ -162,28 +162,24 @@ def load_slice(path: str | os.PathLike, invert_monochrome1: bool = False) -> np.
         (RescaleSlope * value + RescaleIntercept for CT).
 
     Raises:
-        DataError: The file is not DICOM, has no or truncated pixel data, needs
-            a decoder that is not installed, or is not a single greyscale frame.
+        DataError: The file is not DICOM or its header is damaged, Rows or
+            Columns is missing or a rescale tag not a number, the image is above
+            ``input_limits.max_image_pixels``, the pixel data is compressed with
+            no decoder installed (the message names the transfer syntax and the
+            packages that decode it), missing, truncated or damaged, or it is not
+            a single greyscale frame.
     """
     path = Path(path)
     dataset = _read_dicom(path, stop_before_pixels=False)
-    rows, columns = dataset.get("Rows"), dataset.get("Columns")
-    if rows and columns:  # without them pixel_array fails below, with the file named
-        folders.check_pixel_count(path, int(columns), int(rows))
-    try:
-        stored = dataset.pixel_array
-    except (AttributeError, ValueError, RuntimeError, NotImplementedError) as error:
-        # AttributeError: no pixel data; ValueError: truncated; the others: missing decoder.
-        raise DataError(
-            f"{path}: cannot read the pixel data "
-            f"(transfer syntax {dataset.file_meta.get('TransferSyntaxUID', 'unknown')}): {error}"
-        ) from error
+    _check_header(path, dataset, SLICE_TAGS)
+    folders.check_pixel_count(path, int(dataset.Columns), int(dataset.Rows))
+    stored = dicom_pixels.stored_pixels(path, dataset)
     if stored.ndim != 2:
         raise DataError(
             f"{path}: expected one greyscale frame, found pixel data shaped {stored.shape} "
             "(multi-frame or colour images are not CT slices; split or remove the file)"
         )
-    values = np.asarray(apply_rescale(stored, dataset), dtype=np.float32)
+    values = dicom_pixels.rescaled(path, stored, dataset)
     if invert_monochrome1 and dataset.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
         values = -values
     return values
@@ -268,8 +264,11 @@ def _read_dicom(path: Path, stop_before_pixels: bool) -> pydicom.Dataset:
         return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError as error:
         raise DataError(f"{path}: not a DICOM file ({error}); remove it from the series folder") from error
-    except (OSError, EOFError, ValueError) as error:
-        raise DataError(f"{path}: unreadable DICOM file ({type(error).__name__}: {error})") from error
+    except dicom_pixels.HEADER_ERRORS as error:
+        raise DataError(
+            f"{path}: unreadable DICOM file ({type(error).__name__}: {error}); it is truncated or damaged: "
+            "download or export it again, or remove it"
+        ) from error
 
 
 def _is_dicom_index(dataset: pydicom.Dataset) -> bool:
@@ -280,7 +279,8 @@ def _is_dicom_index(dataset: pydicom.Dataset) -> bool:
 def _is_dicom_image_file(path: Path) -> bool:
     """True when ``path`` reads as a DICOM file that is not a DICOMDIR."""
     try:
-        return not _is_dicom_index(_read_dicom(path, stop_before_pixels=True))
+        with dicom_pixels.pydicom_warnings_ignored():
+            return not _is_dicom_index(_read_dicom(path, stop_before_pixels=True))
     except DataError:
         return False
 
@@ -288,22 +288,26 @@ def _is_dicom_image_file(path: Path) -> bool:
 def _read_headers(files: list[Path]) -> list[tuple[Path, pydicom.Dataset]]:
     """Headers (no pixel data) of the image files; DICOMDIR files are skipped."""
     headers = []
-    for path in files:
-        dataset = _read_dicom(path, stop_before_pixels=True)
-        if _is_dicom_index(dataset):
-            continue
-        if "SeriesInstanceUID" not in dataset:
-            raise DataError(f"{path}: DICOM file without SeriesInstanceUID; it is not a slice of a series")
-        _check_header(path, dataset)
-        headers.append((path, dataset))
+    with dicom_pixels.pydicom_warnings_ignored():  # the tags read later are checked here
+        for path in files:
+            dataset = _read_dicom(path, stop_before_pixels=True)
+            if _is_dicom_index(dataset):
+                continue
+            if not dataset.get("SeriesInstanceUID"):
+                raise DataError(f"{path}: DICOM file without SeriesInstanceUID; it is not a slice of a series")
+            _check_header(path, dataset, SERIES_TAGS)
+            headers.append((path, dataset))
     if not headers:
         raise DataError(f"{files[0].parent}: no DICOM image files, only a DICOMDIR index")
     return headers
 
 
-# Tags a slice must have, and tags that, when present, must hold this many numbers.
+# Tags a slice must have, and tags that, when present, must hold this many numbers: those
+# load_slice reads, and those load_series reads too (the geometry).
 REQUIRED_TAGS = {"Rows": 1, "Columns": 1}
-NUMERIC_TAGS = {
+SLICE_TAGS = {**REQUIRED_TAGS, "RescaleSlope": 1, "RescaleIntercept": 1}
+SERIES_TAGS = {
+    **SLICE_TAGS,
     "ImagePositionPatient": 3,
     "ImageOrientationPatient": 6,
     "PixelSpacing": 2,
@@ -312,25 +316,38 @@ NUMERIC_TAGS = {
 }
 
 
-def _check_header(path: Path, dataset: pydicom.Dataset) -> None:
-    """DataError naming the file and the tag when a slice's geometry tags are missing or malformed."""
-    for tag in REQUIRED_TAGS:
-        if dataset.get(tag) is None:
-            raise DataError(f"{path}: the DICOM tag {tag} is missing; the file is not an image slice: remove it")
-    for tag, count in {**REQUIRED_TAGS, **NUMERIC_TAGS}.items():
-        try:
-            value = dataset.get(tag)
-            if value is None or value == "":
-                continue
-            values = list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
-            numbers = [float(v) for v in values]
-        except (TypeError, ValueError):  # a damaged value fails when pydicom or float() parses it
-            value, numbers = dataset.get_item(tag).value, []
+def _check_header(path: Path, dataset: pydicom.Dataset, numeric_tags: dict[str, int]) -> None:
+    """DataError naming the file and the tag when a required tag is missing or a numeric tag malformed.
+
+    Args:
+        path: The file read.
+        dataset: Its header.
+        numeric_tags: Tag -> how many numbers it must hold when present (every tag of
+            :data:`REQUIRED_TAGS` must be present).
+    """
+    for tag, count in numeric_tags.items():
+        value, numbers = _tag_numbers(dataset, tag)
+        if value is None or value == "":
+            if tag in REQUIRED_TAGS:
+                raise DataError(f"{path}: the DICOM tag {tag} is missing; the file is not an image slice: remove it")
+            continue
         if len(numbers) != count or not all(np.isfinite(numbers)):
             raise DataError(
                 f"{path}: the DICOM tag {tag} holds {value!r}, not {count} number(s); the header is damaged: "
-                "export the series again or remove the file"
+                "export the file again or remove it"
             )
+
+
+def _tag_numbers(dataset: pydicom.Dataset, tag: str) -> tuple[object, list[float]]:
+    """A tag's value (None when absent) and its numbers, [] when the value does not parse as numbers."""
+    try:
+        value = dataset.get(tag)
+        if value is None or value == "":
+            return value, []
+        values = list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+        return value, [float(v) for v in values]
+    except (TypeError, *dicom_pixels.HEADER_ERRORS):  # a damaged value fails when pydicom or float() parses it
+        return dataset.get_item(tag).value, []
 
 
 def _check_voxel_count(folder: Path, headers: list[tuple[Path, pydicom.Dataset]]) -> None:

@@ -14,6 +14,8 @@ composited, because exported CT slices carry an opaque or meaningless alpha.
 from __future__ import annotations
 
 import re
+import struct
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,16 @@ SAMPLE_COLUMNS = (
 SIXTEEN_BIT_FULL_SCALE = 65535.0
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 
+# The Pillow formats of the raster suffixes, whatever a file's own suffix (a .png that is
+# really a JPEG still reads); any other format Pillow knows (EPS, which runs Ghostscript,
+# and dozens of rarely used ones) is never tried on the study's input.
+PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "TIFF")
+# What Pillow raises for a file that is not a well-formed image: OSError (with
+# UnidentifiedImageError and truncation), SyntaxError and ValueError (bad headers or
+# chunks), EOFError and struct.error (headers cut short), TypeError (a TIFF frame
+# without its size tags).
+PILLOW_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, TypeError)
+
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read one image file as a float32 greyscale array on a 0..255 scale.
@@ -63,8 +75,12 @@ def read_image(path: str | Path) -> np.ndarray:
         Array of shape ``(H, W)``, dtype float32, values in [0, 255].
 
     Raises:
-        DataError: the file is missing, empty, truncated, not an image, a
-            multi-frame image, or has an unknown suffix. The message names the file.
+        DataError: the file is missing, empty, truncated, not an image (or in a
+            format other than PNG, JPEG, BMP, TIFF and DICOM), a multi-frame image,
+            above ``input_limits.max_image_pixels``, holds NaN or infinite values,
+            or has an unknown suffix; a DICOM file also when
+            :func:`common.data.dicom.load_slice` refuses it (e.g. its compressed
+            pixel data has no decoder installed). The message names the file.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -77,39 +93,59 @@ def read_image(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: file not found; check the data folder path.")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty (0 bytes); download it again or remove it.")
-    reader = _read_dicom if suffix == ".dcm" else _read_pillow
-    try:
-        image = reader(path)
-    except DataError:
-        raise
-    except Exception as exc:  # decoders raise many types; all mean "unreadable"
-        raise DataError(
-            f"{path}: not a readable image ({type(exc).__name__}: {exc}); "
-            "the file may be truncated or not an image. Download it again or remove it."
-        ) from exc
-    return image
+    return _read_dicom(path) if suffix == ".dcm" else _read_pillow(path)
 
 
 def _read_pillow(path: Path) -> np.ndarray:
     """Decode a raster file fully with Pillow (truncation raises, never pads)."""
-    with Image.open(path) as image:
-        check_pixel_count(path, image.width, image.height)
-        if getattr(image, "n_frames", 1) > 1:
-            raise DataError(
-                f"{path}: has {image.n_frames} frames; only single-slice images are supported. "
-                "Split it into one file per slice."
-            )
-        # A full decode now, so a truncated file fails here rather than later in a pipeline.
-        image.load()
-        if image.mode in SIXTEEN_BIT_MODES:
-            return _scale(np.asarray(image, dtype=np.float32), SIXTEEN_BIT_FULL_SCALE)
-        if image.mode in ("I", "F"):
-            values = np.asarray(image, dtype=np.float32)
-            fits_sixteen_bit = image.mode == "I" and values.min() >= 0 and values.max() <= SIXTEEN_BIT_FULL_SCALE
-            return _scale(values, SIXTEEN_BIT_FULL_SCALE) if fits_sixteen_bit else _min_max(values)
-        # "1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", ...: Pillow's
-        # luminance conversion; alpha is discarded.
-        return np.asarray(image.convert("L"), dtype=np.float32)
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns about damaged metadata (EXIF, ICC profiles), which is never read here
+            # (damaged pixels raise), and about its own decompression-bomb limit, above the
+            # study's: check_pixel_count refuses those images with one line of its own.
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=PILLOW_FORMATS) as image:
+                return _pillow_pixels(path, image)
+    except DataError:  # the study's own refusals (size, frames, values); DataError is also a ValueError
+        raise
+    except Image.DecompressionBombError as exc:  # Image.open refuses these before their size can be read
+        declared = f"the image declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels"
+        raise DataError(f"{path}: {declared}, {_pixel_limit_advice()}") from exc
+    except PILLOW_DECODE_ERRORS as exc:
+        raise DataError(
+            f"{path}: not a readable image ({type(exc).__name__}: {exc}); "
+            "the file may be truncated or not an image. Download it again or remove it."
+        ) from exc
+
+
+def _pillow_pixels(path: Path, image: Image.Image) -> np.ndarray:
+    """The pixels of an opened Pillow image as float32 greyscale on 0..255."""
+    check_pixel_count(path, image.width, image.height)
+    if getattr(image, "n_frames", 1) > 1:
+        raise DataError(
+            f"{path}: has {image.n_frames} frames; only single-slice images are supported. "
+            "Split it into one file per slice."
+        )
+    # A full decode now, so a truncated file fails here rather than later in a pipeline.
+    image.load()
+    if image.mode in SIXTEEN_BIT_MODES:
+        return _scale(np.asarray(image, dtype=np.float32), SIXTEEN_BIT_FULL_SCALE)
+    if image.mode in ("I", "F"):
+        values = _finite(path, np.asarray(image, dtype=np.float32))
+        fits_sixteen_bit = image.mode == "I" and values.min() >= 0 and values.max() <= SIXTEEN_BIT_FULL_SCALE
+        return _scale(values, SIXTEEN_BIT_FULL_SCALE) if fits_sixteen_bit else _min_max(values)
+    if "L" in image.getbands():  # "L", "LA", "La", "LAB": the lightness band itself; alpha is discarded
+        return np.asarray(image.getchannel("L"), dtype=np.float32)
+    # "1", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr": Pillow's luminance conversion; alpha is discarded.
+    return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def _finite(path: Path, values: np.ndarray) -> np.ndarray:
+    """``values``, or a DataError when some are NaN or infinite (a float TIFF may hold them)."""
+    if not np.isfinite(values).all():
+        raise DataError(f"{path}: the image holds NaN or infinite values; export it again with finite values.")
+    return values
 
 
 def _read_dicom(path: Path) -> np.ndarray:
@@ -117,20 +153,22 @@ def _read_dicom(path: Path) -> np.ndarray:
     from common.data import dicom  # imported here: only DICOM data sets need pydicom
 
     try:
-        return _min_max(dicom.load_slice(path, invert_monochrome1=True))
-    except DataError as exc:
+        values = dicom.load_slice(path, invert_monochrome1=True)
+    except DataError as exc:  # load_slice's message names the file and says what to do
         reason = str(exc).removeprefix(f"{path}: ")
-        raise DataError(f"{path}: not a readable image ({reason}); download it again or remove it.") from exc
+        raise DataError(f"{path}: not a readable image ({reason})") from exc
+    return _min_max(values)
 
 
 def check_pixel_count(path: Path, width: int, height: int) -> None:
     """DataError, before decoding, for an image above the registry's ``input_limits.max_image_pixels``."""
+    if width * height > registry.section("input_limits")["max_image_pixels"]:
+        raise DataError(f"{path}: the image is {width} x {height} = {width * height:,} pixels, {_pixel_limit_advice()}")
+
+
+def _pixel_limit_advice() -> str:
     limit = registry.section("input_limits")["max_image_pixels"]
-    if width * height > limit:
-        raise DataError(
-            f"{path}: the image is {width} x {height} = {width * height:,} pixels, above the limit of "
-            f"{limit:,} (input_limits in registry.yaml); reduce it before reading it here."
-        )
+    return f"above the limit of {limit:,} pixels (input_limits in registry.yaml); reduce it before reading it here."
 
 
 def _scale(values: np.ndarray, full_scale: float) -> np.ndarray:
@@ -138,6 +176,8 @@ def _scale(values: np.ndarray, full_scale: float) -> np.ndarray:
 
 
 def _min_max(values: np.ndarray) -> np.ndarray:
+    """Scale to 0..255 in float64, so a range wider than float32 holds (e.g. -3e38..3e38) does not overflow."""
+    values = np.asarray(values, dtype=np.float64)
     low, high = float(values.min()), float(values.max())
     if high <= low:
         return np.zeros_like(values, dtype=np.float32)
