@@ -17,6 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from common import predict
+from common.errors import LOG_FILE
 from common.report.results import project_root
 from tests.browser import headless_chromium
 from tests.data.test_dicom import write_series
@@ -99,6 +100,19 @@ def test_an_uploaded_series_shows_its_montage_and_projections(tmp_path, monkeypa
     assert any(caption.startswith("slices with their CAM; framed: slice ") for caption in captions)
     assert "maximum-intensity projections of the CAM" in captions
     assert {"Download montage PNG", "Download mip PNG"} <= {button.label for button in page.get("download_button")}
+
+
+def test_an_unexpected_failure_is_one_line_naming_the_log(app, tiny_results, tmp_path, monkeypatch):
+    monkeypatch.setenv("CAMSTUDY_HOME", str(tmp_path))
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("the CAM layer vanished\nsecond line")
+
+    monkeypatch.setattr(predict, "predict_uploads", fails)
+    upload(app, phantom(tiny_results))
+    log = tmp_path / "results" / LOG_FILE
+    assert [error.value for error in app.error] == [f"RuntimeError: the CAM layer vanished (the traceback is in {log})"]
+    assert "Traceback" in log.read_text() and "camstudy app" in log.read_text()
 
 
 def test_without_saved_models_the_page_says_what_to_run(tmp_path, monkeypatch):

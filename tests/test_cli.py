@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from common import cli
+from common.errors import LOG_FILE
 
 
 @pytest.mark.parametrize("argv", [[], ["run"], ["data"]])
@@ -103,7 +104,7 @@ def test_an_unexpected_error_is_one_line_naming_the_log_and_debug_shows_it(monke
     assert cli.main(["data", "verify", "phantoms", "--data-dir", "."]) == cli.EXIT_FAILURE
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "RuntimeError: kernel died" in err and "Traceback" not in err
-    log = tmp_path / "results" / cli.LOG_FILE
+    log = tmp_path / "results" / LOG_FILE
     assert str(log) in err and "Traceback" in log.read_text() and "second line" in log.read_text()
     with pytest.raises(RuntimeError, match="kernel died"):
         cli.main(["--debug", "data", "verify", "phantoms", "--data-dir", "."])

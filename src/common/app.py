@@ -16,7 +16,7 @@ import streamlit as st
 
 from common import predict
 from common.data.folders import IMAGE_SUFFIXES
-from common.errors import StudyError
+from common.errors import StudyError, failure_line, log_traceback
 
 st.set_page_config(page_title="camstudy: predict and explain", layout="wide")
 st.title("Predict and explain an image")
@@ -81,6 +81,8 @@ try:
         )
 except StudyError as exc:
     predictions, errors = [], [str(exc)]
+except Exception as exc:  # noqa: BLE001 - the page's error boundary: one line here, the traceback in the log
+    predictions, errors = [], [failure_line(exc, log_traceback(exc, "camstudy app"))]
 for message in errors:
     st.error(message)
 

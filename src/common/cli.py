@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from common.config import registry
-from common.errors import StudyError, StudyWarning
+from common.errors import StudyError, StudyWarning, failure_line, log_traceback
 
 
 class _LazyChoices(Sequence):
@@ -354,7 +354,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Exit statuses: a user's mistake (bad input, parameter or path), a failure, an interrupt (128 + SIGINT).
 EXIT_USER_ERROR, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
-LOG_FILE = "camstudy.log"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,12 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        log = _log_traceback(exc)
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        print(
-            f"camstudy: error: {type(exc).__name__}: {first_line} (the traceback is in {log}; --debug shows it here)",
-            file=sys.stderr,
-        )
+        log = log_traceback(exc, f"camstudy {' '.join(sys.argv[1:])}")
+        print(f"camstudy: error: {failure_line(exc, log)}; --debug shows it here", file=sys.stderr)
         return EXIT_FAILURE
 
 
@@ -406,27 +401,6 @@ def _user_error(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or exc}"
     return str(exc)
-
-
-def _log_traceback(exc: BaseException) -> Path:
-    """Append ``exc``'s traceback to the log file in the results folder (a temporary one if that is not writable)."""
-    import tempfile
-    import time
-    import traceback
-
-    from common.report.results import results_root
-
-    text = f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} camstudy {' '.join(sys.argv[1:])}\n"
-    text += "".join(traceback.format_exception(exc))
-    for folder in (results_root(), Path(tempfile.gettempdir())):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with (folder / LOG_FILE).open("a", encoding="utf-8") as handle:
-                handle.write(text)
-            return folder / LOG_FILE
-        except OSError:
-            continue
-    return Path(tempfile.gettempdir()) / LOG_FILE
 
 
 if __name__ == "__main__":

@@ -51,4 +51,6 @@ def streamlit_command(port: int = DEFAULT_PORT, address: str = DEFAULT_ADDRESS) 
         "false",
         "--client.toolbarMode",
         "viewer",  # no "Deploy" button on a research page
+        "--client.showErrorDetails",
+        "none",  # the page shows the study's one-line errors; tracebacks go to the console and camstudy.log
     ]
