@@ -42,7 +42,7 @@ from tests.predict.helpers import VOLUME_EXPERIMENT
 ERROR = "camstudy: error: "
 # argparse's own errors name the (sub)command: "camstudy: error: ..." or "camstudy data verify: error: ...".
 USAGE_ERROR = re.compile(r"^camstudy( [a-z]+)*: error: ")
-EXIT_USER, EXIT_REPORT = cli.EXIT_USER_ERROR, 1
+EXIT_USER, EXIT_REPORT, EXIT_PARTIAL = cli.EXIT_USER_ERROR, 1, cli.EXIT_FAILURE
 
 TINY_2D = "resnet50-gradcam"  # the experiment id of tests.predict.helpers.save_tiny_run
 PREDICT_2D_INPUTS = (
@@ -180,12 +180,13 @@ class Case:
     defect: str | None = None
 
 
+# camstudy predict reports each bad input and predicts the others: exit 1, some inputs failed.
 def _p2(name: str, phrase: str, kind: str = "error") -> Case:
-    return Case(name, "predict-2d", EXIT_USER, phrase, kind)
+    return Case(name, "predict-2d", EXIT_PARTIAL, phrase, kind)
 
 
 def _p3(name: str, phrase: str) -> Case:
-    return Case(name, "predict-3d", EXIT_USER, phrase)
+    return Case(name, "predict-3d", EXIT_PARTIAL, phrase)
 
 
 CASES = [
@@ -564,10 +565,13 @@ def test_bad_input_ends_in_one_clear_line(ran, case):
     if case.kind == "usage":
         assert USAGE_ERROR.match(lines[-1]) and case.phrase in lines[-1], shown
         return
-    assert lines[-1].startswith(ERROR), shown
-    if case.command.startswith("predict-"):  # one line per bad input, each its own
+    # Nothing else on stderr: no TensorFlow start-up lines, no library warnings.
+    assert all(line.startswith("camstudy: ") for line in lines), shown
+    if case.command.startswith("predict-"):  # one line per bad input, each its own, then how many failed
         assert [line for line in _error_lines(done.stderr) if case.phrase in line], shown
+        assert re.fullmatch(r"camstudy: \d+ of \d+ input\(s\) could not be predicted \(above\)", lines[-1]), shown
     else:
+        assert lines[-1].startswith(ERROR), shown
         assert case.phrase in lines[-1] and len(_error_lines(done.stderr)) == 1, shown
 
 
@@ -576,6 +580,8 @@ def test_predict_goes_on_with_the_good_inputs_and_reports_each_bad_one_once(ran)
     bad = [case for case in CASES if case.command == "predict-2d" and case.kind == "error"]
     errors = _error_lines(done.stderr)
     assert len(errors) == len(bad), done.stderr[-3000:]
+    summary = f"camstudy: {len(bad)} of {len(PREDICT_2D_INPUTS)} input(s) could not be predicted (above)"
+    assert done.stderr.strip().splitlines()[-1] == summary
     assert "4 prediction(s) written to pred2d" in done.stdout
     assert "Research use only" in done.stdout
 

@@ -38,7 +38,7 @@ def _predict_argv(image: str, tiny_run, out: Path) -> list[str]:
     ]
 
 
-def test_cli_prints_the_table_and_exits_2_on_a_bad_file(tiny_run, tmp_path, capsys):
+def test_cli_prints_the_table_and_exits_1_when_an_input_is_bad(tiny_run, tmp_path, capsys):
     good = tiny_run["samples"]["path"].iloc[0]
     garbage = tmp_path / "broken.jpg"
     garbage.write_bytes(b"\xff\xd8\xff\xe0 truncated")
@@ -48,9 +48,10 @@ def test_cli_prints_the_table_and_exits_2_on_a_bad_file(tiny_run, tmp_path, caps
     assert "Research use only" in out and "phantom" in out and Path(good).name in out
     assert (tmp_path / "out" / f"{outputs.output_stem(good)}_contours.png").is_file()
 
-    assert cli.main(argv[:1] + [str(garbage)] + argv[1:]) == 2
-    err = capsys.readouterr().err
-    assert "broken.jpg: not a readable image" in err and "Traceback" not in err
+    assert cli.main(argv[:1] + [str(garbage)] + argv[1:]) == cli.EXIT_FAILURE
+    err = capsys.readouterr().err.splitlines()
+    assert "broken.jpg: not a readable image" in err[0] and "Traceback" not in "".join(err)
+    assert err[1] == "camstudy: 1 of 2 input(s) could not be predicted (above)"
 
 
 def test_missing_model_is_one_clear_line(tmp_path, capsys):
@@ -73,7 +74,7 @@ def test_a_13000_pixel_square_png_is_refused_before_it_is_decoded(tiny_run, tmp_
     )
     argv = _predict_argv(str(huge), tiny_run, tmp_path / "out")
     done = subprocess.run([sys.executable, "-c", measured, *argv], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.returncode == cli.EXIT_FAILURE, done.stderr[-2000:]
     assert "huge.png: the image is 13000 x 13000 = 169,000,000 pixels, above the limit" in done.stderr
     assert "Traceback" not in done.stderr
     peak_kb = int(next(line for line in done.stderr.splitlines() if line.startswith("PEAK_KB")).split()[1])
