@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from common import quiet
 from common.config import registry
 from common.errors import StudyError, StudyWarning, failure_line, log_traceback
 
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             if args.handler in (_cmd_predict, _cmd_bench):
-                _import_tensorflow_quietly()
+                quiet.import_tensorflow()
             return args.handler(args)
     except KeyboardInterrupt:
         print("camstudy: interrupted", file=sys.stderr)
@@ -390,35 +391,6 @@ def main(argv: list[str] | None = None) -> int:
         log = log_traceback(exc, f"camstudy {' '.join(sys.argv[1:])}")
         print(f"camstudy: error: {failure_line(exc, log)}; --debug shows it here", file=sys.stderr)
         return EXIT_FAILURE
-
-
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow and look for GPUs with its C++ start-up lines kept off the terminal.
-
-    TensorFlow writes them (oneDNN is on, no CUDA driver found, cuInit failed) to file
-    descriptor 2 before its logging honours ``TF_CPP_MIN_LOG_LEVEL``, so stderr is sent to a
-    temporary file meanwhile; the lines are shown after all when the import fails.
-    """
-    import tempfile
-
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices("GPU")
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode("utf-8", errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 _DEFAULT_SHOWWARNING = warnings.showwarning
