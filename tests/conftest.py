@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -15,7 +17,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import runner
 from common.config import registry
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -102,10 +103,11 @@ def make_class_folders(tmp_path: Path) -> Callable[..., Path]:
 # --- Smoke runs of the experiment notebooks ---------------------------------
 # Every experiment notebook runs once per test session (smoke profile).
 #
-# Each experiment runs through :func:`common.runner.run_experiment` exactly as
-# ``camstudy run ID --profile smoke`` does, into a temporary results folder, so
-# the tests check the executed notebook, ``metrics.json`` and the figures a user
-# would get.
+# Each experiment runs as ``camstudy run ID --profile smoke`` in a process of its
+# own, into a temporary results folder, so the tests check the executed notebook,
+# ``metrics.json`` and the figures a user would get. A process, not a call in a
+# thread of this one: foreground tests monkeypatch modules (the registry, the
+# runner), and a run in a thread would see their patches.
 #
 # The runs go side by side, ``CAMSTUDY_TEST_JOBS`` at a time (default 2). A
 # smoke run is bounded by Python's per-operation overhead, which keeps one core
@@ -151,7 +153,7 @@ class SmokeRuns:
     experiment id for the session's run of it (waiting for it), and
     :meth:`second` for an independent second run (its own results folder).
     Each record holds ``dir`` (results/<id>), ``metrics`` (parsed
-    metrics.json), ``outcome`` and ``seconds`` (wall time of the papermill run).
+    metrics.json) and ``seconds`` (wall time of the `camstudy run` process).
     """
 
     def __init__(self, root: Path, planned: tuple[list[str], list[str]], jobs: int, nice: int = 0):
@@ -204,11 +206,12 @@ def _lower_priority(nice: int) -> None:
 
 def _smoke_run(experiment_id: str, root: Path) -> dict:
     started = time.perf_counter()
-    outcome = runner.run_experiment(experiment_id, "smoke", results_dir=root, progress_bar=False)
+    argv = [sys.executable, "-m", "common", "run", experiment_id, "--profile", "smoke"]
+    done = subprocess.run([*argv, "--results-dir", str(root), "--no-progress"], capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    assert outcome.ok, f"{experiment_id} smoke run failed: {outcome.error} (see {outcome.notebook})"
+    assert done.returncode == 0, f"{experiment_id} smoke run failed ({done.returncode}): {done.stderr[-3000:]}"
     metrics = json.loads((root / experiment_id / "metrics.json").read_text())
-    return {"dir": root / experiment_id, "metrics": metrics, "outcome": outcome, "seconds": seconds}
+    return {"dir": root / experiment_id, "metrics": metrics, "seconds": seconds}
 
 
 @pytest.fixture(scope="session")
