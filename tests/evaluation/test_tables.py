@@ -5,7 +5,17 @@ import pytest
 
 from common.errors import DataError
 from common.evaluation.estimate import Estimate
-from common.evaluation.tables import best_per_metric, fold_estimate, metrics_table, paper_vs_run, summarise_folds
+from common.evaluation.tables import (
+    MISSING,
+    best_per_metric,
+    fold_estimate,
+    format_estimate,
+    metrics_table,
+    paper_beside_run,
+    paper_vs_run,
+    sample_size,
+    summarise_folds,
+)
 
 
 def test_summarise_folds_uses_t_interval_over_folds():
@@ -28,8 +38,10 @@ def test_table_and_best_model():
         "ResNet50": {"accuracy": {"value": 0.93, "ci95": [0.9, 0.96]}, "auc": {"value": 0.95, "ci95": [0.9, 0.98]}},
     }
     table = metrics_table(models, names=("accuracy", "auc", "f1"))
-    assert table.loc["VGG16", "accuracy"] == "0.900 [0.850, 0.950]"
-    assert table.loc["ResNet50", "f1"] == ""
+    assert table.loc["VGG16", "accuracy"] == "0.900 (0.85–0.95)"
+    assert table.loc["ResNet50", "f1"] == MISSING
+    # No model records how many units it was measured on: no n column.
+    assert list(table.columns) == ["accuracy", "auc", "f1"]
     assert best_per_metric(models, names=("accuracy", "auc", "f1")) == {"accuracy": "ResNet50", "auc": "VGG16"}
 
 
@@ -75,10 +87,10 @@ def test_tables_read_estimates_records_and_numbers_alike():
     as_estimate = {"VGG16": {"accuracy": Estimate(0.9, 0.85, 0.95)}}
     as_record = {"VGG16": {"accuracy": {"value": 0.9, "ci95": [0.85, 0.95]}}}
     assert metrics_table(as_estimate, names=("accuracy",)).equals(metrics_table(as_record, names=("accuracy",)))
-    assert metrics_table({"m": {"auc": 0.5}}, names=("auc",)).loc["m", "auc"] == "0.500 [nan, nan]"
-    # metrics.json stores an undefined number as null: it reads back as NaN.
+    assert metrics_table({"m": {"auc": 0.5}}, names=("auc",)).loc["m", "auc"] == "0.500"
+    # metrics.json stores an undefined number as null: it reads back as NaN, shown as a dash.
     undefined = {"m": {"auc": {"value": None, "ci95": [None, None]}}}
-    assert metrics_table(undefined, names=("auc",)).loc["m", "auc"] == "nan [nan, nan]"
+    assert metrics_table(undefined, names=("auc",)).loc["m", "auc"] == MISSING
     assert best_per_metric({"a": {"auc": Estimate(0.7, 0.6, 0.8)}, "b": {"auc": 0.8}}, names=("auc",)) == {"auc": "b"}
     paper = {"CNN": {"accuracy": 0.88}}
     compared = paper_vs_run(paper, as_estimate | {"CNN": as_estimate["VGG16"]})
@@ -94,3 +106,73 @@ def test_summarise_folds_reads_estimates_and_names_a_missing_metric():
     assert summarise_folds(folds, names=("accuracy",))["accuracy"]["value"] == pytest.approx(0.7)
     with pytest.raises(DataError, match="no 'f1'"):
         summarise_folds(folds, names=("f1",))
+
+
+@pytest.mark.parametrize(
+    "entry, text",
+    [
+        ({"value": 0.90909, "ci95": [0.82, 0.98]}, "0.909 (0.82–0.98)"),
+        # The ends are rounded outward: the interval shown holds the value shown, never narrower than computed.
+        ({"value": 0.996, "ci95": [0.995, 0.999]}, "0.996 (0.99–1.00)"),
+        (Estimate(0.5, 0.123, 0.871), "0.500 (0.12–0.88)"),
+        # Binary fractions do not push an end that is already round one step outward.
+        ({"value": 0.7, "ci95": [0.1 + 0.2, 0.7 + 0.1]}, "0.700 (0.30–0.80)"),
+        ({"value": 0.0, "ci95": [0.0, 0.0]}, "0.000 (0.00–0.00)"),
+        ({"value": 0.667, "ci95": [None, None]}, "0.667"),
+        (0.982, "0.982"),
+        ({"value": None, "ci95": [None, None]}, MISSING),
+        (None, MISSING),
+    ],
+)
+def test_format_estimate_writes_one_compact_rule(entry, text):
+    assert format_estimate(entry) == text
+
+
+def test_format_estimate_digits_and_count():
+    entry = {"value": 0.25, "ci95": [0.0, 0.75], "n": 4}
+    assert format_estimate(entry, with_n=True) == "0.250 (0.00–0.75), n = 4"
+    assert format_estimate(entry) == "0.250 (0.00–0.75)"
+    assert format_estimate(entry, digits=2, ci_digits=1) == "0.25 (0.0–0.8)"
+    assert format_estimate({"value": 0.5, "ci95": [0.4, 0.6]}, with_n=True) == "0.500 (0.40–0.60)"
+
+
+def test_sample_size_is_the_test_sets_size_or_the_folds():
+    assert sample_size({"n": 120, "accuracy": {"value": 0.9, "ci95": [0.8, 1.0]}}) == "120"
+    folds = summarise_folds([{"accuracy": v} for v in (0.6, 0.7, 0.8)], names=("accuracy",))
+    assert sample_size({**folds, "confusion_matrix": [[1, 0], [0, 1]]}) == "3 folds"
+    assert sample_size({"accuracy": fold_estimate([0.6, 0.7])}) == "2 folds"
+    assert sample_size({"accuracy": {"value": 0.9, "ci95": [0.8, 1.0]}}) is None
+
+
+def test_metrics_table_gives_n_first_when_models_record_it():
+    models = {
+        "A": {"n": 40, "accuracy": {"value": 0.9, "ci95": [0.8, 0.95]}},
+        "B": {"accuracy": {"value": 0.7, "ci95": [0.6, 0.8]}},
+    }
+    table = metrics_table(models, names=("accuracy",))
+    assert list(table.columns) == ["n", "accuracy"]
+    assert table["n"].tolist() == ["40", MISSING]
+    assert table.loc["A", "accuracy"] == "0.900 (0.80–0.95)"
+
+
+def test_paper_beside_run_sets_each_claim_beside_the_runs_value():
+    rows = [
+        {"model": "ResNet50", "metric": "accuracy", "paper": 0.982, "this_run": 0.75, "ci95": [0.25, 1.0]},
+        {"model": "ResNet50", "metric": "auc", "paper": 0.98, "this_run": 0.667, "ci95": [None, None]},
+        {"model": "plain_cnn", "metric": "accuracy", "paper": None, "this_run": 0.5, "ci95": None},
+        {"model": "plain_cnn", "metric": "f1", "paper": 0.8, "this_run": None, "ci95": None},
+    ]
+    table = paper_beside_run(rows, sizes={"ResNet50": "4"})
+    assert list(table.index) == ["ResNet50", "plain_cnn"]
+    assert list(table.columns) == [
+        "n",
+        "accuracy paper",
+        "accuracy run",
+        "auc paper",
+        "auc run",
+        "f1 paper",
+        "f1 run",
+    ]
+    assert table.loc["ResNet50"].tolist() == ["4", "0.982", "0.750 (0.25–1.00)", "0.980", "0.667", MISSING, MISSING]
+    assert table.loc["plain_cnn"].tolist() == [MISSING, MISSING, "0.500", MISSING, MISSING, "0.800", MISSING]
+    assert "n" not in paper_beside_run(rows).columns

@@ -159,4 +159,4 @@ def test_contour_panels_show_image_overlay_and_contour_of_each_image(tiny_params
 
 def test_score_summary_formats_every_score_with_its_interval():
     scores = {"gradcam": {"iou": {"value": 0.25, "ci95": [0.1, 0.4], "n": 3}, "n_images": 3}}
-    assert explaining.score_summary(scores).loc["gradcam", "iou"] == "0.25 [0.10, 0.40]"
+    assert explaining.score_summary(scores).loc["gradcam", "iou"] == "0.250 (0.10–0.40)"

@@ -136,8 +136,8 @@ def test_organ_table_has_a_row_per_organ_and_the_overall_row():
     table = organs.organ_table(scores)
     assert list(table.index) == ["brain", "breast", "kidney", "lung", "all images"]
     assert list(table.columns) == ["organ identified", "tumour presence", "8-class"]
-    assert table.loc["lung", "tumour presence"].startswith("1.000 [")
-    assert table.loc["all images", "8-class"].endswith("(n=8)")
+    assert table.loc["lung", "tumour presence"].startswith("1.000 (")
+    assert table.loc["all images", "8-class"].endswith(", n = 8")
 
 
 def test_tumour_classes_and_class_table_follow_the_class_order():

@@ -23,6 +23,6 @@ def test_compare_gives_the_rows_with_their_source_and_the_claims_without_a_count
     compared = papers.compare(params, RUN)
     assert (compared.paper, compared.rows) == papers.paper_rows(params, RUN)
     assert compared.source == registry.paper_claims("resnet50-gradcam")["source"]
-    assert list(compared.table()["model"].unique()) == ["ResNet50"]
+    assert list(compared.table().index) == ["ResNet50"]
     alone = papers.compare(params, {"other": RUN["ResNet50"]})
     assert alone.rows == [] and "ResNet-50-Grad" in alone.table().index

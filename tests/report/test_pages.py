@@ -14,6 +14,7 @@ from common.report.render import one_line
 from common.report.results import read_metrics
 from tests.report.fakes import (
     ROW,
+    fake_metrics,
     golden_metrics,
     table_rows,
     use_golden_registry,
@@ -23,40 +24,72 @@ from tests.report.fakes import (
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def test_overview_gives_every_experiment_a_row_with_claim_ci_profile_and_data(tmp_path):
+def sections(page: str) -> dict[str, str]:
+    """The overview's text under each ``## <experiment>`` heading."""
+    parts = re.split(r"^## ", page, flags=re.MULTILINE)[1:]
+    return {part.split("\n", 1)[0]: part.split("\n", 1)[1] for part in parts}
+
+
+def test_overview_gives_every_experiment_a_compact_table_of_models_by_headline_metrics(tmp_path):
     results = tmp_path / "results"
-    write_fake_run(results, "resnet50-gradcam", [ROW], figures=("confusion_matrix", "cam_grid", "samples"))
+    claims = [
+        ROW,
+        {**ROW, "metric": "precision", "paper": 0.973, "this_run": 0.5, "ci95": [0.2, 0.8]},
+        {**ROW, "metric": "f1", "paper": 0.98, "this_run": 0.6, "ci95": [0.3, 0.9]},
+        {"model": "plain_cnn", "metric": "accuracy", "paper": 0.8, "this_run": 0.5, "ci95": [0.123, 0.871]},
+    ]
+    write_fake_run(results, "resnet50-gradcam", claims, figures=("confusion_matrix", "cam_grid", "samples"))
     write_fake_run(results, "iqoth", [], source="iqothnccd (/data/iqothnccd)")
     all_metrics = {e: read_metrics(results / e / "metrics.json") for e in ("resnet50-gradcam", "iqoth")}
+    all_metrics["resnet50-gradcam"]["models"] = {"ResNet50": {"n": 4}, "plain_cnn": {"n": 4}}
+    all_metrics["resnet50-gradcam"]["wall_time_s"] = 303.4
     (tmp_path / "figures").mkdir()
 
     page = pages.overview_markdown(all_metrics, tmp_path / "figures", results)
 
-    rows = table_rows(page)
-    by_experiment = {}
-    for row in rows:
-        by_experiment.setdefault(re.match(r"\[([\w-]+)\]", row[0]).group(1), []).append(row)
-    assert list(by_experiment) == registry.experiment_ids()
-    assert by_experiment["resnet50-gradcam"] == [
-        [
-            "[resnet50-gradcam](../experiments/resnet50-gradcam)",
-            "ResNet50",
-            "accuracy",
-            "0.982",
-            "0.750 [0.250,\u00a01.000]",
-            "smoke, phantoms/\u200bchest",
-        ]
+    by_experiment = sections(page)
+    assert list(by_experiment)[:-1] == registry.experiment_ids()
+    resnet = by_experiment["resnet50-gradcam"]
+    assert "`smoke` profile, data phantoms/chest, wall time 5 min 3 s." in resnet
+    assert "(../experiments/resnet50-gradcam)" in resnet
+    # Rows are models; the headline metrics' claims stand beside the run's values (precision is in the figure).
+    assert table_rows(resnet) == [
+        ["ResNet50", "4", "0.982", "0.750 (0.25–1.00)", "0.980", "0.600 (0.30–0.90)"],
+        ["plain_cnn", "4", "0.800", "0.500 (0.12–0.88)", "–", "–"],
     ]
-    # A paper without numbers still gets its row, with this run's profile and data.
-    assert by_experiment["iqoth"][0][3] == "no numbers reported"
-    assert by_experiment["iqoth"][0][5] == "smoke, iqothnccd"
-    assert by_experiment["gradcam-3d"][0][4] == "not run"
-    # Headline figures: confusion matrix and heatmaps, not every figure.
+    assert "| model | n | accuracy paper | accuracy run | f1 paper | f1 run |" in resnet
+    # A paper without numbers: the run's own values; an experiment not run says so.
+    assert "The paper reports no numbers." in by_experiment["iqoth"]
+    assert table_rows(by_experiment["iqoth"]) == []
+    assert "not run." in by_experiment["gradcam-3d"] and "|" not in by_experiment["gradcam-3d"]
+    # The forest plot and the headline figures (confusion matrix and heatmaps, not every figure).
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
+        pages.FOREST_FIGURE,
         "resnet50-gradcam-cam_grid.png",
         "resnet50-gradcam-confusion_matrix.png",
     ]
+    assert f"```{{figure}} figures/{pages.FOREST_FIGURE}" in page
     assert "```{figure} figures/resnet50-gradcam-cam_grid.png" in page
+
+
+def test_a_run_without_claims_shows_its_own_headline_values_and_folds_as_n():
+    metrics = fake_metrics("iqoth", [], source="iqothnccd (/data/iqothnccd)")
+    metrics["models"] = {
+        "ResNet50": {
+            "n": 30,
+            "accuracy": {"value": 0.9, "ci95": [0.81, 0.96]},
+            "f1": {"value": 0.88, "ci95": [0.79, 0.95]},
+            "auc": {"value": 0.95, "ci95": [0.9, 0.99]},
+        }
+    }
+    overview = pages.experiment_overview("iqoth", metrics)
+    assert not overview.claims
+    assert overview.header == ["model", "n", *pages.HEADLINE_METRICS]
+    assert overview.rows == [["ResNet50", "30", "0.900 (0.81–0.96)", "0.880 (0.79–0.95)"]]
+    folds = fake_metrics("gradcam-3d", [{**ROW, "model": "CNN3D"}])
+    folds["models"] = {"CNN3D": {"accuracy": {"value": 0.75, "ci95": [0.25, 1.0], "folds": [0.5, 1.0]}}}
+    assert pages.experiment_overview("gradcam-3d", folds).rows == [["CNN3D", "2 folds", "0.982", "0.750 (0.25–1.00)"]]
+    assert pages.experiment_overview("gradcam-3d", None).run is None
 
 
 @pytest.mark.parametrize(
@@ -94,7 +127,8 @@ def test_pages_are_importable_from_book_as_before():
 
 
 def test_overview_missing_page_and_banner_render_their_golden_text(tmp_path, monkeypatch):
-    # The golden files were rendered by the book module before its prose moved into templates.
+    # missing.md and banner.md were rendered by the book module before its prose moved into templates;
+    # overview.md was regenerated for issue 26's compact tables and read by eye.
     use_golden_registry(monkeypatch)
     metrics = golden_metrics()
     for experiment_id, record in metrics.items():
@@ -116,4 +150,5 @@ def test_overview_missing_page_and_banner_render_their_golden_text(tmp_path, mon
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
         "alpha-cam_contours.png",
         "alpha-confusion_matrix.png",
+        pages.FOREST_FIGURE,
     ]

@@ -19,9 +19,13 @@ from common import runner
 from common.config import registry
 from common.report import book
 from common.report.results import project_root
+from tests.book_pages import load, page_problems
 from tests.browser import headless_chromium
 
-SCREENSHOT = project_root() / "_build" / "screenshots" / "overview.png"
+SCREENSHOTS = project_root() / "_build" / "screenshots"
+SCREENSHOT = SCREENSHOTS / "overview.png"
+# The project's own book, built by `make book` (default profile): checked like the smoke build when present.
+DEFAULT_BUILD = project_root() / "_build" / "html"
 # Cells are tagged by the figures they save (book.figure_tags); the names differ per experiment.
 CONFUSION_CELLS = 'div.cell[class*="tag_figure-confusion"]'
 HEATMAP_CELLS = 'div.cell[class*="tag_figure-cam"]'
@@ -83,14 +87,6 @@ def browser():
         shutil.rmtree(profile_dir, ignore_errors=True)
 
 
-def load(driver, page: Path) -> None:
-    driver.get(page.as_uri())
-    deadline = time.monotonic() + 30
-    while driver.execute_script("return document.readyState") != "complete":
-        assert time.monotonic() < deadline, f"{page} did not finish loading"
-        time.sleep(0.2)
-
-
 def image_widths(driver, selector: str = "img") -> list[tuple[str, int]]:
     """``(src, naturalWidth)`` of the images matching a CSS selector; 0 means it did not load."""
     return driver.execute_script(
@@ -126,17 +122,22 @@ def test_experiment_pages_show_confusion_matrix_and_heatmaps(built_book, browser
 
 @pytest.mark.browser
 @pytest.mark.notebook(*experiments_with_notebooks())
-def test_overview_table_has_a_row_per_experiment_and_is_screenshotted(built_book, browser):
+def test_overview_has_a_table_per_experiment_above_the_fold_and_is_screenshotted(built_book, browser):
     html_dir, ran, _ = built_book
     load(browser, html_dir / book.GENERATED / "overview.html")
-    first_cells = [
-        cell.text.strip() for cell in browser.find_elements("css selector", "main table tbody tr td:first-child")
-    ]
     for experiment_id in registry.experiment_ids():
-        assert experiment_id in first_cells, f"overview has no row for {experiment_id}"
+        assert browser.find_elements("css selector", f"main section#{experiment_id}"), f"no section for {experiment_id}"
+    browser.set_window_size(1400, 900)
     for experiment_id in ran:
-        rows = browser.find_elements("xpath", f"//main//table//tr[td[1][normalize-space()='{experiment_id}']]")
-        assert "not run" not in rows[0].text, f"{experiment_id} ran but the overview says it did not"
+        section = browser.find_element("css selector", f"main section#{experiment_id}")
+        assert "not run" not in section.text, f"{experiment_id} ran but the overview says it did not"
+        # Above the fold: scrolled to its heading, the experiment's table ends inside a 1400 x 900 window.
+        browser.execute_script("arguments[0].scrollIntoView()", section)
+        bottom = browser.execute_script(
+            "return arguments[0].querySelector('table').getBoundingClientRect().bottom", section
+        )
+        fold = browser.execute_script("return window.innerHeight")
+        assert bottom <= fold, f"{experiment_id}'s table is below the fold"
     # Tall enough for the whole table and the start of the headline figures.
     table_bottom = browser.execute_script(
         "return document.querySelector('main table').getBoundingClientRect().bottom + window.scrollY"
@@ -145,3 +146,62 @@ def test_overview_table_has_a_row_per_experiment_and_is_screenshotted(built_book
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def built_pages(html_dir: Path) -> list[Path]:
+    return sorted((html_dir / book.BOOK_DIR).rglob("*.html"))
+
+
+@pytest.mark.browser
+def test_page_problems_finds_noise_paths_and_wrapped_values(browser, tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<html><body><main><h1>T</h1><pre>E0000 00:00 node_def_util.cc:682] NodeDef mentions</pre>"
+        f"<p>output_dir = '{tmp_path}/results/.running-iqoth-1'</p>"
+        "<table><tr><td style='width:40px'>0.909 (0.82–0.98) n=44</td><td>ok</td></tr></table></main></body></html>",
+        encoding="utf-8",
+    )
+    problems = page_problems(browser, page, [tmp_path])
+    assert "shows 'E0000'" in problems and "shows 'node_def_util'" in problems and "shows '.running-'" in problems
+    assert f"shows the machine path {tmp_path}" in problems
+    assert any(p.startswith("a table cell wraps onto") and "0.909" in p for p in problems)
+    clean = "<html><body><main><h1>T</h1><table><tr><td>0.909 (0.82–0.98)</td></tr></table></main></body></html>"
+    page.write_text(clean, encoding="utf-8")
+    assert page_problems(browser, page, [tmp_path]) == []
+
+
+@pytest.mark.browser
+@pytest.mark.notebook(*experiments_with_notebooks())
+def test_no_page_shows_log_noise_machine_paths_or_wrapped_values(built_book, browser, smoke_results):
+    html_dir, _, _ = built_book
+    machine_paths = [project_root(), smoke_results.root, html_dir]
+    problems = {page.name: page_problems(browser, page, machine_paths) for page in built_pages(html_dir)}
+    assert not {name: found for name, found in problems.items() if found}
+
+
+def _screenshot(browser, element, name: str) -> Path:
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", element)
+    path = SCREENSHOTS / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert element.screenshot(str(path))
+    return path
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not (DEFAULT_BUILD / "index.html").exists(), reason="no `make book` build in _build/html")
+def test_the_default_build_is_clean_and_screenshotted(browser):
+    """The `make book` build (not only the smoke one): no noise, no machine paths, no wrapped values."""
+    problems = {
+        page.name: page_problems(browser, page, [project_root(), project_root() / "results"])
+        for page in built_pages(DEFAULT_BUILD)
+    }
+    assert not {name: found for name, found in problems.items() if found}
+    load(browser, DEFAULT_BUILD / book.GENERATED / "overview.html")
+    browser.save_screenshot(str(SCREENSHOTS / "default-overview.png"))
+    load(browser, page_of(DEFAULT_BUILD, "nine-models"))
+    tables = [t for t in browser.find_elements("css selector", "main table") if "DenseNet121" in t.text]
+    assert tables, "the nine-models page has no comparison table"
+    _screenshot(browser, tables[0], "default-nine-models-table.png")
+    grids = browser.find_elements("css selector", f"{HEATMAP_CELLS} img")
+    assert grids, "the nine-models page has no CAM grid"
+    _screenshot(browser, grids[0], "default-nine-models-cam-grid.png")

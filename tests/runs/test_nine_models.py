@@ -62,7 +62,7 @@ def test_comparison_table_paper_rows_and_best_models(smoke_results):
     metrics = smoke_results(EXPERIMENT)["metrics"]
     table = nine_models.comparison_table(metrics["models"])
     assert list(table.index) == NINE
-    assert list(table.columns) == list(nine_models.TABLE_METRICS) + list(nine_models.COST_COLUMNS)
+    assert list(table.columns) == ["n", *nine_models.TABLE_METRICS, *nine_models.COST_COLUMNS]
     assert set(metrics["best_per_metric"]) == set(nine_models.TABLE_METRICS)
     for metric, model in metrics["best_per_metric"].items():
         best = metrics["models"][model][metric]["value"]

@@ -5,10 +5,20 @@ Every function here reads metric entries in any of three forms: an
 ``{"value": v, "ci95": [low, high], ...}`` (as from
 :func:`common.evaluation.classification.classification_metrics` or read back from
 ``metrics.json``), or a plain number (no interval).
+
+Every value shown with its interval, here, in the notebooks' tables and in the
+book's overview, is written by :func:`format_estimate`, one rule for all:
+``0.909 (0.82–0.98)``. The value has three decimals; the interval's ends have
+two and are rounded outward (the lower end down, the upper end up), so the
+interval shown always contains the value shown and never looks narrower than
+the one computed; an en dash joins them. A value without an interval is shown
+alone, and a value that is missing or undefined (NaN) as a dash. A table about
+one test set carries its size ``n`` (:func:`sample_size`) beside the values.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,8 +35,11 @@ __all__ = [
     "SUMMARY_METRICS",  # the default columns, re-exported so a notebook needs one import
     "best_per_metric",
     "fold_estimate",
+    "format_estimate",
     "metrics_table",
+    "paper_beside_run",
     "paper_vs_run",
+    "sample_size",
     "summarise_folds",
     "value_of",
 ]
@@ -40,6 +53,12 @@ METRIC_ALIASES = {
     "auc_roc": "auc",
     "f1_score": "f1",
 }
+# format_estimate's rule: decimals of a value and of its interval's ends, and the text of a missing value.
+VALUE_DIGITS = 3
+CI_DIGITS = 2
+MISSING = "–"
+# Guards outward rounding against binary fractions: 0.82 is stored as 0.81999..., and stays 0.82.
+_ROUNDING_SLACK = 1e-9
 
 
 def value_of(entry: Any) -> float:
@@ -111,27 +130,85 @@ def summarise_folds(
     return summary
 
 
+def _outward(low: float, high: float, digits: int) -> tuple[str, str]:
+    """An interval's ends with ``digits`` decimals, the lower rounded down and the upper up."""
+    scale = 10**digits
+    down = math.floor(low * scale + _ROUNDING_SLACK) / scale
+    up = math.ceil(high * scale - _ROUNDING_SLACK) / scale
+    # Adding 0.0 turns a -0.0 into 0.0.
+    return f"{down + 0.0:.{digits}f}", f"{up + 0.0:.{digits}f}"
+
+
+def format_estimate(entry: Any, digits: int = VALUE_DIGITS, ci_digits: int = CI_DIGITS, with_n: bool = False) -> str:
+    """A value with its interval as compact text, e.g. ``"0.909 (0.82–0.98)"`` (the module's rule).
+
+    Args:
+        entry: An estimate, its ``{"value", "ci95"}`` record, a plain number, or None.
+        digits: Decimals of the value.
+        ci_digits: Decimals of the interval's ends, rounded outward.
+        with_n: Append the number of units the estimate was made from (``", n = 120"``),
+            when the entry records it.
+
+    Returns:
+        The text; a dash for a missing (None) or undefined (NaN) value; the value alone
+        when it has no interval.
+    """
+    if entry is None:
+        return MISSING
+    estimate = _estimate_of(entry)
+    text = f"{estimate.value:.{digits}f}" if estimate.is_defined else MISSING
+    if estimate.is_defined and math.isfinite(estimate.low) and math.isfinite(estimate.high):
+        low, high = _outward(estimate.low, estimate.high, ci_digits)
+        text += f" ({low}–{high})"
+    if with_n and estimate.n is not None:
+        text += f", n = {estimate.n}"
+    return text
+
+
+def sample_size(metrics: Mapping) -> str | None:
+    """How many units a model's metrics were measured on, as a table shows it.
+
+    Args:
+        metrics: A model's metrics dict: with ``"n"`` (the test set's size, as from
+            :func:`~common.evaluation.classification.classification_metrics`), or with
+            entries averaged over folds (as from :func:`summarise_folds`).
+
+    Returns:
+        ``"120"`` (the test set's size), ``"5 folds"`` (a mean over folds), or None when
+        the metrics record neither.
+    """
+    if isinstance(metrics.get("n"), int):
+        return str(metrics["n"])
+    for entry in metrics.values():
+        folds = entry.get("folds") if isinstance(entry, Mapping) else getattr(entry, "folds", None)
+        if folds:
+            return f"{len(folds)} folds"
+    return None
+
+
 def metrics_table(
-    models: Mapping[str, Mapping], names: Sequence[str] = SUMMARY_METRICS, digits: int = 3
+    models: Mapping[str, Mapping], names: Sequence[str] = SUMMARY_METRICS, digits: int = VALUE_DIGITS
 ) -> pd.DataFrame:
-    """Display table: one row per model, cells "value [lo, hi]" (empty if not computed).
+    """Display table: one row per model, cells as :func:`format_estimate` writes them.
+
+    When the models' metrics record the number of units they were measured on,
+    a first column ``n`` gives it (:func:`sample_size`): a value's resolution is
+    part of the value.
 
     Args:
         models: Model name -> metrics dict (as from
             :func:`~common.evaluation.classification.classification_metrics` or
             :func:`summarise_folds`).
         names: Metric columns, in order.
-        digits: Decimals shown.
+        digits: Decimals of the values (the intervals have :data:`CI_DIGITS`).
     """
-
-    def cell(entry) -> str:
-        if entry is None:
-            return ""
-        estimate = _estimate_of(entry)
-        return f"{estimate.value:.{digits}f} [{estimate.low:.{digits}f}, {estimate.high:.{digits}f}]"
-
-    rows = {model: {name: cell(metrics.get(name)) for name in names} for model, metrics in models.items()}
+    rows = {
+        model: {name: format_estimate(metrics.get(name), digits) for name in names} for model, metrics in models.items()
+    }
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(names))
+    sizes = [sample_size(metrics) for metrics in models.values()]
+    if any(size is not None for size in sizes):
+        table.insert(0, "n", [MISSING if size is None else size for size in sizes])
     table.index.name = "model"
     return table
 
@@ -196,3 +273,33 @@ def paper_vs_run(paper: Mapping[str, Mapping], run: Mapping[str, Mapping]) -> pd
             )
     columns = ["model", "metric", "paper", "this_run", "ci95_low", "ci95_high", "difference", "paper_inside_ci"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def paper_beside_run(rows: Sequence[Mapping], sizes: Mapping[str, str | None] | None = None) -> pd.DataFrame:
+    """Display table of paper-vs-run rows: one row per model, each metric's paper value beside the run's.
+
+    Args:
+        rows: Paper-vs-run records (``model``, ``metric``, ``paper``, ``this_run``,
+            ``ci95``), as :func:`common.experiments.papers.paper_rows` writes them into
+            ``metrics.json``; None (JSON null) marks a number not given.
+        sizes: Model -> its :func:`sample_size`; when given, a first column ``n``.
+
+    Returns:
+        Models in the rows' order; columns ``"<metric> paper"`` and ``"<metric> run"``
+        per metric in the rows' order, cells as :func:`format_estimate` writes them (a
+        dash where the paper or the run gives no number).
+    """
+    metrics = list(dict.fromkeys(row["metric"] for row in rows))
+    cells: dict[str, dict[str, str]] = {}
+    for row in rows:
+        low, high = row.get("ci95") or (None, None)
+        run = None if row.get("this_run") is None else {"value": row["this_run"], "ci95": [low, high]}
+        model = cells.setdefault(row["model"], {})
+        model[f"{row['metric']} paper"] = format_estimate(row.get("paper"))
+        model[f"{row['metric']} run"] = format_estimate(run)
+    columns = [f"{metric} {part}" for metric in metrics for part in ("paper", "run")]
+    table = pd.DataFrame.from_dict(cells, orient="index", columns=columns).fillna(MISSING)
+    if sizes is not None:
+        table.insert(0, "n", [sizes.get(model) or MISSING for model in table.index])
+    table.index.name = "model"
+    return table

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from common.config.params import ImageRunParams, RunParams
+from common.evaluation import tables
 from common.experiments.loading import read_masks
 
 if TYPE_CHECKING:
@@ -383,13 +384,11 @@ def scored_caption(scored: ExplanationSet) -> str:
 
 
 def score_summary(scores: dict) -> pd.DataFrame:
-    """Method -> ``"value [low, high]"`` of every score with an interval, one row per method."""
+    """Method -> ``"value (low–high)"`` (``format_estimate``) of every score with an interval, one row per method."""
     return pd.DataFrame(
         {
             method: {
-                name: f"{v['value']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"
-                for name, v in entries.items()
-                if isinstance(v, dict) and "value" in v
+                name: tables.format_estimate(v) for name, v in entries.items() if isinstance(v, dict) and "value" in v
             }
             for method, entries in scores.items()
         }

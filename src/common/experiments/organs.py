@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from common.errors import DataError, ParameterError
+from common.evaluation import tables
 from common.evaluation.intervals import proportion_estimate
 
 # "<organ> tumor" or "<organ> no tumor", words split by spaces, underscores or hyphens.
@@ -228,7 +229,7 @@ def organ_scores(
 def organ_table(scores: dict, digits: int = 3) -> pd.DataFrame:
     """Display table of :func:`organ_scores`: a row per organ and one for all images.
 
-    Cells read "value [lo, hi] (n)"; columns are the three questions of :data:`QUESTIONS`.
+    Cells read "value (lo–hi), n = n"; columns are the three questions of :data:`QUESTIONS`.
 
     Args:
         scores: Result of :func:`organ_scores`.
@@ -236,8 +237,7 @@ def organ_table(scores: dict, digits: int = 3) -> pd.DataFrame:
     """
 
     def cell(entry: dict) -> str:
-        low, high = entry["ci95"]
-        return f"{entry['value']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}] (n={entry['n']})"
+        return tables.format_estimate(entry, digits, with_n=True)
 
     table = pd.DataFrame(
         {

@@ -69,7 +69,9 @@ class PaperComparison:
 
     def table(self) -> pd.DataFrame:
         """The rows, or the claims alone (one row per paper model) when there are none."""
-        return pd.DataFrame(self.rows) if self.rows else pd.DataFrame(self.paper).T
+        from common.evaluation import tables
+
+        return tables.paper_beside_run(self.rows) if self.rows else pd.DataFrame(self.paper).T
 
 
 def compare(params: RunParams, models_metrics: dict) -> PaperComparison:

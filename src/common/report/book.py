@@ -74,6 +74,8 @@ EXPERIMENT_PAGES = "book/experiments"
 GENERATED = "book/generated"
 # What a separate build root needs: the configuration and the hand-written pages.
 BOOK_SOURCE_FILES = ("_config.yml", "_toc.yml")
+# The book's stylesheet (tables scroll inside their box, values do not wrap); Jupyter Book adds every CSS file in it.
+STATIC_DIR = "_static"
 
 
 def _fresh_folder(folder: Path) -> Path:
@@ -138,6 +140,7 @@ def copy_book_sources(target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for name in BOOK_SOURCE_FILES:
         shutil.copyfile(top / name, target / name)
+    shutil.copytree(top / STATIC_DIR, target / STATIC_DIR, dirs_exist_ok=True)
     (target / BOOK_DIR).mkdir(exist_ok=True)
     for page in (top / BOOK_DIR).glob("*.md"):
         shutil.copyfile(page, target / BOOK_DIR / page.name)

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from common.config import registry
 from common.data import manifest
+from common.evaluation import tables
+from common.report.figures import paper_vs_run_forest, plt
 from common.report.render import render
 from common.report.results import run_banner
 
@@ -37,41 +39,41 @@ HEADLINE_FIGURES = {
 FIGURE_CALL = re.compile(r"""figure_path\(\s*f?["']([^"']+)["']""")
 FIGURE_TAG_PREFIX = "figure-"
 BANNER_TAG = "run-banner"
+# The metrics of the overview's tables: the two every paper with numbers claims, so a table of nine models fits
+# a 1400 px window without scrolling; every claimed metric is in the forest plot and on the experiment's page.
+HEADLINE_METRICS = ("accuracy", "f1")
+# The overview's forest plot of every paper claim against this study's runs (beside the headline figures).
+FOREST_FIGURE = "paper-vs-run.png"
 
 
 @dataclass(frozen=True)
 class RunColumns:
-    """The run behind an overview row: its profile and the name of its data."""
+    """The run behind an experiment's overview table: its profile, the name of its data and its wall time."""
 
     profile: str
     data: str
+    wall_time: str
 
 
 @dataclass(frozen=True)
-class Claim:
-    """One paper claim beside this run's value, as fractions (a ``paper_vs_run`` row)."""
-
-    model: str
-    metric: str
-    paper: float | None
-    this_run: float | None
-    low: float | None
-    high: float | None
-
-
-@dataclass(frozen=True)
-class OverviewRow:
-    """One row of the overview table.
+class ExperimentOverview:
+    """One experiment's part of the overview: a compact table, models by headline metrics.
 
     Attributes:
         experiment: The experiment id.
-        run: The run's profile and data; None when the experiment has not been run.
-        claim: The claim and measured value; None when the paper reports no numbers.
+        title: Its title in the registry.
+        run: The run's profile, data and wall time; None when the experiment has not been run.
+        claims: Whether the run has paper claims to set its values beside.
+        header: The table's column names (model, ``n``, then the metrics); empty without a run.
+        rows: One row of cell texts per model.
     """
 
     experiment: str
+    title: str
     run: RunColumns | None = None
-    claim: Claim | None = None
+    claims: bool = False
+    header: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -145,21 +147,52 @@ def missing_page(experiment_id: str, unreadable: str | None = None) -> str:
     return render("missing.md.j2", title=title, experiment_id=experiment_id, unreadable=unreadable)
 
 
-def _overview_rows(experiment_id: str, metrics: dict | None) -> list[OverviewRow]:
-    """The overview rows of one experiment: one per claim, or one saying why there is none."""
+def _wall_time(seconds: float | None) -> str:
+    """A run's wall time as a reader takes it in: ``"48 s"``, ``"5 min 3 s"``; a dash when unknown."""
+    if seconds is None:
+        return tables.MISSING
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+def _as_table(table) -> tuple[list[str], list[list[str]]]:
+    """A display table (index: model) as the header and rows of a Markdown table."""
+    header = [table.index.name or "model", *map(str, table.columns)]
+    return header, [[str(model), *map(str, values)] for model, values in zip(table.index, table.to_numpy())]
+
+
+def experiment_overview(experiment_id: str, metrics: dict | None) -> ExperimentOverview:
+    """One experiment's overview: its run and a table of models by headline metrics.
+
+    The columns are the paper's claims (``metrics.json``'s ``paper_vs_run``) of the
+    :data:`HEADLINE_METRICS` (all its claims when it claims none of them), each paper
+    value beside this run's value with its interval
+    (:func:`~common.evaluation.tables.paper_beside_run`). A run whose paper reports no
+    numbers shows its own values of the :data:`HEADLINE_METRICS`.
+    Every table has a column ``n``: the test units each model was measured on, or its folds.
+
+    Args:
+        experiment_id: The experiment's id in the registry.
+        metrics: Its run's ``metrics.json`` record, or None when it has not been run.
+    """
+    title = registry.experiment(experiment_id)["title"]
     if metrics is None:
-        return [OverviewRow(experiment_id)]
+        return ExperimentOverview(experiment_id, title)
     # The data's name only ("phantoms/chest", "iqothnccd"); its folder is in the page's banner.
     data_name = metrics.get("data", {}).get("source", "?").split(" (")[0]
-    run = RunColumns(metrics["profile"], data_name)
-    rows = metrics.get("paper_vs_run") or []
-    if not rows:
-        return [OverviewRow(experiment_id, run)]
-    claims = []
-    for row in rows:
-        low, high = row.get("ci95") or [None, None]
-        claims.append(Claim(row["model"], row["metric"], row.get("paper"), row.get("this_run"), low, high))
-    return [OverviewRow(experiment_id, run, claim) for claim in claims]
+    run = RunColumns(metrics["profile"], data_name, _wall_time(metrics.get("wall_time_s")))
+    models = metrics.get("models") or {}
+    claims = metrics.get("paper_vs_run") or []
+    claims = [row for row in claims if row["metric"] in HEADLINE_METRICS] or claims
+    if claims:
+        sizes = {model: tables.sample_size(entry) for model, entry in models.items()}
+        table = tables.paper_beside_run(claims, sizes)
+    elif models:
+        table = tables.metrics_table(models, HEADLINE_METRICS)
+    else:
+        return ExperimentOverview(experiment_id, title, run)
+    header, rows = _as_table(table)
+    return ExperimentOverview(experiment_id, title, run, bool(claims), header, rows)
 
 
 def headline_figures(metrics: dict) -> list[tuple[str, str]]:
@@ -177,25 +210,34 @@ def headline_figures(metrics: dict) -> list[tuple[str, str]]:
     return chosen
 
 
-def overview_markdown(all_metrics: dict[str, dict], figure_dir: Path, results_dir: Path) -> str:
-    """Return the results overview page: one table of paper claims vs this study's runs.
+def _forest_figure(all_metrics: dict[str, dict], figure_dir: Path) -> str | None:
+    """Draw the paper-vs-run forest plot into ``figure_dir``; its file name, or None without any claim."""
+    claims = {experiment_id: metrics.get("paper_vs_run") or [] for experiment_id, metrics in all_metrics.items()}
+    if not any(claims.values()):
+        return None
+    plt.close(paper_vs_run_forest(claims, path=figure_dir / FOREST_FIGURE))
+    return FOREST_FIGURE
 
-    Every row comes from a ``metrics.json`` (its ``paper_vs_run`` rows, written
-    by the notebook from the registry's claims); nothing is typed here. Every
-    experiment of the registry gets at least one row, also when its paper
-    reports no numbers or it has not been run. The headline figures are copied
-    into ``figure_dir``.
+
+def overview_markdown(all_metrics: dict[str, dict], figure_dir: Path, results_dir: Path) -> str:
+    """Return the results overview page: per experiment a compact table of paper claims vs this run.
+
+    Every value comes from a ``metrics.json`` (its ``paper_vs_run`` rows, written
+    by the notebook from the registry's claims, and its ``models``); nothing is
+    typed here. Every experiment of the registry gets its section, also when its
+    paper reports no numbers or it has not been run. A forest plot of every claim
+    against this run's interval is drawn, and the headline figures copied, into
+    ``figure_dir``.
 
     Args:
         all_metrics: ``{experiment id: metrics.json record}`` of the finished runs.
-        figure_dir: Folder beside the page to copy headline figures into
+        figure_dir: Folder beside the page to write figures into
             (the page links them as ``figures/<file>``).
         results_dir: The results folder the runs were read from.
     """
-    rows = [
-        row
+    experiments = [
+        experiment_overview(experiment_id, all_metrics.get(experiment_id))
         for experiment_id in registry.experiment_ids()
-        for row in _overview_rows(experiment_id, all_metrics.get(experiment_id))
     ]
     shown = []
     for experiment_id, metrics in all_metrics.items():
@@ -203,7 +245,8 @@ def overview_markdown(all_metrics: dict[str, dict], figure_dir: Path, results_di
             target = figure_dir / f"{experiment_id}-{name}.png"
             shutil.copyfile(results_dir / experiment_id / "figures" / f"{name}.png", target)
             shown.append(HeadlineFigure(experiment_id, caption, target.name, metrics["profile"]))
-    return render("overview.md.j2", rows=rows, figures=shown)
+    forest = _forest_figure(all_metrics, figure_dir)
+    return render("overview.md.j2", experiments=experiments, forest=forest, figures=shown)
 
 
 def _users_of_manifests() -> dict[str, list[str]]:

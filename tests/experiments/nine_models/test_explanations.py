@@ -66,8 +66,8 @@ def test_explanation_table_has_one_row_per_model_and_method():
     table = nine_models.explanation_table(scores)
     assert list(table.index) == [("A", "gradcam"), ("A at b2", "gradcam")]
     assert list(table.columns) == list(nine_models.EXPLANATION_SCORES)
-    assert table.loc[("A", "gradcam"), "pointing_game"] == "0.50 [0.10, 0.90] (n = 4)"
-    assert table.loc[("A", "gradcam"), "iou"] == "0.12 [0.10, 0.90] (n = 4)"
+    assert table.loc[("A", "gradcam"), "pointing_game"] == "0.500 (0.10–0.90), n = 4"
+    assert table.loc[("A", "gradcam"), "iou"] == "0.125 (0.10–0.90), n = 4"
     assert (table.loc[("A at b2", "gradcam")] == "no image (n = 0)").all()
 
 

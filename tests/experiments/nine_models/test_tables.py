@@ -37,7 +37,7 @@ def test_comparison_table_marks_every_best_model_and_shows_costs():
         },
     }
     table = nine_models.comparison_table(records, ("accuracy", "auc"))
-    assert table.loc["A", "accuracy"] == "0.900 [0.800, 0.950]" + nine_models.BEST_MARK
+    assert table.loc["A", "accuracy"] == "0.900 (0.80–0.95)" + nine_models.BEST_MARK
     assert table.loc["B", "accuracy"].endswith(nine_models.BEST_MARK)  # a tie: both marked
     assert not table.loc["C", "accuracy"].endswith(nine_models.BEST_MARK)
     assert table.loc["C", "auc"].endswith(nine_models.BEST_MARK)
@@ -54,7 +54,7 @@ def test_comparison_table_marks_every_best_model_and_shows_costs():
     assert nine_models.best_models(records, ("accuracy", "auc")) == {"accuracy": {"A", "B"}, "auc": {"C"}}
     # Read back from metrics.json, an undefined number is None.
     records["C"]["auc"] = {"value": 0.99, "ci95": [None, None]}
-    assert nine_models.comparison_table(records, ("auc",)).loc["C", "auc"] == "0.990 [nan, nan]" + nine_models.BEST_MARK
+    assert nine_models.comparison_table(records, ("auc",)).loc["C", "auc"] == "0.990" + nine_models.BEST_MARK
 
 
 def test_paper_comparison_table_pivots_rows_in_table_order():

@@ -20,6 +20,7 @@ import pandas as pd
 from common import models
 from common.config.params import NineModelsParams
 from common.errors import ParameterError
+from common.evaluation import tables
 from common.evaluation.estimate import Estimate
 from common.experiments.nine_models.runs import ModelRun
 from common.experiments.nine_models.settings import ModelSettings, model_parameters
@@ -90,7 +91,7 @@ def correct_by_all(runs: Mapping[str, ModelRun], test: pd.DataFrame, label: str,
 
 
 def explanation_table(scores: Mapping[str, Mapping[str, Mapping]]) -> pd.DataFrame:
-    """The explanation scores as a table: one row per (model, method), ``"value [lo, hi] (n = n)"`` cells.
+    """The explanation scores as a table: one row per (model, method), ``"value (lo–hi), n = n"`` cells.
 
     Args:
         scores: Model (or ``"<model> at <layer>"``) -> method -> score records
@@ -104,8 +105,7 @@ def explanation_table(scores: Mapping[str, Mapping[str, Mapping]]) -> pd.DataFra
     def cell(entry: Mapping) -> str:
         if not entry["n"]:
             return "no image (n = 0)"
-        low, high = entry["ci95"]
-        return f"{entry['value']:.2f} [{low:.2f}, {high:.2f}] (n = {entry['n']})"
+        return tables.format_estimate(entry, with_n=True)
 
     return pd.DataFrame(
         {

@@ -24,6 +24,8 @@ The public API, by module (all importable from here, e.g. ``figures.cam_grid``):
 - :mod:`~common.report.figures.images`: :func:`image_grid`, :func:`cam_grid`.
 - :mod:`~common.report.figures.volumes`: :func:`orthogonal_views`,
   :func:`volume_views`, :func:`slice_montage`.
+- :mod:`~common.report.figures.forest`: :func:`paper_vs_run_forest` (the
+  overview's papers-against-runs plot).
 
 ``plt`` (pyplot, imported after the backend choice) and the drawing constants
 (``DPI``, ``CAM_CMAP``, ``MASK_COLOUR``, ``CAM_ALPHA``, ``CAM_OVERLAY_FLOOR``)
@@ -52,6 +54,7 @@ from common.report.figures.curves import (
     training_curves,
     training_curves_grid,
 )
+from common.report.figures.forest import paper_vs_run_forest
 from common.report.figures.images import cam_grid, image_grid
 from common.report.figures.matrices import confusion_matrix, confusion_matrix_grid
 from common.report.figures.volumes import orthogonal_views, slice_montage, volume_views
@@ -70,6 +73,7 @@ __all__ = [
     "image_grid",
     "metric_bars",
     "orthogonal_views",
+    "paper_vs_run_forest",
     "plt",
     "randomisation_curve",
     "roc_curves",
