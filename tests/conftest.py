@@ -153,7 +153,8 @@ class SmokeRuns:
     experiment id for the session's run of it (waiting for it), and
     :meth:`second` for an independent second run (its own results folder).
     Each record holds ``dir`` (results/<id>), ``metrics`` (parsed
-    metrics.json) and ``seconds`` (wall time of the `camstudy run` process).
+    metrics.json), ``seconds`` (wall time of the `camstudy run` process) and
+    ``stdout``/``stderr`` (what the command printed).
     """
 
     def __init__(self, root: Path, planned: tuple[list[str], list[str]], jobs: int, nice: int = 0):
@@ -211,7 +212,13 @@ def _smoke_run(experiment_id: str, root: Path) -> dict:
     seconds = time.perf_counter() - started
     assert done.returncode == 0, f"{experiment_id} smoke run failed ({done.returncode}): {done.stderr[-3000:]}"
     metrics = json.loads((root / experiment_id / "metrics.json").read_text())
-    return {"dir": root / experiment_id, "metrics": metrics, "seconds": seconds}
+    return {
+        "dir": root / experiment_id,
+        "metrics": metrics,
+        "seconds": seconds,
+        "stdout": done.stdout,  # the summary table
+        "stderr": done.stderr,  # the progress lines; the kernels' own output is in run.log
+    }
 
 
 @pytest.fixture(scope="session")

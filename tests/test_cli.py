@@ -133,3 +133,50 @@ def test_a_study_warning_is_one_line_and_other_warnings_keep_their_form(monkeypa
     with pytest.warns(DeprecationWarning, match="an old API"):  # passed on to Python's own handling
         assert cli.main(["data", "verify", "phantoms", "--data-dir", "."]) == 0
     assert capsys.readouterr().err.splitlines() == ["camstudy: warning: the book leaves out results/iqoth/metrics.json"]
+
+
+# --- camstudy run: progress lines, summary table, no kernel noise ----------------------------------
+
+TERMINAL_NOISE = ("Kernel is running over TCP", "E0000", "I0000", "W0000", "absl", "cuInit", "node_def_util")
+
+
+@pytest.mark.notebook("multi-organ")
+def test_a_real_smoke_run_shows_its_progress_and_a_summary_and_no_kernel_or_tensorflow_noise(smoke_results):
+    record = smoke_results("multi-organ")  # `camstudy run multi-organ --profile smoke --no-progress`
+    assert "stderr" in record, "tests/conftest.py's _smoke_run must keep the command's output (h26B-requests.md)"
+    terminal = record["stdout"] + record["stderr"]
+    assert [noise for noise in TERMINAL_NOISE if noise in terminal] == []
+    started, ended = record["stderr"].splitlines()  # nothing else on stderr
+    assert started == "multi-organ (smoke): started" and ended.startswith("multi-organ (smoke): done, ")
+    header, row = record["stdout"].splitlines()
+    assert header.split() == ["experiment", "status", "wall", "time", "headline"]
+    assert row.split()[:2] == ["multi-organ", "ok"] and "accuracy" in row
+    assert "Kernel is running over TCP" in (record["dir"] / "run.log").read_text()  # kept, off the terminal
+
+
+def test_a_failed_run_ends_with_the_summary_and_a_line_naming_its_notebook(monkeypatch, tmp_path, capsys):
+    from pathlib import Path
+
+    from common import runner
+
+    def fails(experiment_id, profile, data_dir, overrides, results_dir, progress):
+        progress.started(experiment_id, profile)
+        progress.ended(experiment_id, False, 2.0, "RuntimeError: training diverged")
+        notebook = Path(tmp_path, experiment_id, "failed", f"{experiment_id}.ipynb")
+        return runner.RunOutcome(
+            experiment_id, False, notebook.parents[1], 2.0, "RuntimeError: training diverged", notebook
+        )
+
+    monkeypatch.setattr(runner, "run_experiment", fails)
+    assert cli.main(["run", "iqoth", "--profile", "smoke", "--no-progress"]) == cli.EXIT_FAILURE
+    out, err = capsys.readouterr()
+    assert [line.split()[:3] for line in out.splitlines()] == [
+        ["experiment", "status", "wall"],
+        ["iqoth", "FAILED", "0:02"],
+    ]
+    assert err.splitlines() == [
+        "iqoth (smoke): started",
+        "iqoth (smoke): FAILED, 0:02: RuntimeError: training diverged",
+        f"failed: iqoth: RuntimeError: training diverged; its notebook and log are in {tmp_path / 'iqoth' / 'failed'},"
+        " earlier results untouched",
+    ]

@@ -40,9 +40,7 @@ def fake_notebooks(tmp_path, monkeypatch):
 
 
 def test_a_finished_run_replaces_the_results_and_passes_parameters(tmp_path, fake_notebooks):
-    outcome = runner.run_experiment(
-        "iqoth", "smoke", overrides={"epochs": 2}, results_dir=tmp_path / "results", progress_bar=False
-    )
+    outcome = runner.run_experiment("iqoth", "smoke", overrides={"epochs": 2}, results_dir=tmp_path / "results")
     assert outcome.ok
     written = json.loads((tmp_path / "results" / "iqoth" / "metrics.json").read_text())
     assert written == {"profile": "smoke", "epochs": 2}
@@ -54,17 +52,17 @@ def test_a_relative_results_folder_is_the_callers_not_the_kernels(tmp_path, fake
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    outcome = runner.run_experiment("iqoth", "smoke", results_dir="rel", progress_bar=False)
+    outcome = runner.run_experiment("iqoth", "smoke", results_dir="rel")
     assert outcome.ok and outcome.output_dir == elsewhere / "rel" / "iqoth"
     assert json.loads((elsewhere / "rel" / "iqoth" / "metrics.json").read_text())["profile"] == "smoke"
 
 
 def test_a_failed_run_keeps_the_previous_results_and_the_failed_notebook(tmp_path, fake_notebooks):
     results = tmp_path / "results"
-    assert runner.run_experiment("iqoth", "smoke", results_dir=results, progress_bar=False).ok
+    assert runner.run_experiment("iqoth", "smoke", results_dir=results).ok
     before = (results / "iqoth" / "metrics.json").read_text()
     fake_notebooks["name"] = "fails"
-    outcome = runner.run_experiment("iqoth", "smoke", results_dir=results, progress_bar=False)
+    outcome = runner.run_experiment("iqoth", "smoke", results_dir=results)
     assert not outcome.ok
     assert "training diverged" in outcome.error
     assert (results / "iqoth" / "metrics.json").read_text() == before
@@ -75,13 +73,14 @@ def test_a_failed_run_keeps_the_previous_results_and_the_failed_notebook(tmp_pat
 def test_earlier_failures_are_kept_by_time_and_a_success_keeps_the_history(tmp_path, fake_notebooks):
     results = tmp_path / "results"
     fake_notebooks["name"] = "fails"
-    first = runner.run_experiment("iqoth", "smoke", results_dir=results, progress_bar=False)
-    second = runner.run_experiment("iqoth", "smoke", results_dir=results, progress_bar=False)
+    first = runner.run_experiment("iqoth", "smoke", results_dir=results)
+    second = runner.run_experiment("iqoth", "smoke", results_dir=results)
     assert first.notebook == second.notebook == results / "iqoth" / "failed" / "iqoth.ipynb"
     history = sorted(path.name for path in (results / "iqoth" / "failed").iterdir())
-    assert len(history) == 2 and history[-1] == "iqoth.ipynb" and history[0].startswith("iqoth-")
+    assert len(history) == 4 and history[-2:] == ["iqoth.ipynb", "iqoth.log"] and history[0].startswith("iqoth-")
+    assert history[0].removesuffix(".ipynb") == history[1].removesuffix(".log")  # each notebook beside its log
     fake_notebooks["name"] = "ok"
-    assert runner.run_experiment("iqoth", "smoke", results_dir=results, progress_bar=False).ok
+    assert runner.run_experiment("iqoth", "smoke", results_dir=results).ok
     assert sorted(path.name for path in (results / "iqoth" / "failed").iterdir()) == history
     assert (results / "iqoth" / "metrics.json").is_file()
 
@@ -123,9 +122,9 @@ def test_bad_names_and_folders_are_refused_before_anything_runs(tmp_path):
 def test_every_run_is_logged_with_its_wall_time(tmp_path, fake_notebooks):
     from common.report.results import read_run_log
 
-    runner.run_experiment("iqoth", "smoke", results_dir=tmp_path, progress_bar=False)
+    runner.run_experiment("iqoth", "smoke", results_dir=tmp_path)
     fake_notebooks["name"] = "fails"
-    runner.run_experiment("iqoth", "smoke", results_dir=tmp_path, progress_bar=False)
+    runner.run_experiment("iqoth", "smoke", results_dir=tmp_path)
     log = read_run_log(tmp_path)
     assert [(e["experiment"], e["profile"], e["ok"]) for e in log] == [
         ("iqoth", "smoke", True),
@@ -139,7 +138,7 @@ def test_notebooks_show_figures_even_when_the_parent_chose_a_file_only_backend(t
     monkeypatch.setenv("MPLBACKEND", "Agg")
     plots = _notebook(tmp_path / "plots.ipynb", "import matplotlib.pyplot as plt\nplt.plot([1, 2])")
     monkeypatch.setattr(runner, "notebook_path", lambda experiment_id: plots)
-    outcome = runner.run_experiment("iqoth", "smoke", results_dir=tmp_path / "results", progress_bar=False)
+    outcome = runner.run_experiment("iqoth", "smoke", results_dir=tmp_path / "results")
     executed = nbformat.read(outcome.notebook, as_version=4)
     assert any("image/png" in output.get("data", {}) for output in executed.cells[-1].outputs)
     assert runner.os.environ["MPLBACKEND"] == "Agg"  # the parent's setting is restored
@@ -165,3 +164,48 @@ def test_runs_in_threads_keep_the_backend_unset_until_the_last_one_ends(monkeypa
     thread.join(5)
     assert seen == [None]
     assert runner.os.environ["MPLBACKEND"] == "Agg"
+
+
+NOISY = (
+    "import os, sys\n"
+    "os.write(2, b'E0000 00:00 node_def_util.cc:682] from the kernel process\\n')\n"
+    "print('printed by a cell')"
+)
+
+
+def test_the_kernels_own_output_goes_to_the_run_log_never_to_the_terminal(tmp_path, monkeypatch, capfd):
+    notebooks = {"ok": _notebook(tmp_path / "noisy.ipynb", NOISY), "fails": _notebook(tmp_path / "f.ipynb", "1 / 0")}
+    current = {"name": "ok"}
+    monkeypatch.setattr(runner, "notebook_path", lambda experiment_id: notebooks[current["name"]])
+    outcome = runner.run_experiment("iqoth", "smoke", results_dir=tmp_path / "results")
+    log = (outcome.output_dir / "run.log").read_text()
+    assert "E0000 00:00 node_def_util.cc:682] from the kernel process" in log  # written to the kernel's fd 2
+    assert "Kernel is running over TCP" in log  # ipykernel's own warning, on the kernel's stderr
+    assert "printed by a cell" in log
+    current["name"] = "fails"
+    failed = runner.run_experiment("iqoth", "smoke", results_dir=tmp_path / "results")
+    assert "ZeroDivisionError: division by zero" in failed.notebook.with_suffix(".log").read_text()
+    assert (outcome.output_dir / "run.log").read_text() == log  # the failure left the finished run's log alone
+    terminal = capfd.readouterr()
+    assert terminal.out == "" and terminal.err == ""  # no progress asked for, and nothing from the kernels
+
+
+def test_the_executed_notebook_hides_the_injected_parameters_and_shows_no_temporary_path(tmp_path, fake_notebooks):
+    outcome = runner.run_experiment("iqoth", "smoke", overrides={"epochs": 2}, results_dir=tmp_path / "results")
+    cells = nbformat.read(outcome.notebook, as_version=4).cells
+    assert cells[1].metadata["tags"] == ["injected-parameters", "remove-cell"]
+    assert 'profile = "smoke"' in cells[0].source and 'output_dir = "results/iqoth"' in cells[0].source
+    assert "{'epochs': 2}" in cells[0].source
+    assert not any(str(tmp_path) in cell.source for cell in cells[:2])
+    # the notebook reads output_dir from its parameters: it ran in the temporary folder, then moved
+    assert json.loads((outcome.output_dir / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_progress_shows_one_line_per_notebook_start_and_end_and_the_cells_run(tmp_path, fake_notebooks, capfd):
+    fake_notebooks["name"] = "fails"
+    runner.run_all("smoke", results_dir=tmp_path, experiments=["iqoth", "multi-organ"], jobs=2)
+    lines = capfd.readouterr().err.splitlines()  # stderr is no terminal here: no lines redrawn
+    assert sorted(line.split(":")[0] for line in lines) == ["iqoth (smoke)"] * 2 + ["multi-organ (smoke)"] * 2
+    assert {"iqoth (smoke): started", "multi-organ (smoke): started"} <= set(lines)
+    ends = [line for line in lines if "FAILED" in line]
+    assert len(ends) == 2 and all("FAILED in cell 3/3," in line and "training diverged" in line for line in ends)

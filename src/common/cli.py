@@ -50,7 +50,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=VALUE",
         help="override one parameter (YAML value, e.g. -p epochs=3 -p 'models=[VGG16, ResNet50]')",
     )
-    run.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
+    run.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress lines redrawn in place: one line as each notebook starts and ends",
+    )
     _add_jobs(run)
     run.set_defaults(handler=_cmd_run)
 
@@ -67,6 +71,7 @@ def _add_jobs(parser: argparse.ArgumentParser) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from common import runner
+    from common.report.progress import RunProgress
 
     overrides = registry.parse_overrides(args.param)
     if args.experiment == "all":
@@ -78,27 +83,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
             progress_bar=not args.no_progress,
             jobs=args.jobs,
         )
-        failed = [o for o in outcomes if not o.ok]
-        for outcome in failed:
-            print(f"failed: {outcome.experiment}: {outcome.error}", file=sys.stderr)
-        return 1 if failed else 0
-    outcome = runner.run_experiment(
-        args.experiment,
-        args.profile,
-        args.data_dir,
-        overrides,
-        args.results_dir,
-        progress_bar=not args.no_progress,
-    )
-    if not outcome.ok:
-        print(
-            f"failed: {outcome.experiment}: {outcome.error}\n"
-            f"the failed notebook is {outcome.notebook}; earlier results are untouched",
-            file=sys.stderr,
-        )
-        return 1
-    print(f"{outcome.experiment}: {outcome.output_dir} ({outcome.wall_time_s:.0f} s)")
-    return 0
+    else:
+        with RunProgress(live=False if args.no_progress else None) as progress:
+            run = runner.run_experiment(
+                args.experiment, args.profile, args.data_dir, overrides, args.results_dir, progress
+            )
+        outcomes = [run]
+    return _report_runs(outcomes)
+
+
+def _report_runs(outcomes: list) -> int:
+    """Print the runs' summary table, then one line per failure naming its notebook and log; the exit status."""
+    from common.report.progress import summary_table
+
+    if not outcomes:
+        return 0
+    print(summary_table(outcomes))
+    failed = [o for o in outcomes if not o.ok]
+    for outcome in failed:
+        kept = ""
+        if outcome.notebook:  # a run refused before it started has none
+            kept = f"; its notebook and log are in {outcome.notebook.parent}, earlier results untouched"
+        print(f"failed: {outcome.experiment}: {outcome.error}{kept}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _add_book(sub: argparse._SubParsersAction) -> None:
@@ -123,8 +130,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
         missing = [
             e for e in registry.experiment_ids() if args.rerun or not (results_root() / e / "metrics.json").exists()
         ]
-        outcomes = runner.run_all(args.profile, experiments=missing, jobs=args.jobs) if missing else []
-        status = 1 if any(not o.ok for o in outcomes) else 0
+        status = _report_runs(runner.run_all(args.profile, experiments=missing, jobs=args.jobs) if missing else [])
     index = book.build()
     print(index)
     return status

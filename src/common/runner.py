@@ -4,28 +4,39 @@ A run executes ``notebooks/<id>.ipynb`` into a temporary folder beside
 ``results/<id>/``; only a notebook that finished replaces the previous
 results, in one rename. A failed run leaves the previous results untouched and
 keeps the failed executed notebook (papermill puts the error at its top) under
-``results/<id>/failed/``.
+``results/<id>/failed/``. The kernel's own output (its start-up log, TensorFlow's
+C++ lines) and the cells' printed output go to the run's ``run.log``, never to
+the terminal, which shows one progress line per notebook
+(:mod:`common.report.progress`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import re
 import shutil
 import signal
-import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from common.config import registry
 from common.errors import DataError, ParameterError, StudyError
+from common.report import executed
+from common.report.progress import RunProgress
 from common.report.results import append_run_log, project_root, results_root
 
 KERNEL_NAME = "camstudy"
+# Beside the executed notebook: the kernel's own output and the cells' printed output.
+RUN_LOG = "run.log"
+# IPython colours a traceback; the log keeps its text.
+_ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -129,10 +140,14 @@ def run_experiment(
     data_dir: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     results_dir: str | Path | None = None,
-    progress_bar: bool = True,
+    progress: RunProgress | None = None,
     log_output: bool = False,
 ) -> RunOutcome:
     """Execute one experiment notebook with papermill.
+
+    The kernel's own output (its start-up log, TensorFlow's C++ lines) and the
+    notebook's printed output go to ``results/<id>/run.log``, not the terminal;
+    a failed run's log goes to ``results/<id>/failed/<id>.log``.
 
     Args:
         experiment_id: Registry id of the experiment.
@@ -140,8 +155,8 @@ def run_experiment(
         data_dir: Root of a real data set; ``None`` for the embedded phantoms.
         overrides: Parameter overrides (checked against the registry first).
         results_dir: Folder holding every experiment's results (default ``results/``).
-        progress_bar: Show papermill's progress bar on the terminal.
-        log_output: Echo the notebook's output to the terminal.
+        progress: Where the run's start, code cells done and end are shown; None: nowhere.
+        log_output: Also echo the notebook's output through papermill's logger.
 
     Returns:
         A :class:`RunOutcome`; ``ok`` is False when the notebook failed.
@@ -154,7 +169,7 @@ def run_experiment(
     overrides = dict(overrides or {})
     # Validate everything papermill would only find out inside the kernel.
     registry.resolve(experiment_id, profile, overrides, data_dir)
-    data_dir = _existing_data_dir(data_dir)
+    data_path = _existing_data_dir(data_dir)
     # Absolute: the kernel runs in the project root, so a relative folder would land elsewhere there.
     root = Path(results_dir).expanduser().resolve() if results_dir else results_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -165,13 +180,17 @@ def run_experiment(
     out_nb = work / f"{experiment_id}.ipynb"
     parameters = {
         "profile": profile,
-        "data_dir": None if data_dir is None else str(data_dir),
+        "data_dir": None if data_path is None else str(data_path),
         "overrides": overrides,
         "output_dir": str(work),
     }
+    if progress is None:
+        progress = RunProgress(io.StringIO(), live=False)  # shown nowhere
+    progress.started(experiment_id, profile)
     started = time.perf_counter()
     try:
-        _execute(experiment_id, out_nb, parameters, progress_bar, log_output)
+        _execute(experiment_id, out_nb, parameters, progress.callback(experiment_id), log_output)
+        _tidy_parameters(out_nb, parameters, data_dir, target)
     except BaseException as exc:
         failed_notebook = _keep_failed(out_nb, work, target)
         if isinstance(exc, KeyboardInterrupt):
@@ -179,10 +198,25 @@ def run_experiment(
         outcome = RunOutcome(
             experiment_id, False, target, _seconds_since(started), error=_short_error(exc), notebook=failed_notebook
         )
-        return _logged(outcome, profile, root)
-    _replace_atomically(work, target)
-    outcome = RunOutcome(experiment_id, True, target, _seconds_since(started), notebook=target / out_nb.name)
+    else:
+        _replace_atomically(work, target)
+        outcome = RunOutcome(experiment_id, True, target, _seconds_since(started), notebook=target / out_nb.name)
+    progress.ended(experiment_id, outcome.ok, outcome.wall_time_s, outcome.error)
     return _logged(outcome, profile, root)
+
+
+def _tidy_parameters(out_nb: Path, parameters: dict[str, Any], data_dir: str | Path | None, target: Path) -> None:
+    """Hide the injected parameters and show the run's values without the machine's paths (see :mod:`executed`).
+
+    The results folder shows as ``results/<id>`` (relative to the project; a
+    folder outside it by its name), the data folder relative to the project or
+    as the user gave it.
+    """
+    output_dir = executed.shown_path(target, f"{target.parent.name}/{target.name}")
+    shown = dict(parameters, output_dir=output_dir)
+    if data_dir is not None:
+        shown["data_dir"] = executed.shown_path(parameters["data_dir"], str(data_dir))
+    executed.tidy_parameters(out_nb, shown, f"{output_dir}/{out_nb.name}")
 
 
 def _seconds_since(started: float) -> float:
@@ -205,40 +239,103 @@ def _existing_data_dir(data_dir: str | Path | None) -> Path | None:
 
 
 def _execute(
-    experiment_id: str, out_nb: Path, parameters: dict[str, Any], progress_bar: bool, log_output: bool
+    experiment_id: str,
+    out_nb: Path,
+    parameters: dict[str, Any],
+    on_cell: Callable[[int, int], None],
+    log_output: bool,
 ) -> None:
-    """Execute the experiment's notebook into ``out_nb`` with papermill, from the project root."""
+    """Execute the experiment's notebook into ``out_nb`` with papermill, from the project root.
+
+    The kernel process's stdout and stderr, and the cells' printed output, are
+    appended to ``run.log`` beside ``out_nb``; ``on_cell`` hears (code cells
+    done, total) after each code cell.
+    """
     import papermill
 
-    with _terminate_as_interrupt(), _inline_figures():
+    with (
+        open(out_nb.with_name(RUN_LOG), "a", encoding="utf-8", buffering=1) as log,
+        _terminate_as_interrupt(),
+        _inline_figures(),
+    ):
+        log.write(f"# camstudy run {experiment_id}, {time.strftime('%Y-%m-%d %H:%M:%S')}: {parameters}\n")
+        hooks = _CellHooks(on_cell, log)
         papermill.execute_notebook(
             str(notebook_path(experiment_id)),
             str(out_nb),
             parameters=parameters,
             kernel_name=kernel_name(),
             cwd=str(project_root()),
-            progress_bar=progress_bar,
+            progress_bar=False,
             log_output=log_output,
+            stdout_file=log,
+            stderr_file=log,
+            kernel_manager_class=_kernel_manager_writing_to(log),
+            on_notebook_start=hooks.notebook_start,
+            on_cell_executed=hooks.cell_executed,
+            on_cell_error=hooks.cell_error,
         )
 
 
-def _keep_failed(out_nb: Path, work: Path, target: Path) -> Path:
-    """Move a failed run's notebook to ``target/failed/`` and drop its work folder; return where it went.
+class _CellHooks:
+    """nbclient's hooks: count the code cells run of the notebook's total, log a failing cell's traceback."""
 
-    The latest failure is ``failed/<id>.ipynb``; an earlier one there is kept as
-    ``failed/<id>-<when it failed>.ipynb``.
+    def __init__(self, report: Callable[[int, int], None], log: IO[str]) -> None:
+        self.report, self.log, self.done, self.total = report, log, 0, 0
+
+    def notebook_start(self, notebook, **_) -> None:
+        self.total = sum(1 for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip())
+        self.report(self.done, self.total)
+
+    def cell_executed(self, **_) -> None:
+        self.done += 1
+        self.report(self.done, self.total)
+
+    def cell_error(self, cell_index: int, execute_reply: dict, **_) -> None:
+        reply = execute_reply.get("content", {})
+        traceback = _ANSI_CODE.sub("", "\n".join(reply.get("traceback", [])))
+        self.log.write(f"# cell {cell_index} failed: {reply.get('ename')}: {reply.get('evalue')}\n{traceback}\n")
+
+
+def _kernel_manager_writing_to(log: IO[str]) -> type:
+    """A kernel manager class whose kernels write their own stdout and stderr to ``log``.
+
+    A kernel inherits this process's terminal otherwise, and writes to it what
+    no cell prints: ipykernel's "Kernel is running over TCP without encryption"
+    and TensorFlow's C++ log lines.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            kw.setdefault("stdout", log)
+            kw.setdefault("stderr", log)
+            await super().start_kernel(**kw)
+
+    return LoggedKernelManager
+
+
+def _keep_failed(out_nb: Path, work: Path, target: Path) -> Path:
+    """Move a failed run's notebook and log to ``target/failed/`` and drop its work folder; return the notebook.
+
+    The latest failure is ``failed/<id>.ipynb`` with its ``failed/<id>.log``; an
+    earlier one there is kept as ``failed/<id>-<when it failed>.ipynb`` (and ``.log``).
     """
     failed_dir = target / "failed"
     failed_dir.mkdir(parents=True, exist_ok=True)
     latest = failed_dir / out_nb.name
     if latest.exists() and out_nb.exists():
         when = time.strftime("%Y%m%d-%H%M%S", time.localtime(latest.stat().st_mtime))
-        earlier, number = failed_dir / f"{out_nb.stem}-{when}.ipynb", 2
-        while earlier.exists():
-            earlier, number = failed_dir / f"{out_nb.stem}-{when}-{number}.ipynb", number + 1
-        os.replace(latest, earlier)
+        earlier, number = f"{out_nb.stem}-{when}", 2
+        while (failed_dir / f"{earlier}.ipynb").exists():
+            earlier, number = f"{out_nb.stem}-{when}-{number}", number + 1
+        for suffix in (".ipynb", ".log"):
+            if latest.with_suffix(suffix).exists():
+                os.replace(latest.with_suffix(suffix), failed_dir / f"{earlier}{suffix}")
     if out_nb.exists():
         os.replace(out_nb, latest)
+    if (work / RUN_LOG).exists():
+        os.replace(work / RUN_LOG, latest.with_suffix(".log"))
     shutil.rmtree(work, ignore_errors=True)
     return latest
 
@@ -277,16 +374,18 @@ def run_all(
     """Run every experiment (or the listed ones), continuing after a failure.
 
     Args:
-        profile, data_dir, overrides, results_dir, progress_bar: As for
-            :func:`run_experiment`.
+        profile, data_dir, overrides, results_dir: As for :func:`run_experiment`.
         experiments: Registry ids, in the order of the returned outcomes
             (default: all).
+        progress_bar: On a terminal, redraw the running notebooks' progress lines
+            in place (:class:`~common.report.progress.RunProgress`); False, or
+            anywhere else, one line on stderr as each notebook starts and ends.
         jobs: Notebooks run at once. The nine-models default notebook alone
             kept 1.04 of a 2-core machine's cores busy, as tracing a model's
             graphs is single-threaded Python; two at a time use the idle core.
-            With more than one job the longest budgets start first, progress
-            bars are off, and TensorFlow's GPU memory grows on demand
-            (``TF_FORCE_GPU_ALLOW_GROWTH``) so the kernels can share a GPU.
+            With more than one job the longest budgets start first and
+            TensorFlow's GPU memory grows on demand (``TF_FORCE_GPU_ALLOW_GROWTH``)
+            so the kernels can share a GPU.
 
     Returns:
         One :class:`RunOutcome` per experiment.
@@ -297,14 +396,20 @@ def run_all(
     ids = list(experiments or registry.experiment_ids())
     if jobs < 1:
         raise ParameterError(f"jobs={jobs} must be at least 1.")
-    if jobs == 1:
-        return [_run_reported(e, profile, data_dir, overrides, results_dir, progress_bar) for e in ids]
+    with RunProgress(live=None if progress_bar else False) as progress:
+        if jobs == 1:
+            return [_run_reported(e, profile, data_dir, overrides, results_dir, progress) for e in ids]
+        run_args = (profile, data_dir, overrides, results_dir, progress)
+        return _run_at_once(ids, jobs, run_args)
+
+
+def _run_at_once(ids: list[str], jobs: int, run_args: tuple) -> list[RunOutcome]:
+    """Run ``ids`` in ``jobs`` threads, the longest budgets first (``run_args``: as :func:`_run_reported`'s)."""
+    profile = run_args[0]
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     longest_first = sorted(ids, key=lambda e: -registry.experiment(e).get("budget_s", {}).get(profile, 0))
     with _terminate_as_interrupt(), ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="run") as pool:
-        futures = {
-            e: pool.submit(_run_reported, e, profile, data_dir, overrides, results_dir, False) for e in longest_first
-        }
+        futures = {e: pool.submit(_run_reported, e, *run_args) for e in longest_first}
         try:
             wait(futures.values())
         except KeyboardInterrupt:
@@ -319,23 +424,15 @@ def run_all(
     return [futures[e].result() for e in ids]
 
 
-def _run_reported(experiment_id: str, profile: str, data_dir, overrides, results_dir, progress_bar: bool) -> RunOutcome:
-    """:func:`run_experiment` with a line on stderr as it starts and ends; a refused run fails."""
-    _say(f"== {experiment_id} ({profile})")
+def _run_reported(
+    experiment_id: str, profile: str, data_dir, overrides, results_dir, progress: RunProgress
+) -> RunOutcome:
+    """:func:`run_experiment` with its progress lines; a refused run (bad parameter or data) fails."""
     try:
-        outcome = run_experiment(experiment_id, profile, data_dir, overrides, results_dir, progress_bar)
+        return run_experiment(experiment_id, profile, data_dir, overrides, results_dir, progress)
     except StudyError as exc:
-        outcome = RunOutcome(experiment_id, False, Path(), 0.0, error=str(exc))
-    status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
-    _say(f"   {experiment_id}: {status} ({outcome.wall_time_s:.0f} s)")
-    return outcome
-
-
-def _say(line: str) -> None:
-    # One write per line: print() writes the text and its newline separately, and the
-    # lines of runs in other threads would fall between them.
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+        progress.ended(experiment_id, False, 0.0, str(exc))
+        return RunOutcome(experiment_id, False, Path(), 0.0, error=str(exc))
 
 
 def _interrupt_kernels() -> None:
