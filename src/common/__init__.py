@@ -29,3 +29,7 @@ explain); the notebook's :class:`~common.report.results.RunRecorder` writes
 """
 
 __version__ = "0.1.0"
+
+from common import quiet as _quiet  # noqa: E402 - after the package's metadata, before any sub-package
+
+_quiet.quiet_kernel()  # a notebook kernel: TensorFlow loads quietly before any module imports it

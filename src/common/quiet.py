@@ -4,6 +4,11 @@ TensorFlow writes start-up lines (oneDNN is on, no CUDA driver, cuInit failed,
 absl's "before InitializeLog" notice) straight to file descriptor 2 while it loads,
 before its logging honours ``TF_CPP_MIN_LOG_LEVEL``. :func:`import_tensorflow`
 loads it with those lines kept aside, for the CLI and for every notebook kernel.
+
+A notebook kernel calls :func:`quiet_kernel` when it first imports ``common`` (the
+package's ``__init__``), before any module imports TensorFlow: TensorFlow loads
+quietly and the warnings in :data:`WARNING_FILTERS`, each understood, are not shown.
+Every other warning still is.
 """
 
 from __future__ import annotations
@@ -11,6 +16,28 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import warnings
+
+# TensorFlow's C++ log level: 3 keeps its E-level lines out too. Those a run meets are harmless:
+# "NodeDef mentions attribute use_unbounded_threadpool" (tf.data's graph rewrite of MapDataset),
+# "failed call to cuInit" (no GPU here), "oneDNN supports DT_INT32 only ... AVX-512" (a fallback);
+# an error that stops TensorFlow raises a Python exception, which the notebook shows.
+TF_CPP_MIN_LOG_LEVEL = "3"
+
+# Fixed where they arose rather than filtered: TensorFlow's "triggered tf.function retracing" (the CAM
+# explainers' steps, see common.explain.methods._GradientStep) and DeLong's RuntimeWarnings on a test
+# split with a single positive or negative (common.evaluation.intervals.delong_interval).
+#
+# (category as "module.Class", message regex, module regex, why it is not shown). Each matches one
+# understood warning by its category, the start of its message and the module it is raised from.
+WARNING_FILTERS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "tqdm.TqdmWarning",
+        r"IProgress not found",
+        r"tqdm\.auto$",
+        "tqdm.auto asks for ipywidgets, which the study does not install; its bars fall back to text",
+    ),
+)
 
 
 def import_tensorflow() -> None:
@@ -18,8 +45,10 @@ def import_tensorflow() -> None:
 
     TensorFlow writes them (oneDNN is on, no CUDA driver found, cuInit failed) to file
     descriptor 2 before its logging honours ``TF_CPP_MIN_LOG_LEVEL``, so stderr is sent to a
-    temporary file meanwhile; the lines are shown after all when the import fails.
+    temporary file meanwhile; the lines are shown after all when the import fails. The
+    C++ log level is set to :data:`TF_CPP_MIN_LOG_LEVEL` first, which its later lines honour.
     """
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = TF_CPP_MIN_LOG_LEVEL
     if "tensorflow" in sys.modules:
         return
     sys.stderr.flush()
@@ -38,3 +67,29 @@ def import_tensorflow() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def filter_warnings() -> None:
+    """Hide the understood warnings of :data:`WARNING_FILTERS` (each by category, message and module)."""
+    import importlib
+
+    for category_path, message, module, _reason in WARNING_FILTERS:
+        module_name, _, class_name = category_path.rpartition(".")
+        category = getattr(importlib.import_module(module_name), class_name)
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+
+
+def in_kernel() -> bool:
+    """Whether this process is a Jupyter kernel (papermill runs every notebook in one)."""
+    return "ipykernel" in sys.modules
+
+
+def quiet_kernel() -> None:
+    """In a notebook kernel: load TensorFlow quietly and hide the understood warnings; elsewhere nothing.
+
+    Called when ``common`` is first imported, so a notebook needs no line of its own and the
+    CLI, the app and the tests do not pay for TensorFlow before they need it.
+    """
+    if in_kernel():
+        import_tensorflow()
+        filter_warnings()

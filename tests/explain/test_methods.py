@@ -157,3 +157,16 @@ def test_the_method_table_shares_one_base_and_gradient_methods_differ_in_channel
         methods.make_method("lime", view, False)
     with pytest.raises(ParameterError, match="max_channels"):
         methods.CamOptions(max_channels=0)
+
+
+def test_many_explainers_each_compiling_its_step_once_are_not_reported_as_retracing(caplog):
+    # Every explainer traces its own step once; TensorFlow warned "triggered tf.function retracing"
+    # from the fifth such step on when the steps were closures sharing one function's code.
+    model = tiny_model()
+    images = random_images(model, n=4)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for _ in range(7):
+            explainer = cams.CamExplainer(model, "gradcam")
+            explainer.cams(images, 1, batch_size=2)  # one eager batch, one compiled
+            assert all(entry["compiled"] for entry in explainer.algorithm.layer_steps.values())
+    assert not [r.getMessage() for r in caplog.records if "retracing" in r.getMessage()]

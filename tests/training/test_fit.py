@@ -168,3 +168,38 @@ def test_fit_recalibrates_before_each_validation():
     features = model.get_layer("dense")(x).numpy().reshape(4, 16, 3)
     # The kept weights carry the statistics of the last recalibration, taken from the final weights.
     np.testing.assert_allclose(bn.moving_mean.numpy(), features.mean(axis=1).mean(axis=0), rtol=1e-3, atol=1e-4)
+
+
+def test_fit_prints_one_line_for_the_whole_fit_and_none_per_epoch(capfd):
+    runtime.set_seed(0)
+    x, y = tiny_data()
+    model = fit.compile_model(tiny_model(), lr=0.05)
+    capfd.readouterr()
+    history = fit.fit(model, batches(x, y), batches(x, 1 - y), epochs=6, patience=2)
+    out, err = capfd.readouterr()
+    assert err == ""
+    assert out == f"{model.name}: {fit.summary_line(history, 6)}\n"
+
+
+def test_fit_with_log_none_prints_nothing(capfd):
+    x, y = tiny_data()
+    model = fit.compile_model(tiny_model(), lr=0.05)
+    capfd.readouterr()
+    fit.fit(model, batches(x, y), batches(x, y), epochs=2, log=None)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_summary_line_names_the_epochs_run_and_the_best_epochs_validation_values():
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "loss": [0.9, 0.5, 0.4],
+            "val_accuracy": [0.5, 0.8, 0.75],
+            "val_loss": [0.7, 0.3, 0.35],
+            "time_s": [10.2, 5.1, 5.0],
+        }
+    )
+    assert fit.summary_line(history, 30) == "3 of 30 epochs in 20 s; best epoch 2: val_accuracy 0.800, val_loss 0.300"
+    assert fit.summary_line(history, 3, monitor="val_accuracy").startswith("3 of 3 epochs in 20 s; best epoch 2:")
+    history.loc[2, "val_accuracy"] = 0.9
+    assert "best epoch 3: val_accuracy 0.900" in fit.summary_line(history, 3, monitor="val_accuracy")

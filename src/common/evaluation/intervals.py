@@ -129,7 +129,11 @@ def delong_interval(is_positive: np.ndarray, score: np.ndarray, auc: float, conf
         from confidenceinterval.delong import delong_roc_variance
     except ImportError:
         return None
-    _, variance = delong_roc_variance(is_positive.astype(int), score)
+    # With fewer than two positives or negatives the variance is undefined (NaN interval): np.cov of one
+    # value warns about degrees of freedom and divides by zero; the NaN says it already.
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Degrees of freedom <= 0 for slice", category=RuntimeWarning)
+        _, variance = delong_roc_variance(is_positive.astype(int), score)
     half_width = scipy.stats.norm.ppf(0.5 + confidence / 2) * np.sqrt(max(float(variance), 0.0))
     return [max(auc - half_width, 0.0), min(auc + half_width, 1.0)]
 

@@ -283,6 +283,9 @@ def _fit_fold(
         out_dir: Parent of the fold's ``fold_<n>/`` folder, or None.
         verbose: Keras verbosity of ``fit``.
         runtime: Strategy and speed-ups the model is built and compiled with.
+
+    Prints one line when the fold's model is trained (``"fold 1 of 5, "`` and
+    :func:`common.training.fit.fit`'s line).
     """
     from common.evaluation import classification
     from common.training import fit
@@ -313,6 +316,7 @@ def _fit_fold(
         patience=params.patience,
         out_dir=None if out_dir is None else Path(out_dir) / f"fold_{fold}",
         verbose=verbose,
+        log=lambda line: print(f"fold {fold} of {params.k_folds}, {line}"),
     )
     probabilities = fit.predict_proba(model, volumes[test_positions], batch_size=params.batch_size)
     scores = classification.classification_metrics(

@@ -9,6 +9,7 @@ it and returns a :class:`FitResult`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,12 +72,14 @@ def compile_and_fit(
     epsilon: float = 1e-7,
     learning_rate: float | None = None,
     runtime: Runtime | None = None,
+    log: Callable[[str], None] | None = print,
 ) -> pd.DataFrame:
     """Compile with Adam and sparse categorical cross-entropy, then fit with early stopping.
 
     With a runtime, compiling happens in its strategy's scope and XLA follows its speed-up switch
     (without one: :meth:`Runtime.local`). ``params.run_eagerly`` and ``params.recalibrate_bn``
-    (see :func:`common.training.fit.fit`) apply when the experiment has them.
+    (see :func:`common.training.fit.fit`) apply when the experiment has them. Training prints one
+    line when it ends (``log``, see :func:`common.training.fit.fit`), none per epoch.
 
     Returns:
         The training history, one row per epoch (:func:`common.training.fit.fit`).
@@ -95,6 +98,7 @@ def compile_and_fit(
         class_weight=class_weight,
         out_dir=out_dir,
         recalibrate_bn=getattr(params, "recalibrate_bn", None),
+        log=log,
     )
 
 

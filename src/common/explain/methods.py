@@ -157,6 +157,37 @@ class CamMethod(abc.ABC):
         """
 
 
+class _GradientStep:
+    """One gradient method's batch step at some layers: images, classes -> raw CAM per layer.
+
+    An object rather than a closure: TensorFlow's retracing detector counts the traces of
+    every ``tf.function`` made from the same function code together, so the steps of many
+    explainers (one model view each, every one traced once) looked to it like one function
+    traced again and again ("triggered tf.function retracing"). An object is counted on its
+    own, so the warning now means what it says: this very step was traced again.
+    """
+
+    def __init__(self, probe: keras.Model, weigh: Callable, combine: Callable, binary: bool) -> None:
+        """Keep the probe (inputs -> [feature maps per layer], logits) and how maps are made."""
+        self.probe, self.weigh, self.combine, self.binary = probe, weigh, combine, binary
+
+    def __call__(self, images: tf.Tensor, classes: tf.Tensor) -> list[tf.Tensor]:
+        """Raw maps (N, ...) per layer of the images for their classes."""
+        with tf.GradientTape() as tape:
+            features, logits = self.probe(images, training=False)
+            if self.binary:  # +z for class 1, -z for class 0
+                scores = logits[:, 0] * tf.cast(2 * classes - 1, logits.dtype)
+            else:
+                scores = tf.gather(logits, classes, axis=1, batch_dims=1)
+        # Images are independent, so the gradient of the summed scores is each image's own.
+        gradients = tape.gradient(scores, features)
+        maps = []
+        for feature, gradient in zip(features, gradients):
+            feature, gradient = tf.cast(feature, tf.float32), tf.cast(gradient, tf.float32)
+            maps.append(self.combine(feature, self.weigh(feature, gradient)))
+        return maps
+
+
 class GradientMethod(CamMethod):
     """A method whose channel weights come from the feature maps and the score's gradients.
 
@@ -185,29 +216,12 @@ class GradientMethod(CamMethod):
     def channel_weights(features: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
         """Channel weights ``w (N, 1.., K)`` from feature maps ``A`` and gradients ``G`` (float32)."""
 
-    def _make_step(self, layers: tuple[str, ...]) -> Callable[[tf.Tensor, tf.Tensor], list[tf.Tensor]]:
+    def _make_step(self, layers: tuple[str, ...]) -> _GradientStep:
         """The eager batch step: images, classes -> raw CAM per layer, from one forward and backward pass."""
         probe = keras.Model(
             self.model.inputs, [[self.model.get_layer(layer).output for layer in layers], self.model.outputs[0]]
         )
-        weigh, combine, binary = self.channel_weights, self.weighted_sum, self.binary
-
-        def step(images: tf.Tensor, classes: tf.Tensor) -> list[tf.Tensor]:
-            with tf.GradientTape() as tape:
-                features, logits = probe(images, training=False)
-                if binary:  # +z for class 1, -z for class 0
-                    scores = logits[:, 0] * tf.cast(2 * classes - 1, logits.dtype)
-                else:
-                    scores = tf.gather(logits, classes, axis=1, batch_dims=1)
-            # Images are independent, so the gradient of the summed scores is each image's own.
-            gradients = tape.gradient(scores, features)
-            maps = []
-            for feature, gradient in zip(features, gradients):
-                feature, gradient = tf.cast(feature, tf.float32), tf.cast(gradient, tf.float32)
-                maps.append(combine(feature, weigh(feature, gradient)))
-            return maps
-
-        return step
+        return _GradientStep(probe, self.channel_weights, self.weighted_sum, self.binary)
 
     def gradient_step(self, layers: tuple[str, ...]) -> Callable[[tf.Tensor, tf.Tensor], list[tf.Tensor]]:
         """The batch step at ``layers``, counted as one more batch run.

@@ -41,8 +41,12 @@ def test_a_real_two_class_folder_trains_with_a_label_map_parameter(tmp_path):
     # Class order is the registry's, whatever the folders are called.
     assert (loaded.samples["label_index"] == (loaded.samples["label"] == "cancer").astype(int)).all()
     samples = loading.split(params, loaded.samples)
-    runs = nine_models.train_and_evaluate(params, samples, log=None)
+    lines = []
+    runs = nine_models.train_and_evaluate(params, samples, log=lines.append)
     record = nine_models.model_records(runs)["MobileNetV2"]
+    # One line for the model, naming its own epoch limit (the override's 2, not the run's 1).
+    assert len(lines) == 1 and lines[0].startswith("MobileNetV2, 32 px: 2 of 2 epochs in "), lines
+    assert lines[0].endswith(f"test accuracy {record['accuracy']['value']:.3f}")
     n_test = int((samples["split"] == "test").sum())
     assert runs["MobileNetV2"].probabilities.shape == (n_test, 2)
     assert runs["MobileNetV2"].test_inputs.shape == (n_test, 32, 32, 3)
