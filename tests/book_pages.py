@@ -3,9 +3,9 @@
 :func:`page_problems` opens one page of a built book and lists what a
 publication would not show: log noise (tracebacks, TensorFlow's C++ and Python
 log lines), the runner's temporary folders and absolute paths of the machine
-that built it, and table cells holding a value (a number and its interval, a
-name) whose text wraps onto more than :data:`MAX_CELL_LINES` lines at the
-reader's window width. The smoke build of
+that built it, and values in tables (:data:`VALUE_CELLS`: a number and its
+interval, a row's name) whose text wraps onto more than :data:`MAX_CELL_LINES`
+lines at the reader's window width. The smoke build of
 ``tests/runs/test_book.py`` and a full ``make book`` build are checked with it.
 """
 
@@ -27,20 +27,41 @@ FORBIDDEN = (
     "absl::InitializeLog",
     ".running-",
 )
-# The window a reader has, and the issue's rule: no table cell wraps its value onto more lines than
-# MAX_CELL_LINES. A value is a cell of at most VALUE_CHARACTERS characters (a number with its interval,
-# a name, a setting); longer cells are prose (a data set's description) and may wrap like prose.
+# The window a reader has, and the issue's rule: no value wraps onto more than MAX_CELL_LINES lines.
+# Values are the cells of data tables (the tables notebooks print, the generated pages' value tables)
+# and the first cell of every row of any table, which names the row; the other cells of a prose table
+# (the introduction's "what the paper did") are sentences and wrap like sentences.
 WINDOW = (1400, 900)
 MAX_CELL_LINES = 2
-VALUE_CHARACTERS = 60
+VALUE_CELLS = ", ".join(
+    f"main {table} {cell}"
+    for table, cell in (
+        (".cell_output table", "td"),
+        (".cell_output table", "th"),
+        (".value-table table", "td"),
+        (".value-table table", "th"),
+        ("table tr", "> :first-child"),
+    )
+)
 
-# The number of text lines of each table cell in the main article: distinct tops of its text's line boxes.
+# The number of text lines of each table cell in the main article: the vertical centres of its text's
+# line boxes, counted once per line (centres closer than 0.6 of the font size share a line, so inline
+# code with its own padding does not count as a line of its own).
 _CELL_LINES_JS = """
-return Array.from(document.querySelectorAll('main table td, main table th')).map(cell => {
-  const range = document.createRange();
-  range.selectNodeContents(cell);
-  const tops = new Set(Array.from(range.getClientRects()).filter(r => r.width > 0).map(r => Math.round(r.top)));
-  return [cell.innerText.trim(), tops.size];
+return Array.from(document.querySelectorAll(arguments[0])).map(cell => {
+  const centres = [];
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    if (!walker.currentNode.textContent.trim()) continue;
+    const range = document.createRange();
+    range.selectNodeContents(walker.currentNode);
+    for (const r of range.getClientRects()) if (r.width > 0) centres.push(r.top + r.height / 2);
+  }
+  centres.sort((a, b) => a - b);
+  const gap = 0.6 * (parseFloat(getComputedStyle(cell).fontSize) || 16);
+  let lines = 0, last = -Infinity;
+  for (const c of centres) if (c - last > gap) { lines += 1; last = c; }
+  return [cell.innerText.trim(), lines];
 });
 """
 
@@ -67,8 +88,8 @@ def page_problems(driver, page: Path, machine_paths: Iterable[str | Path]) -> li
     text = driver.execute_script("return document.querySelector('main').innerText")
     problems = [f"shows {word!r}" for word in FORBIDDEN if word in text]
     problems += [f"shows the machine path {path}" for path in map(str, machine_paths) if path in text]
-    cells = driver.execute_script(_CELL_LINES_JS)
-    wrapped = [(cell, lines) for cell, lines in cells if lines > MAX_CELL_LINES and len(cell) <= VALUE_CHARACTERS]
+    cells = driver.execute_script(_CELL_LINES_JS, VALUE_CELLS)
+    wrapped = [(cell, lines) for cell, lines in cells if lines > MAX_CELL_LINES]
     problems += [f"a table cell wraps onto {lines} lines: {cell!r}" for cell, lines in wrapped[:5]]
     if len(wrapped) > 5:
         problems.append(f"... and {len(wrapped) - 5} more wrapped cells")
