@@ -24,6 +24,7 @@ FORBIDDEN = (
     "WARNING:tensorflow",
     "node_def_util",
     "cuInit",
+    "cuda drivers",
     "absl::InitializeLog",
     ".running-",
 )

@@ -15,20 +15,11 @@ import nbformat
 import pytest
 
 from common.config import registry
+from tests.book_pages import FORBIDDEN
 
 EXPERIMENTS = tuple(registry.experiment_ids())
-NOISE = (
-    "Traceback",
-    "E0000",
-    "I0000",
-    "W0000",
-    "WARNING:tensorflow",
-    "node_def_util",
-    "cuInit",
-    "cuda drivers",
-    "absl::InitializeLog",
-    ".running-",
-)
+# The same noise the built pages are checked for (tests/book_pages.py).
+NOISE = FORBIDDEN
 # The injected-parameters cell holds the run's temporary folder; the runner hides it in the book
 # (the book-level test checks the built pages for ".running-"), so only that string skips it.
 INJECTED_ONLY = ".running-"
