@@ -1,6 +1,7 @@
 """Tests of common.bench: the quick benchmark writes every ratio with its target."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -66,7 +67,9 @@ def test_training_throughputs_times_every_source_in_alternation(monkeypatch):
     fit = model.fit
     monkeypatch.setattr(model, "fit", lambda batches, **kw: (order.append(batches), fit(batches, **kw))[1])
     sources = {"a": data.batch(4).repeat(), "b": data.batch(2).repeat()}
-    speeds = bench.training_throughputs(model, sources, steps=2, rounds=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no Keras warning on the terminal of `camstudy bench`
+        speeds = bench.training_throughputs(model, sources, steps=2, rounds=3)
     assert set(speeds) == {"a", "b"} and all(speed > 0 for speed in speeds.values())
     # One warm-up each, then a, b, a, b, a, b.
     assert order == [sources["a"], sources["b"]] + [sources["a"], sources["b"]] * 3

@@ -100,11 +100,11 @@ def training_throughputs(model, sources: dict[str, Any], steps: int, rounds: int
     best = dict.fromkeys(sources, 0.0)
     images_per_round = {}
     for name, batches in sources.items():
-        model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0)
+        model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)  # tf.data shuffles; Keras warns
         images_per_round[name] = steps * int(next(iter(batches))[0].shape[0])
 
     def train_round(batches, n_images: int) -> Callable[[], int]:
-        return lambda: (model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0), n_images)[1]
+        return lambda: (model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False), n_images)[1]
 
     for _ in range(rounds):
         for name, batches in sources.items():
