@@ -62,3 +62,27 @@ def test_every_warning_filter_names_a_category_a_message_a_module_and_a_reason()
         module_name, _, class_name = category_path.rpartition(".")
         assert issubclass(getattr(importlib.import_module(module_name), class_name), Warning)
         assert message and module and len(reason) > 20
+
+
+def test_the_understood_retracing_message_of_keras_predict_is_dropped_and_others_are_kept(caplog):
+    import logging
+
+    from common import quiet
+
+    logger = logging.getLogger("tensorflow")
+    before = list(logger.filters)
+    try:
+        quiet.filter_logs()
+        quiet.filter_logs()  # once only
+        assert len(logger.filters) == len(before) + len(quiet.LOG_FILTERS)
+        with caplog.at_level(logging.WARNING, logger="tensorflow"):
+            logger.warning(
+                "5 out of the last 13 calls to <function TensorFlowTrainer.make_predict_function.<locals>."
+                "one_step_on_data_distributed at 0x7fd0dd4793a0> triggered tf.function retracing. Tracing is expensive"
+            )
+            logger.warning("5 out of the last 13 calls to <function my_step at 0x7f00> triggered tf.function retracing")
+        assert [record.getMessage()[:40] for record in caplog.records] == [
+            "5 out of the last 13 calls to <function "
+        ] and "my_step" in caplog.records[0].getMessage()
+    finally:
+        logger.filters[:] = before

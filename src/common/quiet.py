@@ -7,13 +7,16 @@ loads it with those lines kept aside, for the CLI and for every notebook kernel.
 
 A notebook kernel calls :func:`quiet_kernel` when it first imports ``common`` (the
 package's ``__init__``), before any module imports TensorFlow: TensorFlow loads
-quietly and the warnings in :data:`WARNING_FILTERS`, each understood, are not shown.
-Every other warning still is.
+quietly, and the warnings in :data:`WARNING_FILTERS` and the log messages in
+:data:`LOG_FILTERS`, each understood, are not shown. Every other warning and log
+message still is.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -69,6 +72,37 @@ def import_tensorflow() -> None:
             os.close(saved)
 
 
+# (logger, message regex, why it is not shown): log records of other libraries that are understood.
+LOG_FILTERS: tuple[tuple[str, str, str], ...] = (
+    (
+        "tensorflow",
+        r"calls to <function TensorFlowTrainer\.make_predict_function\.<locals>\.one_step_on_data_distributed"
+        r" at 0x[0-9a-f]+> triggered tf\.function retracing",
+        "Keras builds one predict function per model and TensorFlow counts traces per function code across "
+        "models: predicting with nine models in turn (nine-models) looks like retracing, but each traced once",
+    ),
+)
+
+
+class MessageFilter(logging.Filter):
+    """Drops the log records whose message matches a regular expression (one understood message)."""
+
+    def __init__(self, pattern: str):
+        super().__init__()
+        self.pattern = re.compile(pattern)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.search(record.getMessage())
+
+
+def filter_logs() -> None:
+    """Add a :class:`MessageFilter` for each of :data:`LOG_FILTERS` to its logger (once)."""
+    for logger_name, pattern, _reason in LOG_FILTERS:
+        logger = logging.getLogger(logger_name)
+        if not any(isinstance(f, MessageFilter) and f.pattern.pattern == pattern for f in logger.filters):
+            logger.addFilter(MessageFilter(pattern))
+
+
 def filter_warnings() -> None:
     """Hide the understood warnings of :data:`WARNING_FILTERS` (each by category, message and module)."""
     import importlib
@@ -93,3 +127,4 @@ def quiet_kernel() -> None:
     if in_kernel():
         import_tensorflow()
         filter_warnings()
+        filter_logs()
