@@ -197,7 +197,8 @@ def test_the_default_build_is_clean_and_screenshotted(browser):
     }
     assert not {name: found for name, found in problems.items() if found}
     load(browser, DEFAULT_BUILD / book.GENERATED / "overview.html")
-    browser.save_screenshot(str(SCREENSHOTS / "default-overview.png"))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(SCREENSHOTS / "default-overview.png"))
     load(browser, page_of(DEFAULT_BUILD, "nine-models"))
     tables = [t for t in browser.find_elements("css selector", "main table") if "DenseNet121" in t.text]
     assert tables, "the nine-models page has no comparison table"
