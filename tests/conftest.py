@@ -106,8 +106,9 @@ def make_class_folders(tmp_path: Path) -> Callable[..., Path]:
 # Each experiment runs as ``camstudy run ID --profile smoke`` in a process of its
 # own, into a temporary results folder, so the tests check the executed notebook,
 # ``metrics.json`` and the figures a user would get. A process, not a call in a
-# thread of this one: foreground tests monkeypatch modules (the registry, the
-# runner), and a run in a thread would see their patches.
+# thread of this one, started with the session's first environment: foreground
+# tests monkeypatch modules (the registry, the runner) and environment variables,
+# and a run started meanwhile would see their patches.
 #
 # The runs go side by side, ``CAMSTUDY_TEST_JOBS`` at a time (default 2). A
 # smoke run is bounded by Python's per-operation overhead, which keeps one core
@@ -124,6 +125,10 @@ def make_class_folders(tmp_path: Path) -> Callable[..., Path]:
 # of which time things, hardly feel them.
 
 _PLANNED = pytest.StashKey[tuple]()
+# The environment and working folder the runs start with, taken before any test runs: a foreground
+# test's monkeypatch.setenv (CAMSTUDY_HOME, say) or chdir would otherwise reach a run that starts meanwhile.
+_SESSION_ENVIRONMENT = dict(os.environ)
+_SESSION_FOLDER = os.getcwd()
 
 
 def reads_smoke_runs(item) -> bool:
@@ -208,7 +213,13 @@ def _lower_priority(nice: int) -> None:
 def _smoke_run(experiment_id: str, root: Path) -> dict:
     started = time.perf_counter()
     argv = [sys.executable, "-m", "common", "run", experiment_id, "--profile", "smoke"]
-    done = subprocess.run([*argv, "--results-dir", str(root), "--no-progress"], capture_output=True, text=True)
+    done = subprocess.run(
+        [*argv, "--results-dir", str(root), "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=_SESSION_ENVIRONMENT,
+        cwd=_SESSION_FOLDER,
+    )
     seconds = time.perf_counter() - started
     assert done.returncode == 0, f"{experiment_id} smoke run failed ({done.returncode}): {done.stderr[-3000:]}"
     metrics = json.loads((root / experiment_id / "metrics.json").read_text())
