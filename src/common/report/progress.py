@@ -190,8 +190,10 @@ def headline(metrics: dict) -> str:
 
 def _headline_of(row: Outcome) -> str:
     """The headline of a finished run, read from its ``metrics.json``; a dash for a failed run."""
+    from common.evaluation import tables
+
     if not row.ok:
-        return "–"
+        return tables.MISSING
     try:
         return headline(read_metrics(row.output_dir / "metrics.json"))
     except StudyError:

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import jinja2
 
+from common.evaluation.tables import MISSING
+
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
-# What a table cell shows for a value that is missing.
-DASH = "–"
 
 
 def cell(value: object) -> str:
@@ -34,7 +34,7 @@ def cell(value: object) -> str:
     Args:
         value: Any value; None for a missing one.
     """
-    return DASH if value is None else str(value).replace("|", "\\|")
+    return MISSING if value is None else str(value).replace("|", "\\|")
 
 
 def number(value: object, digits: int = 2) -> str:
@@ -45,7 +45,7 @@ def number(value: object, digits: int = 2) -> str:
         digits: Decimals shown.
     """
     if not isinstance(value, (int, float)) or math.isnan(value):
-        return DASH
+        return MISSING
     return f"{value:.{digits}f}"
 
 
@@ -55,7 +55,7 @@ def fixed3(value: float | None) -> str:
     Args:
         value: The fraction, or None.
     """
-    return DASH if value is None else f"{value:.3f}"
+    return MISSING if value is None else f"{value:.3f}"
 
 
 def one_line(text: object) -> str:
@@ -68,7 +68,7 @@ def one_line(text: object) -> str:
         text: The value; empty or None gives a dash.
     """
     if not text:
-        return DASH
+        return MISSING
     pieces = " ".join(str(text).split()).split("`")
     # Even pieces lie outside code spans.
     for index in range(0, len(pieces), 2):
