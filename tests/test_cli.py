@@ -27,6 +27,8 @@ def test_missing_arguments_exit_with_usage(argv, capsys):
         ["data", "fetch", "--help"],
         ["bench", "--help"],
         ["audit", "--help"],
+        ["assign", "build", "--help"],
+        ["assign", "grade", "--help"],
     ],
 )
 def test_every_subcommand_has_help(argv, capsys):

@@ -351,6 +351,73 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_assign(sub: argparse._SubParsersAction) -> None:
+    from common.course import DEFAULT_TIMEOUT_S
+
+    assign = sub.add_parser(
+        "assign",
+        help="course assignments: build student and autograder versions, grade submitted notebooks (otter-grader)",
+    )
+    assign_sub = assign.add_subparsers(dest="assign_command", required=True)
+    build = assign_sub.add_parser(
+        "build",
+        help="build the student and autograder versions of the source notebooks with otter assign",
+        description="Run `otter assign` on each source notebook: OUT/<name>/student/<name>.ipynb (no solutions, "
+        "no hidden tests), OUT/<name>/autograder/<name>.ipynb and <name>-autograder.zip, OUT/<name>/questions.json.",
+    )
+    build.add_argument("names", nargs="*", metavar="NAME", help="assignments to build (default: all in --source)")
+    build.add_argument("--source", metavar="DIR", help="folder of source notebooks (default: assignments/)")
+    build.add_argument("--out", metavar="DIR", help="output folder (default: _build/assignments/)")
+    build.add_argument("--no-check", action="store_true", help="do not run the tests against the solutions")
+    build.set_defaults(handler=_cmd_assign_build)
+    grade = assign_sub.add_parser(
+        "grade",
+        help="grade every submitted notebook of a folder with otter run (no Docker)",
+        description="Grade each *.ipynb under SUBMISSIONS_DIR against its assignment's autograder and write "
+        "grades.csv (with an empty column per question graded by hand) and grades.json (with the test outputs).",
+    )
+    grade.add_argument("submissions", metavar="SUBMISSIONS_DIR", help="folder of submitted notebooks (recursive)")
+    grade.add_argument("--autograders", metavar="DIR", help="what assign build wrote (default: _build/assignments/)")
+    grade.add_argument("--out", metavar="DIR", help="where the grades go (default: SUBMISSIONS_DIR/grades)")
+    grade.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"grading time allowed per submission (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    grade.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="submissions graded at the same time (default 1)"
+    )
+    grade.set_defaults(handler=_cmd_assign_grade)
+
+
+def _cmd_assign_build(args: argparse.Namespace) -> int:
+    from common import course
+
+    def report(built: course.BuiltAssignment) -> None:
+        if built.ok:
+            print(course.describe_build(built), flush=True)
+        else:
+            print(f"camstudy: error: {course.describe_build(built)}", file=sys.stderr, flush=True)
+
+    built = course.build_assignments(args.names, args.source, args.out, check=not args.no_check, on_built=report)
+    return 0 if all(b.ok for b in built) else EXIT_FAILURE
+
+
+def _cmd_assign_grade(args: argparse.Namespace) -> int:
+    from common import course
+
+    def report(graded: course.GradedSubmission) -> None:
+        print(course.describe_submission(graded), flush=True)
+
+    result = course.grade_folder(
+        args.submissions, args.autograders, args.out, args.timeout, on_graded=report, jobs=args.jobs
+    )
+    print(course.describe_report(result))
+    return 0 if result.ok else EXIT_FAILURE
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``camstudy`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -359,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_book, _add_data, _add_audit, _add_predict, _add_app, _add_bench):
+    for add in (_add_run, _add_book, _add_data, _add_audit, _add_predict, _add_app, _add_bench, _add_assign):
         add(sub)
     return parser
 
