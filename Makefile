@@ -36,12 +36,13 @@ browser:
 	    (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) ; } || \
 	  echo "note: could not install chromium; the browser tests will skip"
 
-# Lint and format (ruff), types of the typed packages (mypy, files in pyproject.toml), notebooks without outputs.
+# Lint and format (ruff), types of the typed packages (mypy, files in pyproject.toml), notebooks (experiments and
+# course assignments) without outputs.
 lint: install
-	$(BIN)/ruff check src tests notebooks
-	$(BIN)/ruff format --check src tests notebooks
+	$(BIN)/ruff check src tests notebooks assignments
+	$(BIN)/ruff format --check src tests notebooks assignments
 	$(BIN)/mypy
-	$(BIN)/nbstripout --keep-id --verify notebooks/*.ipynb
+	$(BIN)/nbstripout --keep-id --verify notebooks/*.ipynb assignments/*.ipynb
 
 test: install browser lint
 	$(BIN)/python -m pytest
