@@ -149,6 +149,8 @@ def test_misused_grade_exits_2_with_one_line(tmp_path, built):
         (["nowhere"], "no such folder"),
         ([str(tmp_path / "empty")], "no submitted notebook"),
         ([str(tmp_path / "subs"), "--autograders", str(tmp_path / "no-builds")], "run `camstudy assign build` first"),
+        ([str(tmp_path / "subs"), "--autograders", str(out), "--jobs", "0"], "--jobs must be a positive whole number"),
+        ([str(tmp_path / "subs"), "--autograders", str(out), "--timeout", "-3"], "--timeout must be a positive"),
     ]
     for args, message in cases:
         done = _camstudy("assign", "grade", *args)
