@@ -132,9 +132,11 @@ _SESSION_FOLDER = os.getcwd()
 
 
 def reads_smoke_runs(item) -> bool:
-    """Whether a test reads the session's smoke runs (it waits for them)."""
-    return "smoke_results" in getattr(item, "fixturenames", ()) or any(
-        marker.args or marker.kwargs.get("twice") for marker in item.iter_markers("notebook")
+    """Whether a test reads the session's smoke runs (it waits for them), or is marked to run with those."""
+    return (
+        "smoke_results" in getattr(item, "fixturenames", ())
+        or any(marker.args or marker.kwargs.get("twice") for marker in item.iter_markers("notebook"))
+        or item.get_closest_marker("late") is not None
     )
 
 
