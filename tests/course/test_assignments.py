@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from common import course
+from common.course.build import read_built_questions
+from common.course.notebooks import cell_text, read_notebook
 
 # Grading runs notebooks for minutes: it goes last, where the smoke runs leave cores idle.
 pytestmark = pytest.mark.late
@@ -30,22 +32,13 @@ NAMES = sorted(path.stem for path in SOURCE.glob("*.ipynb"))
 GENERIC = re.compile(r"^(\.\.\.|#.*|\"\"\"|[()\[\]{},]*|return|pass|else:|try:|\w+, \w+(, \w+)*)$")
 
 
-def _cells(path: Path) -> list[dict]:
-    return json.loads(path.read_text(encoding="utf-8"))["cells"]
-
-
-def _text(cell: dict) -> str:
-    source = cell["source"]
-    return source if isinstance(source, str) else "".join(source)
-
-
 def _secret_lines(source: Path) -> tuple[set[str], set[str]]:
     """Lines only the instructor may see: (solution lines and model answers, hidden-test lines)."""
     solutions: set[str] = set()
     hidden: set[str] = set()
     in_solution = in_tests = False
-    for cell in _cells(source):
-        text = _text(cell)
+    for cell in read_notebook(source)["cells"]:
+        text = cell_text(cell)
         if cell["cell_type"] == "raw":
             marker = text.strip()
             in_solution = {"# BEGIN SOLUTION": True, "# END SOLUTION": False}.get(marker, in_solution)
@@ -98,7 +91,7 @@ def graded(built, tmp_path_factory) -> dict[tuple[str, str], course.GradedSubmis
 def test_there_are_five_assignments_one_per_experiment():
     experiments = set()
     for name in NAMES:
-        first = _text(_cells(SOURCE / f"{name}.ipynb")[1])
+        first = cell_text(read_notebook(SOURCE / f"{name}.ipynb")["cells"][1])
         experiments.update(re.findall(r"Experiment: `([a-z0-9-]+)`", first))
     assert len(NAMES) == 5
     assert experiments == {"resnet50-gradcam", "nine-models", "multi-organ", "iqoth", "gradcam-3d"}
@@ -106,26 +99,26 @@ def test_there_are_five_assignments_one_per_experiment():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_each_has_three_autograded_questions_and_a_written_one(built, name):
-    questions = json.loads(course.questions_file(built, name).read_text(encoding="utf-8"))
-    assert sum(not q["manual"] for q in questions) >= 3
-    assert sum(q["manual"] for q in questions) >= 1
+    questions = read_built_questions(built, name)
+    assert sum(not q.manual for q in questions) >= 3
+    assert sum(q.manual for q in questions) >= 1
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_student_version_gives_away_no_solution_and_no_hidden_test(built, name):
     solutions, hidden = _secret_lines(SOURCE / f"{name}.ipynb")
     assert len(solutions) >= 8 and len(hidden) >= 6  # the check below has something to find
-    student = json.loads(course.student_notebook(built, name).read_text(encoding="utf-8"))
+    student = read_notebook(course.student_notebook(built, name))
     metadata = json.dumps(student["metadata"], ensure_ascii=False)  # the public tests live here
     assert not solutions & _lines(student)
     assert not hidden & _lines(student)
     assert not [line for line in hidden if line in metadata]
-    instructor = json.loads(course.autograder_notebook(built, name).read_text(encoding="utf-8"))
+    instructor = read_notebook(course.autograder_notebook(built, name))
     assert solutions <= _lines(instructor)
 
 
 def _lines(notebook: dict) -> set[str]:
-    return {line.strip() for cell in notebook["cells"] for line in _text(cell).splitlines()}
+    return {line.strip() for cell in notebook["cells"] for line in cell_text(cell).splitlines()}
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -163,8 +163,12 @@ def build_assignment(source: Path, out_dir: Path, check: bool = True) -> BuiltAs
     Returns:
         The built assignment; its ``error`` is set when otter failed (the others can still be built).
     """
-    source, out_dir = Path(source).resolve(), Path(out_dir).resolve()
-    questions = tuple(check_source(source))
+    source = Path(source).resolve()
+    return _build_checked(source, check_source(source), Path(out_dir).resolve(), check)
+
+
+def _build_checked(source: Path, questions: list[Question], out_dir: Path, check: bool) -> BuiltAssignment:
+    """:func:`build_assignment` of a source whose questions :func:`check_source` has read."""
     name = source.stem
     folder = out_dir / name
     shutil.rmtree(folder, ignore_errors=True)
@@ -178,7 +182,7 @@ def build_assignment(source: Path, out_dir: Path, check: bool = True) -> BuiltAs
         error = _settle_outputs(out_dir, name)
     if error is None:
         questions_file(out_dir, name).write_text(json.dumps([q.as_dict() for q in questions], indent=2) + "\n")
-    return BuiltAssignment(name, source, out_dir, questions, done.seconds, error)
+    return BuiltAssignment(name, source, out_dir, tuple(questions), done.seconds, error)
 
 
 def _settle_outputs(out_dir: Path, name: str) -> str | None:
@@ -216,13 +220,14 @@ def build_assignments(
     Raises:
         DataError, ParameterError: see :func:`source_notebooks` and :func:`check_source`.
     """
-    sources = source_notebooks(source_dir or default_source_dir(), names)
-    for source in sources:
-        check_source(source)
-    out_dir = out_dir or default_out_dir()
+    checked = [
+        (source.resolve(), check_source(source))
+        for source in source_notebooks(source_dir or default_source_dir(), names)
+    ]
+    out_dir = Path(out_dir or default_out_dir()).resolve()
     results = []
-    for source in sources:
-        results.append(build_assignment(source, out_dir, check))
+    for source, questions in checked:
+        results.append(_build_checked(source, questions, out_dir, check))
         if on_built:
             on_built(results[-1])
     return results

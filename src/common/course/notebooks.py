@@ -116,7 +116,7 @@ def _raw_blocks(path: Path, notebook: dict, mark: str) -> list[dict]:
     """The YAML below ``mark`` of every raw cell whose first line is ``mark``."""
     blocks = []
     for cell in notebook["cells"]:
-        text = _cell_text(cell).strip()
+        text = cell_text(cell).strip()
         if cell.get("cell_type") != "raw" or text.splitlines()[0].rstrip() != mark:
             continue
         try:
@@ -129,7 +129,8 @@ def _raw_blocks(path: Path, notebook: dict, mark: str) -> list[dict]:
     return blocks
 
 
-def _cell_text(cell: dict) -> str:
+def cell_text(cell: dict) -> str:
+    """A cell's source as one string (notebook files store it as a string or a list of lines)."""
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else str(source)
 
