@@ -164,12 +164,15 @@ def run_experiment(
     Raises:
         ParameterError: for an unknown experiment, profile or parameter,
             before anything runs.
-        DataError: when ``data_dir`` does not exist.
+        DataError: when ``data_dir``, or the ``annotations`` folder of the overrides, does not exist.
     """
     overrides = dict(overrides or {})
     # Validate everything papermill would only find out inside the kernel.
     registry.resolve(experiment_id, profile, overrides, data_dir)
     data_path = _existing_data_dir(data_dir)
+    given_annotations = overrides.get("annotations")
+    if given_annotations is not None:
+        overrides["annotations"] = str(_existing_annotations(given_annotations))
     # Absolute: the kernel runs in the project root, so a relative folder would land elsewhere there.
     root = Path(results_dir).expanduser().resolve() if results_dir else results_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -190,7 +193,7 @@ def run_experiment(
     started = time.perf_counter()
     try:
         _execute(experiment_id, out_nb, parameters, progress.callback(experiment_id), log_output)
-        _tidy_parameters(out_nb, parameters, data_dir, target)
+        _tidy_parameters(out_nb, parameters, data_dir, target, given_annotations)
     except BaseException as exc:
         failed_notebook = _keep_failed(out_nb, work, target)
         if isinstance(exc, KeyboardInterrupt):
@@ -205,17 +208,26 @@ def run_experiment(
     return _logged(outcome, profile, root)
 
 
-def _tidy_parameters(out_nb: Path, parameters: dict[str, Any], data_dir: str | Path | None, target: Path) -> None:
+def _tidy_parameters(
+    out_nb: Path,
+    parameters: dict[str, Any],
+    data_dir: str | Path | None,
+    target: Path,
+    annotations: str | Path | None = None,
+) -> None:
     """Hide the injected parameters and show the run's values without the machine's paths (see :mod:`executed`).
 
     The results folder shows as ``results/<id>`` (relative to the project; a
-    folder outside it by its name), the data folder relative to the project or
-    as the user gave it.
+    folder outside it by its name), the data and annotations folders relative
+    to the project or as the user gave them.
     """
     output_dir = executed.shown_path(target, f"{target.parent.name}/{target.name}")
     shown = dict(parameters, output_dir=output_dir)
     if data_dir is not None:
         shown["data_dir"] = executed.shown_path(parameters["data_dir"], str(data_dir))
+    if annotations is not None:
+        absolute = parameters["overrides"]["annotations"]
+        shown["overrides"] = dict(parameters["overrides"], annotations=executed.shown_path(absolute, str(annotations)))
     executed.tidy_parameters(out_nb, shown, f"{output_dir}/{out_nb.name}")
 
 
@@ -236,6 +248,20 @@ def _existing_data_dir(data_dir: str | Path | None) -> Path | None:
     if not data_dir.is_dir():
         raise DataError(f"Data folder {data_dir} does not exist; pass --data-dir with a data set's root.")
     return data_dir
+
+
+def _existing_annotations(folder: str | Path) -> Path:
+    """The ``annotations`` folder as an absolute path.
+
+    Raises:
+        DataError: when the folder does not exist.
+    """
+    folder = Path(folder).expanduser().resolve()
+    if not folder.is_dir():
+        raise DataError(
+            f"Annotations folder {folder} does not exist; pass --annotations with the folder of the Pascal VOC files."
+        )
+    return folder
 
 
 def _execute(

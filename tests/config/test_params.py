@@ -69,7 +69,7 @@ def test_as_dict_is_a_copy():
 @pytest.mark.parametrize(
     "experiment_id, overrides, message",
     [
-        ("iqoth", {"x": 1}, r"Unknown parameter 'x' for iqoth; known: augment, backbone, "),
+        ("iqoth", {"x": 1}, r"Unknown parameter 'x' for iqoth; known: annotations, augment, backbone, "),
         ("iqoth", {"epochs": "abc"}, r"Parameter 'epochs' expects an integer like 9, got 'abc'\."),
         ("iqoth", {"epochs": 2.5}, r"Parameter 'epochs' expects an integer like 9, got 2\.5\."),
         ("iqoth", {"epochs": True}, r"Parameter 'epochs' expects an integer like 9, got True\."),

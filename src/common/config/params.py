@@ -109,6 +109,8 @@ class RunParams:
         manifest: The real data set's manifest name, or ``phantoms``.
         phantom_kind: The phantom generator (phantom runs only).
         phantom_classes: The phantom set's folders (phantom runs only).
+        annotations: Folder of Pascal VOC bounding boxes of the real data set's lesions
+            (:mod:`common.data.annotations`), or None.
     """
 
     experiment: str
@@ -136,6 +138,7 @@ class RunParams:
     n_resamples: int = parameter()
     strategy: str = parameter()
     gpu_speedups: str = parameter()
+    annotations: str | None = parameter()
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -143,6 +146,11 @@ class RunParams:
         for name in names:
             object.__setattr__(self, name, coerce(getattr(self, name), hints[name]))
         schemas.validate(type(self), {name: getattr(self, name) for name in names}, names, examples(self.experiment))
+        if self.annotations is not None and self.data_dir is None:
+            raise ParameterError(
+                f"annotations={self.annotations!r}: bounding boxes annotate a real data set's slices; "
+                "pass --data-dir too (the phantoms have their own lesion outlines)."
+            )
 
     @classmethod
     def parameter_names(cls) -> list[str]:

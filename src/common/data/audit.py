@@ -58,7 +58,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from common.data import fingerprints, folders, splits
+from common.data import fingerprints, folders, shortcuts, splits
 from common.errors import DataError, ParameterError
 from common.report.results import write_json_atomic
 
@@ -382,13 +382,16 @@ def run(
     max_hamming: int = DEFAULT_MAX_HAMMING,
     split_seed: int = 42,
     progress: bool = True,
+    check_shortcuts: bool = True,
 ) -> dict[str, Any]:
     """Audit a class-folder data set and write ``audit.json``, the group CSV and the pair figure.
 
     Besides the audit, the result gets a ``split`` entry: the share of training
     images with a duplicate in the test set under a conventional image-level
     70/15/15 split (``split_seed``), and the same share under the grouped split
-    of :func:`groups_from_audit` (zero by construction, checked here).
+    of :func:`groups_from_audit` (zero by construction, checked here); and a
+    ``shortcut`` entry: the :meth:`common.data.shortcuts.ShortcutAudit.record`
+    of the shortcut audit, its folds and bootstrap grouped by duplicate group.
 
     Args:
         data_dir: Class-folder data set (unreadable images are skipped and listed).
@@ -398,22 +401,26 @@ def run(
         max_hamming: Perceptual-hash Hamming threshold (-1: off).
         split_seed: Seed of the image-level and grouped splits.
         progress: Show a progress bar.
+        check_shortcuts: Run the shortcut audit too.
 
     Returns:
-        The audit result with ``split``, ``skipped`` (unreadable files) and
+        The audit result with ``split``, ``shortcut`` (with ``check_shortcuts``), ``skipped`` (unreadable files) and
         ``outputs`` (file paths) added; ``runtime_s`` is the whole run's.
     """
     started = time.perf_counter()
     samples, skipped = folders.load_class_folders(data_dir, label_map, on_bad_file="skip")
     result = audit_samples(samples, threshold, max_hamming, progress)
     image_split = splits.split_samples(samples.assign(group=None), CONVENTIONAL_FRACTIONS, seed=split_seed)
-    grouped_split = splits.split_samples(groups_from_audit(samples, result), CONVENTIONAL_FRACTIONS, seed=split_seed)
+    grouped = groups_from_audit(samples, result)
+    grouped_split = splits.split_samples(grouped, CONVENTIONAL_FRACTIONS, seed=split_seed)
     result["split"] = {
         "fractions": list(CONVENTIONAL_FRACTIONS),
         "seed": split_seed,
         "image_level": train_test_duplicate_share(image_split, result),
         "grouped": train_test_duplicate_share(grouped_split, result),
     }
+    if check_shortcuts:
+        result["shortcut"] = shortcuts.audit_samples(grouped, seed=split_seed).record()
     result["skipped"] = skipped
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -431,7 +438,7 @@ def run(
 
 
 def summary(result: dict[str, Any]) -> str:
-    """A few lines for the console: groups, conflicts, shares, outputs, runtime."""
+    """A few lines for the console: groups, conflicts, shares, the shortcut audit, outputs, runtime."""
     lines = [
         f"{result['n_images']} images: {len(result['exact_groups'])} exact-duplicate groups "
         f"({result['label_conflicts']} with conflicting labels), {len(result['near_groups'])} near-duplicate groups "
@@ -446,6 +453,8 @@ def summary(result: dict[str, Any]) -> str:
                 f"({share['share']:.1%}) have a duplicate in the test set "
                 f"({share['with_exact_in_test']} exact)"
             )
+    if "shortcut" in result:
+        lines += shortcuts.summary_lines(result["shortcut"])
     lines += [f"{key}: {value}" for key, value in result.get("outputs", {}).items() if value]
     lines.append(f"runtime: {result['runtime_s']:.1f} s")
     return "\n".join(lines)

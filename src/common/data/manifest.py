@@ -228,3 +228,36 @@ def format_report(report: Mapping[str, Any], max_paths: int = 10) -> str:
     for folder, counts in report["count_mismatches"].items():
         lines.append(f"  {folder}: expected {counts['expected']}, found {counts['found']}")
     return "\n".join(lines)
+
+
+# Paths kept per list in a run's record of :func:`verify` (the counts are always whole).
+RECORDED_PATHS = 20
+
+
+def verification_record(report: Mapping[str, Any]) -> dict[str, Any]:
+    """A :func:`verify` report as a run records it: verdict, counts, at most :data:`RECORDED_PATHS` paths per list."""
+    record = {key: report[key] for key in ("name", "ok", "files_checked", "count_mismatches")}
+    for key in ("missing", "changed", "extra"):
+        record[key] = list(report[key][:RECORDED_PATHS])
+        record[f"n_{key}"] = len(report[key])
+    return record
+
+
+def verification_sentence(record: Mapping[str, Any] | None) -> str:
+    """One sentence on a :func:`verification_record` (or a :func:`verify` report), for a page."""
+    if not record:
+        return "not recorded by this run."
+    if record.get("ok"):
+        checked = record.get("files_checked") or 0
+        what = f"all {checked} files have the manifest's SHA-256" if checked else "the manifest lists no checksums"
+        return f"the local copy matches its manifest ({what}; class counts as expected)."
+    parts = [
+        f"{record.get(f'n_{key}', len(record.get(key) or []))} {key}"
+        for key in ("missing", "changed", "extra")
+        if record.get(f"n_{key}", len(record.get(key) or []))
+    ]
+    parts += [
+        f"{folder}: {counts['found']} found, {counts['expected']} expected"
+        for folder, counts in (record.get("count_mismatches") or {}).items()
+    ]
+    return "**the local copy does not match its manifest** (" + "; ".join(parts) + ")."

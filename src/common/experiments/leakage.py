@@ -24,10 +24,11 @@ from common.training.runtime import Runtime
 def split_variants(params: BackboneRunParams, samples: pd.DataFrame, audit_result: dict) -> dict[str, pd.DataFrame]:
     """The split(s) ``params.split`` asks for: ``image``, ``grouped`` or ``both``.
 
-    The grouped split keeps every exact- or near-duplicate group of the audit on
-    one side. When the audit found no duplicates, every group is a single
-    image, so the image-level split already is a valid grouped split and both
-    names refer to it (nothing is trained twice for the same answer).
+    The grouped split keeps every exact- or near-duplicate group of the audit,
+    and every patient the manifest names (the ``group`` column), on one side;
+    the image-level split ignores both. When there are no such groups, every
+    group is a single image, so the image-level split already is a valid grouped
+    split and both names refer to it (nothing is trained twice for the same answer).
 
     Returns:
         ``{"grouped": table, "image": table}`` (those asked for), grouped first.
@@ -36,11 +37,12 @@ def split_variants(params: BackboneRunParams, samples: pd.DataFrame, audit_resul
 
     choice = params.split  # one of the three (checked against its schema on construction)
     wanted = ["grouped", "image"] if choice == "both" else [choice]
-    has_duplicates = bool(audit_result["exact_groups"] or audit_result["near_groups"])
-    image_split = loading.split(params, samples)
+    has_patients = "group" in samples.columns and bool(samples["group"].notna().any())
+    has_groups = has_patients or bool(audit_result["exact_groups"] or audit_result["near_groups"])
+    image_split = loading.split(params, samples.assign(group=None))
     variants = {}
     for name in wanted:
-        if name == "grouped" and has_duplicates:
+        if name == "grouped" and has_groups:
             variants[name] = loading.split(params, audit.groups_from_audit(samples, audit_result))
         else:
             variants[name] = image_split

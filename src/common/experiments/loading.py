@@ -8,6 +8,10 @@ parameters (:func:`common.config.registry.resolve`).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,14 +21,30 @@ import pandas as pd
 
 from common.config import registry
 from common.config.params import ImageRunParams, RunParams
-from common.data import folders, phantoms, splits
+from common.data import annotations, folders, manifest, patient_groups, phantoms, splits
 from common.errors import DataError, ParameterError
 from common.report.results import project_root
+
+# Where a run's lesion masks come from (LoadedData.mask_source).
+PHANTOM_OUTLINES = "phantom outlines"
+BOXES = "boxes"
 
 
 def phantom_root() -> Path:
     """Folder that holds every generated phantom set (git-ignored ``data/phantoms``)."""
     return project_root() / "data" / "phantoms"
+
+
+def box_mask_folder(params: RunParams) -> Path:
+    """Folder the box masks of a real data set go to: ``data/annotation_masks/<hash>`` (git-ignored).
+
+    One folder per data folder and annotations folder (the hash of both absolute
+    paths), never inside the data folder, which may be read-only and is the
+    user's. Every load writes the masks again (:func:`with_box_masks`), so they
+    always follow the current annotation files.
+    """
+    key = json.dumps([str(Path(str(folder)).resolve()) for folder in (params.data_dir, params.annotations)])
+    return project_root() / "data" / "annotation_masks" / hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def phantom_folder(params: RunParams, root: str | Path | None = None) -> Path:
@@ -73,17 +93,64 @@ def prepare_phantoms(profile: str, kind: str | None = None, root: str | Path | N
 
 @dataclass
 class LoadedData:
-    """A sample table with where it came from and what was left out."""
+    """A sample table with where it came from and what was left out.
+
+    Attributes:
+        samples: The sample (or volume) table.
+        skipped: Files left out (``on_bad_file="skip"``): images, then annotation files; ``{"path", "reason"}`` each.
+        source: Where the data came from, for the page and ``metrics.json``.
+        root: The folder the samples were read from.
+        mask_source: Where the lesion masks come from: :data:`PHANTOM_OUTLINES`, :data:`BOXES`
+            (bounding boxes of the ``annotations`` folder; coarser than outlines), or None (no masks).
+        box_masks: With :data:`BOXES`, the masks written and which samples have a box.
+        verification: Real data only: the local copy checked against its manifest
+            (:func:`common.data.manifest.verification_record`).
+        groups_note: Real data only: how the manifest's rule grouped images by patient, or that it has none.
+    """
 
     samples: pd.DataFrame
     skipped: list[dict] = field(default_factory=list)
     source: str = ""
     root: Path | None = None
+    mask_source: str | None = None
+    box_masks: annotations.BoxMasks | None = None
+    verification: dict[str, Any] | None = None
+    groups_note: str | None = None
 
     @property
     def has_masks(self) -> bool:
-        """True when every sample has a lesion-mask file (phantoms)."""
+        """True when every sample has a lesion-mask file (phantoms, or real data with ``annotations``)."""
         return bool(self.samples["mask_path"].notna().all())
+
+    def mask_record(self) -> dict[str, Any]:
+        """Where the lesion masks come from, for ``metrics.json``: source, and with boxes how many samples have one."""
+        record: dict[str, Any] = {"source": self.mask_source}
+        if self.box_masks is not None:
+            record.update(n_annotated=self.box_masks.n_annotated, n_samples=len(self.box_masks.paths))
+        return record
+
+    def notes(self) -> list[str]:
+        """What a page says about the data beyond its counts (Markdown): the manifest check, patients, box masks."""
+        found = []
+        if self.verification is not None:
+            name = self.verification["name"]
+            found.append(
+                f"**Data check** against manifest `{name}`: {manifest.verification_sentence(self.verification)}"
+            )
+        if self.groups_note:
+            found.append(f"**Patient groups**: {self.groups_note}.")
+        return found + [note for note in [self.mask_note()] if note]
+
+    def mask_note(self) -> str | None:
+        """What a page says about box masks (Markdown), or None when the masks are outlines or absent."""
+        if self.mask_source != BOXES or self.box_masks is None:
+            return None
+        return (
+            f"**Lesion masks are bounding boxes** ({self.box_masks.n_annotated} of {len(self.box_masks.paths)} "
+            "annotated): a box is coarser than an outline and holds healthy tissue around the tumour, so energy "
+            "share and IoU understate how well a heatmap sits on the lesion; the pointing game (is the heatmap's "
+            "peak inside the box?) is the fairest of the three scores here."
+        )
 
 
 def label_map_for(params: RunParams) -> dict[str, str]:
@@ -97,21 +164,75 @@ def load_samples(params: ImageRunParams) -> LoadedData:
     ``label_index`` follows the registry's class order, so class 0..K-1 mean the
     same thing in every run of an experiment.
 
+    With ``params.annotations``, every image gets a box mask (:func:`with_box_masks`).
+
     Raises:
         DataError: a bad folder or file (see :func:`common.data.folders.load_class_folders`),
-            or labels that are not the experiment's classes.
+            a bad annotation file (:mod:`common.data.annotations`), or labels that are not the experiment's classes.
     """
     label_map = label_map_for(params)
     if params.data_dir:
         root = Path(params.data_dir)
         samples, skipped = folders.load_class_folders(root, label_map, on_bad_file=params.on_bad_file)
+        rule = group_rule(params)
+        samples = patient_groups.with_patient_groups(samples, root, rule)
         source = f"{params.manifest} ({root})"
+        real = {"verification": verify_copy(params), "groups_note": patient_groups.describe(samples, rule)}
     else:
         folder = phantom_folder(params)
         root = folder / "images"
         samples, skipped = folders.load_class_folders(root, label_map, mask_root=folder / "masks")
         source = f"phantoms/{params.phantom_kind} ({folder.name})"
-    return LoadedData(samples=with_label_index(params, samples), skipped=skipped, source=source, root=root)
+        real = {}
+    mask_source = None if params.data_dir else PHANTOM_OUTLINES
+    loaded = LoadedData(with_label_index(params, samples), skipped, source, root, mask_source, **real)
+    return with_box_masks(params, loaded, annotations.image_masks, params.on_bad_file)
+
+
+def verify_copy(params: RunParams) -> dict[str, Any] | None:
+    """Real data: the local copy checked against its manifest, as ``camstudy data verify`` does; None for phantoms."""
+    if not params.data_dir:
+        return None
+    return manifest.verification_record(manifest.verify(params.manifest, params.data_dir))
+
+
+def with_box_masks(
+    params: RunParams,
+    loaded: LoadedData,
+    write_masks: Callable[..., annotations.BoxMasks],
+    on_bad_file: str,
+) -> LoadedData:
+    """``loaded`` with a box mask file per sample from ``params.annotations`` (unchanged without them).
+
+    The masks go to :func:`box_mask_folder`; samples without a box get an empty
+    mask, which the explanation steps pass over, so exactly the annotated lesion
+    images are scored. Annotation files left out are added to ``skipped``.
+
+    Args:
+        params: Run parameters (``data_dir``, ``annotations``).
+        loaded: The data as read.
+        write_masks: :func:`common.data.annotations.image_masks` (images) or
+            :func:`~common.data.annotations.series_masks` (DICOM series).
+        on_bad_file: What a bad annotation file does: ``"error"`` or ``"skip"``.
+    """
+    if not params.annotations:
+        return loaded
+    found = annotations.read_annotations(params.annotations, on_bad_file)
+    masks = write_masks(loaded.samples, loaded.root, found, box_mask_folder(params))
+    return dataclasses.replace(
+        loaded,
+        samples=loaded.samples.assign(mask_path=list(masks.paths)),
+        skipped=[*loaded.skipped, *masks.skipped],
+        mask_source=BOXES,
+        box_masks=masks,
+    )
+
+
+def group_rule(params: RunParams) -> patient_groups.GroupRule | None:
+    """How the real data set's manifest names patients in file names (None: phantoms, or no rule)."""
+    if not params.data_dir:
+        return None
+    return patient_groups.GroupRule.from_manifest(manifest.load_manifest(params.manifest))
 
 
 def with_label_index(params: RunParams, samples: pd.DataFrame) -> pd.DataFrame:
@@ -131,13 +252,19 @@ def with_label_index(params: RunParams, samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def split(params: ImageRunParams, samples: pd.DataFrame) -> pd.DataFrame:
-    """Stratified train/val/test split from the parameters (fractions or per-class counts)."""
-    return splits.split_samples(
-        samples,
-        fractions=tuple(params.split_fractions),
-        counts=getattr(params, "split_counts", None),  # nine-models only
-        seed=params.seed,
-    )
+    """Stratified train/val/test split from the parameters (fractions or per-class counts).
+
+    Exact per-class counts (nine-models' paper split) cannot keep patient groups
+    whole; when the samples have groups, the counts' proportions are used as
+    fractions instead, so no patient spans two splits.
+    """
+    counts = getattr(params, "split_counts", None)  # nine-models only
+    fractions = tuple(params.split_fractions)
+    if counts and "group" in samples.columns and samples["group"].notna().any():
+        total = sum(counts.values())
+        fractions = tuple(counts.get(name, 0) / total for name in ("train", "val", "test"))
+        counts = None
+    return splits.split_samples(samples, fractions=fractions, counts=counts, seed=params.seed)
 
 
 def data_record(loaded: LoadedData, samples: pd.DataFrame) -> dict[str, Any]:
@@ -152,6 +279,8 @@ def data_record(loaded: LoadedData, samples: pd.DataFrame) -> dict[str, Any]:
         "fingerprint": manifest.data_fingerprint(samples),
         "class_counts": {str(col): {str(k): int(v) for k, v in counts[col].items()} for col in counts.columns},
         "skipped_files": loaded.skipped,
+        "masks": loaded.mask_record(),
+        "verification": loaded.verification,
     }
 
 

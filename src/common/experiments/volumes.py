@@ -25,10 +25,18 @@ import numpy as np
 import pandas as pd
 
 from common.config.params import Gradcam3dParams
-from common.data import volume_sets
+from common.data import annotations, volume_sets
 from common.experiments.cross_validation import CrossValidation
 from common.experiments.explaining import explained_subset
-from common.experiments.loading import LoadedData, label_map_for, phantom_folder, with_label_index
+from common.experiments.loading import (
+    PHANTOM_OUTLINES,
+    LoadedData,
+    label_map_for,
+    phantom_folder,
+    verify_copy,
+    with_box_masks,
+    with_label_index,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -45,26 +53,32 @@ MODEL_NAME = "CNN3D"
 def load_samples(params: Gradcam3dParams) -> LoadedData:
     """The volume table of a run: the phantoms, or ``params.data_dir``.
 
-    ``label_index`` follows the registry's class order.
+    ``label_index`` follows the registry's class order. With ``params.annotations``,
+    every series gets a box mask (:func:`common.experiments.loading.with_box_masks`);
+    a bad annotation file stops the run (the experiment has no ``on_bad_file``).
 
     Returns:
-        :class:`common.experiments.loading.LoadedData` (samples, source, root).
+        :class:`common.experiments.loading.LoadedData` (samples, source, root, mask source).
 
     Raises:
-        DataError: see :func:`common.data.volume_sets.load_volume_samples`, or labels that are not the
-            experiment's classes.
+        DataError: see :func:`common.data.volume_sets.load_volume_samples`, a bad annotation file
+            (:mod:`common.data.annotations`), or labels that are not the experiment's classes.
     """
     label_map = label_map_for(params)
     if params.data_dir:
         root = Path(params.data_dir)
         samples = volume_sets.load_volume_samples(root, label_map)
         source = f"{params.manifest} ({root})"
+        real = {"verification": verify_copy(params), "groups_note": "one group per case folder (a patient in TCIA)"}
     else:
         folder = phantom_folder(params)
         root = folder / "series"
         samples = volume_sets.load_volume_samples(root, label_map, mask_root=folder / "masks")
         source = f"phantoms/{params.phantom_kind} ({folder.name})"
-    return LoadedData(samples=with_label_index(params, samples), source=source, root=root)
+        real = {}
+    mask_source = None if params.data_dir else PHANTOM_OUTLINES
+    loaded = LoadedData(with_label_index(params, samples), source=source, root=root, mask_source=mask_source, **real)
+    return with_box_masks(params, loaded, annotations.series_masks, on_bad_file="error")
 
 
 def data_record(loaded: LoadedData, cv: CrossValidation, input_shape: Sequence[int]) -> dict[str, Any]:
@@ -86,6 +100,8 @@ def data_record(loaded: LoadedData, cv: CrossValidation, input_shape: Sequence[i
         "class_counts": {str(col): {str(k): int(v) for k, v in counts[col].items()} for col in counts.columns},
         "folds": [r.sizes() for r in cv.folds],
         "skipped_files": loaded.skipped,
+        "masks": loaded.mask_record(),
+        "verification": loaded.verification,
     }
 
 
@@ -132,9 +148,11 @@ def explain_folds(
     """CAMs of correctly classified lesion volumes, each by the model of its test fold.
 
     Up to ``params.n_explain`` volumes of the positive class, predicted
-    right out of fold, are explained with every method of
-    ``params.cam_methods`` and scored against their masks (pointing game,
-    energy share, IoU at ``params.cam_fraction``, with 95% CIs).
+    right out of fold, whose mask on the input grid is not empty (a series
+    without boxes, or boxes too small to survive resampling, has nothing to
+    point at), are explained with every method of ``params.cam_methods`` and
+    scored against their masks (pointing game, energy share, IoU at
+    ``params.cam_fraction``, with 95% CIs).
 
     Args:
         params: Run parameters (``positive``, ``n_explain``, ``explain_only_correct``,
@@ -151,13 +169,14 @@ def explain_folds(
     from common.explain import driver
 
     lesion_classes = [params.positive] if params.positive else None
-    positions = explained_subset(
+    candidates = explained_subset(
         samples,
         cv.out_of_fold_probabilities(),
-        params.n_explain,
+        len(samples),
         lesion_classes,
         only_correct=params.explain_only_correct,
     )
+    positions = candidates[masks[candidates].any(axis=(1, 2, 3))][: params.n_explain]
     subset = driver.ImageSubset.take(volumes, samples["label_index"].to_numpy(), positions, masks[positions])
     return driver.explain(
         cv.fold_models(positions), subset, params.cam_methods, driver.ExplainSettings.from_params(params), layer
