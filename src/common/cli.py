@@ -41,6 +41,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument("experiment", help=f"one of {', '.join(registry.experiment_ids())}, or 'all'")
     run.add_argument("--profile", default="default", choices=registry.PROFILES)
     run.add_argument("--data-dir", help="root of a real data set (default: the embedded phantoms)")
+    run.add_argument("--annotations", metavar="DIR", help="Pascal VOC lesion boxes of the --data-dir slices")
     run.add_argument("--results-dir", help="where results/<id>/ folders go (default: results/)")
     run.add_argument(
         "-p",
@@ -74,6 +75,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from common.report.progress import RunProgress
 
     overrides = registry.parse_overrides(args.param)
+    if args.annotations is not None:
+        overrides["annotations"] = args.annotations
     if args.experiment == "all":
         outcomes = runner.run_all(
             args.profile,
@@ -116,21 +119,25 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
     book.add_argument("--profile", default="default", choices=registry.PROFILES)
     book.add_argument("--rerun", action="store_true", help="rerun every experiment before building")
     book.add_argument("--no-run", action="store_true", help="build from the results as they are")
+    real_help = "also run the experiments that fit a real data set (manifest name and folder) into results/real/"
+    book.add_argument("--real", action="append", default=[], metavar="NAME=DIR", help=real_help)
     _add_jobs(book)
     book.set_defaults(handler=_cmd_book)
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from common import runner
+    from common import real_runs, runner
     from common.report import book
     from common.report.results import results_root
 
+    real = [real_runs.parse(spec) for spec in args.real]  # every NAME=DIR checked before anything runs
     status = 0
     if not args.no_run:
         missing = [
             e for e in registry.experiment_ids() if args.rerun or not (results_root() / e / "metrics.json").exists()
         ]
-        status = _report_runs(runner.run_all(args.profile, experiments=missing, jobs=args.jobs) if missing else [])
+        outcomes = runner.run_all(args.profile, experiments=missing, jobs=args.jobs) if missing else []
+        status = _report_runs(outcomes + real_runs.run(real, args.profile, args.jobs, args.rerun))
     index = book.build()
     print(index)
     return status
@@ -192,9 +199,10 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def _add_audit(sub: argparse._SubParsersAction) -> None:
     audit = sub.add_parser(
         "audit",
-        help="find exact and near-duplicate images (leakage audit) of a class-folder data set",
+        help="find duplicate images (leakage audit) and shortcuts (shortcut audit) of a class-folder data set",
         description="Write audit.json, duplicate_groups.csv and a figure of the most similar pairs "
-        "across the splits of a seeded image-level 70/15/15 split.",
+        "across the splits of a seeded image-level 70/15/15 split, and the shortcut audit (does metadata or "
+        "intensity predict the class?) in audit.json's 'shortcut' section.",
     )
     audit.add_argument("data_dir", help="folder with one sub-folder of images per class")
     audit.add_argument(
@@ -214,6 +222,7 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
     audit.add_argument("--seed", type=int, default=42, help="seed of the split the leakage is measured on")
     audit.add_argument("--out", help="output folder (default: results/audit)")
     audit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    audit.add_argument("--no-shortcuts", action="store_true", help="skip the shortcut audit (leakage audit only)")
     audit.set_defaults(handler=_cmd_audit)
 
 
@@ -230,6 +239,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         max_hamming=args.max_hamming,
         split_seed=args.seed,
         progress=not args.no_progress,
+        check_shortcuts=not args.no_shortcuts,
     )
     print(audit.summary(result))
     return 0
