@@ -125,6 +125,11 @@ def make_class_folders(tmp_path: Path) -> Callable[..., Path]:
 # of which time things, hardly feel them.
 
 _PLANNED = pytest.StashKey[tuple]()
+# The key of a smoke run on the real IQ-OTH/NCCD copy, and its options: the smoke profile's one epoch over all
+# 1097 slices, on the grouped split only (no retraining on the image split) and in batches of 32 instead of 8,
+# so the run checks the real-data steps (both audits, the grouped split, the page) in about a minute.
+REAL_RUN = 0
+REAL_RUN_OPTIONS = ("--data-dir", str(IQOTH_DIR), "-p", "split=grouped", "-p", "batch_size=32")
 # The environment and working folder the runs start with, taken before any test runs: a foreground
 # test's monkeypatch.setenv (CAMSTUDY_HOME, say) or chdir would otherwise reach a run that starts meanwhile.
 _SESSION_ENVIRONMENT = dict(os.environ)
@@ -135,7 +140,10 @@ def reads_smoke_runs(item) -> bool:
     """Whether a test reads the session's smoke runs (it waits for them), or is marked to run with those."""
     return (
         "smoke_results" in getattr(item, "fixturenames", ())
-        or any(marker.args or marker.kwargs.get("twice") for marker in item.iter_markers("notebook"))
+        or any(
+            marker.args or marker.kwargs.get("twice") or marker.kwargs.get("real")
+            for marker in item.iter_markers("notebook")
+        )
         or item.get_closest_marker("late") is not None
     )
 
@@ -145,11 +153,13 @@ def pytest_collection_modifyitems(config, items):
     """Remember every smoke run the collected tests name, and move the tests that read runs last."""
     once: list[str] = []
     twice: list[str] = []
+    real: list[str] = []
     for item in items:
         for marker in item.iter_markers("notebook"):
             once.extend(e for e in marker.args if e not in once)
             twice.extend(e for e in marker.kwargs.get("twice", ()) if e not in twice)
-    config.stash[_PLANNED] = (once, twice)
+            real.extend(e for e in marker.kwargs.get("real", ()) if e not in real and IQOTH_DIR.is_dir())
+    config.stash[_PLANNED] = (once, twice, real)
     items.sort(key=reads_smoke_runs)  # stable: each group keeps its order
 
 
@@ -158,7 +168,9 @@ class SmokeRuns:
 
     :meth:`start` submits every planned run; call the object with an
     experiment id for the session's run of it (waiting for it), and
-    :meth:`second` for an independent second run (its own results folder).
+    :meth:`second` for an independent second run (its own results folder), and
+    :meth:`real` for its run on the real IQ-OTH/NCCD copy (``<root>/real/<id>``,
+    as ``camstudy book --real`` lays it out; planned only when the copy is there).
     Each record holds ``dir`` (results/<id>), ``metrics`` (parsed
     metrics.json), ``seconds`` (wall time of the `camstudy run` process) and
     ``stdout``/``stderr`` (what the command printed).
@@ -178,9 +190,9 @@ class SmokeRuns:
         with self._lock:
             if self._futures:
                 return
-            once, twice = self._planned
+            once, twice, real = self._planned
             order = sorted(once, key=lambda e: -registry.experiment(e).get("budget_s", {}).get("smoke", 0))
-            for key in [(e, 1) for e in order] + [(e, 2) for e in twice]:
+            for key in [(e, REAL_RUN) for e in real] + [(e, 1) for e in order] + [(e, 2) for e in twice]:
                 self._submit(key)
 
     def __call__(self, experiment_id: str) -> dict:
@@ -190,6 +202,12 @@ class SmokeRuns:
         """A second smoke run of ``experiment_id``, into a folder of its own."""
         return self._record(experiment_id, 2)
 
+    def real(self, experiment_id: str) -> dict:
+        """The smoke run of ``experiment_id`` on the real IQ-OTH/NCCD copy (see :data:`REAL_RUN_OPTIONS`)."""
+        if not IQOTH_DIR.is_dir():
+            pytest.skip(f"real IQ-OTH/NCCD copy not found at {IQOTH_DIR}")
+        return self._record(experiment_id, REAL_RUN)
+
     def _record(self, experiment_id: str, run: int) -> dict:
         self.start()
         with self._lock:
@@ -198,6 +216,9 @@ class SmokeRuns:
 
     def _submit(self, key: tuple[str, int]) -> Future:
         experiment_id, run = key
+        if run == REAL_RUN:
+            self._futures[key] = self._pool.submit(_smoke_run, experiment_id, self.root / "real", REAL_RUN_OPTIONS)
+            return self._futures[key]
         root = self.root if run == 1 else self.root.with_name(f"{self.root.name}-run{run}")
         self._futures[key] = self._pool.submit(_smoke_run, experiment_id, root)
         return self._futures[key]
@@ -212,9 +233,9 @@ def _lower_priority(nice: int) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
-def _smoke_run(experiment_id: str, root: Path) -> dict:
+def _smoke_run(experiment_id: str, root: Path, options: tuple[str, ...] = ()) -> dict:
     started = time.perf_counter()
-    argv = [sys.executable, "-m", "common", "run", experiment_id, "--profile", "smoke"]
+    argv = [sys.executable, "-m", "common", "run", experiment_id, "--profile", "smoke", *options]
     done = subprocess.run(
         [*argv, "--results-dir", str(root), "--no-progress"],
         capture_output=True,
@@ -239,7 +260,7 @@ def smoke_results(tmp_path_factory, pytestconfig):
     """The session's :class:`SmokeRuns` (call it with an experiment id)."""
     runs = SmokeRuns(
         tmp_path_factory.mktemp("results"),
-        pytestconfig.stash.get(_PLANNED, ([], [])),
+        pytestconfig.stash.get(_PLANNED, ([], [], [])),
         jobs=max(1, int(os.environ.get("CAMSTUDY_TEST_JOBS", "2"))),
         nice=int(os.environ.get("CAMSTUDY_TEST_NICE", "10")),
     )
@@ -250,5 +271,5 @@ def smoke_results(tmp_path_factory, pytestconfig):
 @pytest.fixture(scope="session", autouse=True)
 def start_smoke_runs(request, pytestconfig):
     """Start the planned smoke runs with the session's first test, when any is planned."""
-    if any(pytestconfig.stash.get(_PLANNED, ([], []))):
+    if any(pytestconfig.stash.get(_PLANNED, ([], [], []))):
         request.getfixturevalue("smoke_results").start()

@@ -21,6 +21,7 @@ from common.report import book
 from common.report.results import project_root
 from tests.book_pages import load, page_problems
 from tests.browser import headless_chromium
+from tests.conftest import IQOTH_DIR
 
 SCREENSHOTS = project_root() / "_build" / "screenshots"
 SCREENSHOT = SCREENSHOTS / "overview.png"
@@ -29,6 +30,8 @@ DEFAULT_BUILD = project_root() / "_build" / "html"
 # Cells are tagged by the figures they save (book.figure_tags); the names differ per experiment.
 CONFUSION_CELLS = 'div.cell[class*="tag_figure-confusion"]'
 HEATMAP_CELLS = 'div.cell[class*="tag_figure-cam"]'
+# Experiments also run on the real IQ-OTH/NCCD copy (when it is there), for the book's "Real scans" part.
+REAL = ("iqoth",)
 
 
 def experiments_with_notebooks() -> list[str]:
@@ -49,6 +52,8 @@ def built_book(smoke_results, tmp_path_factory):
     ran = experiments_with_notebooks()
     for experiment_id in ran:
         smoke_results(experiment_id)
+    for experiment_id in REAL if IQOTH_DIR.is_dir() else ():
+        smoke_results.real(experiment_id)
     out_dir = tmp_path_factory.mktemp("book") / "html"
     started = time.perf_counter()
     index = book.build(results_dir=smoke_results.root, out_dir=out_dir)
@@ -61,7 +66,7 @@ def page_of(html_dir: Path, experiment_id: str) -> Path:
     return html_dir / book.EXPERIMENT_PAGES / f"{experiment_id}.html"
 
 
-@pytest.mark.notebook(*experiments_with_notebooks())
+@pytest.mark.notebook(*experiments_with_notebooks(), real=REAL)
 def test_book_builds_with_warnings_as_errors_and_no_broken_links(built_book):
     html_dir, ran, _ = built_book
     # build() ran jupyter-book with -W -n and checked the links; check again what it left.
@@ -71,6 +76,22 @@ def test_book_builds_with_warnings_as_errors_and_no_broken_links(built_book):
         assert "Run summary" in html and "profile <code" in html, experiment_id
     overview = (html_dir / book.GENERATED / "overview.html").read_text(encoding="utf-8")
     assert "<table" in overview
+
+
+@pytest.mark.notebook(*experiments_with_notebooks(), real=REAL)
+def test_real_scans_part_holds_the_real_runs_with_their_data_note(built_book):
+    html_dir, _, _ = built_book
+    if not IQOTH_DIR.is_dir():
+        assert not (html_dir / "book" / "real").exists()  # no real run: the default book has no such part
+        pytest.skip(f"real IQ-OTH/NCCD copy not found at {IQOTH_DIR}")
+    opening = (html_dir / "book" / "generated" / "real-scans.html").read_text(encoding="utf-8")
+    page = (html_dir / "book" / "real" / "iqoth.html").read_text(encoding="utf-8")
+    assert 'href="../real/iqoth.html"' in opening and "iqothnccd" in opening
+    assert "Real scans: ResNet50 on IQ-OTH/NCCD" in page and "Alyasriy" in page and "CC BY 4.0" in page
+    assert "the local copy matches its manifest (all" in page
+    assert "Shortcut audit" in page and "623" in page  # the flagged 623 x 512 images
+    index = (html_dir / "index.html").read_text(encoding="utf-8")
+    assert "Real scans" in index  # the part is in the navigation
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +118,7 @@ def image_widths(driver, selector: str = "img") -> list[tuple[str, int]]:
 
 
 @pytest.mark.browser
-@pytest.mark.notebook(*experiments_with_notebooks())
+@pytest.mark.notebook(*experiments_with_notebooks(), real=REAL)
 def test_every_page_shows_its_images_in_chromium(built_book, browser):
     html_dir, _, _ = built_book
     pages = sorted((html_dir / book.BOOK_DIR).rglob("*.html"))
@@ -110,7 +131,7 @@ def test_every_page_shows_its_images_in_chromium(built_book, browser):
 
 
 @pytest.mark.browser
-@pytest.mark.notebook(*experiments_with_notebooks())
+@pytest.mark.notebook(*experiments_with_notebooks(), real=REAL)
 def test_experiment_pages_show_confusion_matrix_and_heatmaps(built_book, browser):
     html_dir, ran, _ = built_book
     for experiment_id in ran:
@@ -121,7 +142,7 @@ def test_experiment_pages_show_confusion_matrix_and_heatmaps(built_book, browser
 
 
 @pytest.mark.browser
-@pytest.mark.notebook(*experiments_with_notebooks())
+@pytest.mark.notebook(*experiments_with_notebooks(), real=REAL)
 def test_overview_has_a_table_per_experiment_above_the_fold_and_is_screenshotted(built_book, browser):
     html_dir, ran, _ = built_book
     load(browser, html_dir / book.GENERATED / "overview.html")
@@ -171,7 +192,7 @@ def test_page_problems_finds_noise_paths_and_wrapped_values(browser, tmp_path):
 
 
 @pytest.mark.browser
-@pytest.mark.notebook(*experiments_with_notebooks())
+@pytest.mark.notebook(*experiments_with_notebooks(), real=REAL)
 def test_no_page_shows_log_noise_machine_paths_or_wrapped_values(built_book, browser, smoke_results):
     html_dir, _, _ = built_book
     machine_paths = [project_root(), smoke_results.root, html_dir]

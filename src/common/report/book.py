@@ -31,9 +31,12 @@ import warnings
 from pathlib import Path
 
 import nbformat
+import yaml
 
 from common.config import registry
 from common.errors import DataError, StudyError, StudyWarning
+from common.real_runs import REAL_RESULTS
+from common.report import real_pages
 from common.report.links import broken_links
 from common.report.pages import (
     datasets_markdown,
@@ -72,6 +75,8 @@ __all__ = [
 BOOK_DIR = "book"
 EXPERIMENT_PAGES = "book/experiments"
 GENERATED = "book/generated"
+# The table of contents with the "Real scans" part, written only when there are real-data runs.
+GENERATED_TOC = "book/generated/_toc.yml"
 # What a separate build root needs: the configuration and the hand-written pages.
 BOOK_SOURCE_FILES = ("_config.yml", "_toc.yml")
 # The book's stylesheet (tables scroll inside their box, values do not wrap); Jupyter Book adds every CSS file in it.
@@ -104,26 +109,56 @@ def assemble(results_dir: Path | None = None, book_root: Path | None = None) -> 
     found: dict[str, dict] = {}
     for experiment_id in registry.experiment_ids():
         run_dir = results_dir / experiment_id
-        notebook_file = run_dir / f"{experiment_id}.ipynb"
-        metrics_file = run_dir / "metrics.json"
-        metrics, unreadable = None, None
-        if notebook_file.exists() and metrics_file.exists():
-            try:
-                metrics = read_metrics(metrics_file)
-            except DataError as error:
-                unreadable = str(error)
-                warnings.warn(f"the book leaves out {unreadable}", StudyWarning, stacklevel=2)
+        metrics, unreadable = _readable_run(run_dir, experiment_id)
         if metrics is not None:
             found[experiment_id] = metrics
-            nbformat.write(with_banner(notebook_file, metrics), pages / f"{experiment_id}.ipynb")
+            nbformat.write(with_banner(run_dir / f"{experiment_id}.ipynb", metrics), pages / f"{experiment_id}.ipynb")
         else:
             (pages / f"{experiment_id}.md").write_text(missing_page(experiment_id, unreadable), encoding="utf-8")
+    _assemble_real(results_dir, book_root)
     (generated / "overview.md").write_text(
         overview_markdown(found, generated / "figures", results_dir), encoding="utf-8"
     )
     (generated / "datasets.md").write_text(datasets_markdown(), encoding="utf-8")
     record = with_current_wall_times(read_bench(results_dir), results_dir)
     (generated / "performance.md").write_text(performance_markdown(record, generated / "figures"), encoding="utf-8")
+    return found
+
+
+def _readable_run(run_dir: Path, experiment_id: str) -> tuple[dict | None, str | None]:
+    """``(metrics, None)`` of a finished run; ``(None, why)`` when unreadable; ``(None, None)`` when absent."""
+    if not ((run_dir / f"{experiment_id}.ipynb").exists() and (run_dir / "metrics.json").exists()):
+        return None, None
+    try:
+        return read_metrics(run_dir / "metrics.json"), None
+    except DataError as error:
+        warnings.warn(f"the book leaves out {error}", StudyWarning, stacklevel=3)
+        return None, str(error)
+
+
+def _assemble_real(results_dir: Path, book_root: Path) -> dict[str, dict]:
+    """Pages of the runs in ``results/real`` and the "Real scans" part's opening page and table of contents.
+
+    Without any real-data run nothing is written but an empty ``book/real``, and
+    the book keeps its own ``_toc.yml``.
+    """
+    pages = _fresh_folder(book_root / real_pages.REAL_PAGES)
+    toc_file = book_root / GENERATED_TOC
+    toc_file.unlink(missing_ok=True)
+    found: dict[str, dict] = {}
+    for experiment_id in registry.experiment_ids():
+        run_dir = results_dir / REAL_RESULTS / experiment_id
+        metrics, _ = _readable_run(run_dir, experiment_id)
+        if metrics is not None:
+            found[experiment_id] = metrics
+            page = real_pages.real_page(run_dir / f"{experiment_id}.ipynb", metrics)
+            nbformat.write(page, pages / f"{experiment_id}.ipynb")
+    if found:
+        (book_root / f"{real_pages.REAL_SCANS_PAGE}.md").write_text(
+            real_pages.real_scans_markdown(found), encoding="utf-8"
+        )
+        toc = real_pages.toc_with_real_part(book_root / "_toc.yml", list(found))
+        toc_file.write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
     return found
 
 
@@ -150,6 +185,8 @@ def copy_book_sources(target: Path) -> Path:
 def _run_jupyter_book(book_root: Path, warnings_as_errors: bool) -> Path:
     """Run ``jupyter-book build`` in ``book_root``; return its ``_build/html``."""
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_root), "--builder", "html"]
+    if (book_root / GENERATED_TOC).exists():  # the book with its "Real scans" part
+        command += ["--toc", str(book_root / GENERATED_TOC)]
     if warnings_as_errors:
         command += ["-W", "-n", "--keep-going"]
     done = subprocess.run(command, cwd=book_root, capture_output=True, text=True)

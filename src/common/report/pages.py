@@ -66,6 +66,7 @@ class ExperimentOverview:
         claims: Whether the run has paper claims to set its values beside.
         header: The table's column names (model, ``n``, then the metrics); empty without a run.
         rows: One row of cell texts per model.
+        shortcuts: The run's shortcut-audit warnings when the audit flagged its data (else empty).
     """
 
     experiment: str
@@ -74,6 +75,7 @@ class ExperimentOverview:
     claims: bool = False
     header: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
+    shortcuts: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,8 @@ def experiment_overview(experiment_id: str, metrics: dict | None) -> ExperimentO
     # The data's name only ("phantoms/chest", "iqothnccd"); its folder is in the page's banner.
     data_name = metrics.get("data", {}).get("source", "?").split(" (")[0]
     run = RunColumns(metrics["profile"], data_name, _wall_time(metrics.get("wall_time_s")))
+    audit = metrics.get("shortcut_audit") or {}
+    shortcuts = list(audit.get("warnings") or []) if audit.get("flagged") else []
     models = metrics.get("models") or {}
     claims = metrics.get("paper_vs_run") or []
     claims = [row for row in claims if row["metric"] in HEADLINE_METRICS] or claims
@@ -190,9 +194,9 @@ def experiment_overview(experiment_id: str, metrics: dict | None) -> ExperimentO
     elif models:
         table = tables.metrics_table(models, HEADLINE_METRICS)
     else:
-        return ExperimentOverview(experiment_id, title, run)
+        return ExperimentOverview(experiment_id, title, run, shortcuts=shortcuts)
     header, rows = _as_table(table)
-    return ExperimentOverview(experiment_id, title, run, bool(claims), header, rows)
+    return ExperimentOverview(experiment_id, title, run, bool(claims), header, rows, shortcuts)
 
 
 def headline_figures(metrics: dict) -> list[tuple[str, str]]:
