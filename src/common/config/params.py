@@ -172,21 +172,21 @@ class RunParams:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ImageRunParams(RunParams):
-    """A 2D experiment on class folders of images (phantoms or a real data set)."""
+    """A 2D experiment on class folders of images (phantoms or a real data set), audited for duplicates."""
 
     phantom_size: int = parameter()
     image_size: int = parameter()
     channels: int = parameter()
     split_fractions: list[float] = parameter()
     on_bad_file: str = parameter()
+    split: str = parameter()
+    near_duplicate_threshold: float = parameter()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BackboneRunParams(ImageRunParams):
-    """One ImageNet backbone with a pooling head, a duplicate audit and CAMs at chosen layers."""
+    """One ImageNet backbone with a pooling head, retraining on the other split, and CAMs at chosen layers."""
 
-    split: str = parameter()
-    near_duplicate_threshold: float = parameter()
     retrain_split_min_share: float = parameter()
     backbone: str = parameter()
     weights: str | None = parameter()

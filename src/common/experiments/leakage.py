@@ -16,12 +16,12 @@ from typing import Any
 
 import pandas as pd
 
-from common.config.params import BackboneRunParams
+from common.config.params import BackboneRunParams, ImageRunParams
 from common.experiments import loading
 from common.training.runtime import Runtime
 
 
-def split_variants(params: BackboneRunParams, samples: pd.DataFrame, audit_result: dict) -> dict[str, pd.DataFrame]:
+def split_variants(params: ImageRunParams, samples: pd.DataFrame, audit_result: dict) -> dict[str, pd.DataFrame]:
     """The split(s) ``params.split`` asks for: ``image``, ``grouped`` or ``both``.
 
     The grouped split keeps every exact- or near-duplicate group of the audit,
@@ -107,7 +107,7 @@ class SplitPlan:
         }
 
 
-def plan_splits(params: BackboneRunParams, samples: pd.DataFrame) -> SplitPlan:
+def plan_splits(params: ImageRunParams, samples: pd.DataFrame) -> SplitPlan:
     """Audit ``samples`` for duplicates (at ``params.near_duplicate_threshold``) and make the splits asked for."""
     from common.data import audit
 
