@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: book book-real test lint install phantoms browser clean
+.PHONY: book book-real real-given test lint install phantoms browser clean
 
 install: $(STAMP)
 
@@ -31,9 +31,11 @@ book: install phantoms
 
 # The book with a "Real scans" part: the experiments that fit each real data set run on it into results/real/.
 # REAL names the data sets by manifest and folder, e.g. make book-real REAL="iqothnccd=../shared/data/iqothnccd".
-book-real: install phantoms
-	@test -n "$(REAL)" || { echo 'make book-real needs REAL="NAME=DIR ...", e.g. REAL="iqothnccd=/data/iqothnccd" (README.md)' >&2; exit 2; }
+book-real: real-given install phantoms
 	$(BIN)/camstudy book --profile default --jobs 2 $(foreach spec,$(REAL),--real $(spec))
+
+real-given:
+	@test -n "$(REAL)" || { echo 'make book-real needs REAL="NAME=DIR ...", e.g. REAL="iqothnccd=/data/iqothnccd" (README.md)' >&2; exit 2; }
 
 # Headless Chromium for the browser tests; Debian packages, installed when missing.
 browser:

@@ -22,3 +22,15 @@ def test_start_refuses_an_unknown_parameter_before_writing_anything(tmp_path):
     with pytest.raises(ParameterError, match="Unknown parameter 'epoch'"):
         session.start("iqoth", "smoke", {"epoch": 2}, output_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_parameter_table_shows_folders_without_machine_paths(tmp_path):
+    data = tmp_path / "my-scans"
+    boxes = tmp_path / "voc-boxes"
+    for folder in (data, boxes):
+        folder.mkdir()
+    started = session.start("iqoth", "smoke", {"annotations": str(boxes)}, data, output_dir=tmp_path / "run")
+    table = started.parameters_table()
+    assert table.loc["data_dir", "value"] == "my-scans" and table.loc["annotations", "value"] == "voc-boxes"
+    assert str(tmp_path) not in table.to_string()
+    assert started.params.data_dir == str(data)  # the run itself keeps the full path

@@ -100,3 +100,23 @@ def test_a_missing_annotations_folder_is_one_line(tmp_path):
 def test_annotations_without_a_data_folder_are_one_line(tmp_path):
     done = camstudy("run", EXPERIMENT, "--profile", "smoke", "--annotations", str(tmp_path))
     assert_one_line_refusal(done, "annotations=", "pass --data-dir too")
+
+
+@pytest.mark.late
+def test_a_malformed_annotation_file_fails_the_run_naming_the_file(real_layout, tmp_path):
+    data, voc, _ = real_layout
+    bad = next(voc.rglob("*.xml"))
+    bad.write_text("<annotation><object><bndbox><xmin>3</xmin>")  # cut off mid-file
+    try:
+        done = camstudy(
+            "run", EXPERIMENT, "--profile", "smoke", "--data-dir", "data", "--annotations", "voc",
+            "--results-dir", "results", "--no-progress", cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        params = registry.resolve(EXPERIMENT, "smoke", {"annotations": str(voc)}, data)
+        shutil.rmtree(loading.box_mask_folder(params), ignore_errors=True)
+    assert done.returncode == 1, done.stderr[-3000:]
+    failure = [line for line in done.stderr.splitlines() if line.startswith("failed: ")]
+    assert len(failure) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert f"{bad.name}: not a readable Pascal VOC XML file" in failure[0], failure[0]
+    assert not (tmp_path / "results" / EXPERIMENT / "metrics.json").exists()  # nothing half-written

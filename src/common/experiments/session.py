@@ -18,12 +18,15 @@ import pandas as pd
 
 from common.config import registry
 from common.config.params import RunParams
+from common.report.executed import shown_path
 from common.report.results import RunRecorder
 from common.training import runtime
 from common.training.runtime import Runtime
 
 # Parameters too long for the notebook's parameter table (they are in metrics.json).
 TABLE_HIDDEN = ("label_map", "cam_layers")
+# Folders the table shows relative to the project, or by their name: no machine path on a page.
+TABLE_FOLDERS = ("data_dir", "annotations")
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,11 @@ class Session:
     runtime: Runtime
 
     def parameters_table(self) -> pd.DataFrame:
-        """Every parameter of the run and its value, one row each (long maps left out)."""
+        """Every parameter of the run and its value, one row each (long maps left out, no machine paths)."""
         values = {name: value for name, value in self.params.as_dict().items() if name not in TABLE_HIDDEN}
+        for name in TABLE_FOLDERS:
+            if values.get(name):
+                values[name] = shown_path(values[name], Path(values[name]).name)
         return pd.Series(values, dtype=object).to_frame("value")
 
 

@@ -19,7 +19,7 @@ from common.errors import ParameterError
 
 # Bump when a change to the renderers changes the output, so cached folders
 # made by ensure_phantoms are regenerated rather than silently reused.
-PHANTOM_VERSION = 1
+PHANTOM_VERSION = 2  # 2: DICOM headers no longer name the class (patient ID, series description)
 MARKER_NAME = "phantom.json"
 
 

@@ -57,16 +57,19 @@ def _format_ds(value: float) -> str:
 
 
 def ct_slice(
-    stored: np.ndarray, grid: Grid, slice_index: int, case_id: str, class_name: str, uids: dict[str, str], sop_uid: str
+    stored: np.ndarray, grid: Grid, slice_index: int, patient_id: str, uids: dict[str, str], sop_uid: str
 ) -> pydicom.Dataset:
     """One CT Image Storage data set with fixed dates, so files are reproducible.
+
+    No header names the class: the shortcut audit of version 1 found the class in the
+    patient ID, patient name and series description (their lengths alone told the
+    files apart by size), which is a shortcut for any reader of headers.
 
     Args:
         stored: (H, W) stored pixel values (HU minus :data:`HU_INTERCEPT`), uint16.
         grid: Grid of the whole volume.
         slice_index: Depth index of the slice; InstanceNumber is ``slice_index + 1``.
-        case_id: Patient ID of the case.
-        class_name: Class folder name, in the series description.
+        patient_id: The case's anonymous patient ID (:func:`anonymous_id`), the same length for every case.
         uids: The case's ``study``, ``series`` and ``frame`` (of reference) UIDs.
         sop_uid: SOP instance UID of the slice.
 
@@ -94,8 +97,8 @@ def ct_slice(
     ds.Modality = "CT"
     ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
     ds.Manufacturer = "camstudy phantom"
-    ds.PatientID = case_id
-    ds.PatientName = f"Phantom^{case_id}"
+    ds.PatientID = patient_id
+    ds.PatientName = f"Phantom^{patient_id}"
     ds.PatientBirthDate = ""
     ds.PatientSex = "O"
     ds.PatientPosition = "HFS"
@@ -105,7 +108,7 @@ def ct_slice(
     ds.AccessionNumber = ""
     ds.ReferringPhysicianName = ""
     ds.SeriesNumber = 1
-    ds.SeriesDescription = f"phantom chest {class_name}"
+    ds.SeriesDescription = "phantom chest CT"
     ds.InstanceNumber = slice_index + 1
     # Row direction +x, column direction +y; pixel (0, 0) centre at the origin.
     ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
@@ -128,6 +131,11 @@ def ct_slice(
     return ds
 
 
+def anonymous_id(entropy: list[str]) -> str:
+    """A case's patient ID that says nothing of its class: ``PH`` and 10 hex digits of a hash of ``entropy``."""
+    return "PH" + hashlib.sha256("|".join(entropy).encode()).hexdigest()[:10].upper()
+
+
 def write_ct_case(
     out_dir: Path, class_name: str, case_id: str, phantom: Phantom, grid: Grid, entropy: list[str]
 ) -> None:
@@ -136,7 +144,7 @@ def write_ct_case(
     Args:
         out_dir: Data set folder.
         class_name: Class folder name.
-        case_id: Case folder name and patient ID.
+        case_id: Case folder name (the class folder above it names the class; the headers do not).
         phantom: Rendered volume, image in HU within the storable range.
         grid: Grid of the volume.
         entropy: Strings the case's UIDs derive from (unique per case and data set).
@@ -147,7 +155,7 @@ def write_ct_case(
     series_dir.mkdir(parents=True, exist_ok=True)
     for slice_index in range(grid.shape[2]):
         sop_uid = generate_uid(entropy_srcs=entropy + ["slice", str(slice_index)])
-        dataset = ct_slice(stored[:, :, slice_index], grid, slice_index, case_id, class_name, uids, sop_uid)
+        dataset = ct_slice(stored[:, :, slice_index], grid, slice_index, anonymous_id(entropy), uids, sop_uid)
         # Names derive from the SOP UID: reproducible, unrelated to slice order.
         name = hashlib.sha256(sop_uid.encode()).hexdigest()[:16] + ".dcm"
         pydicom.dcmwrite(series_dir / name, dataset, enforce_file_format=True)
