@@ -25,7 +25,7 @@ def test_every_manifest_an_experiment_names_maps_to_that_experiment():
 
 def test_parse_resolves_the_folder_and_names_the_experiments(tmp_path: Path):
     data_set = real_runs.parse(f"iqothnccd={tmp_path}")
-    assert data_set == real_runs.RealDataSet("iqothnccd", tmp_path.resolve(), ("resnet50-gradcam", "iqoth"))
+    assert data_set == real_runs.RealDataSet("iqothnccd", tmp_path, ("resnet50-gradcam", "iqoth"))
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ class RealDataSet:
 
     Attributes:
         manifest: The manifest's name (``iqothnccd``).
-        data_dir: The local copy's root, absolute.
+        data_dir: The local copy's root as given (the runs resolve it; pages show what was typed).
         experiments: The registry ids whose real data this manifest describes, in registry order.
     """
 
@@ -67,9 +67,9 @@ def parse(spec: str) -> RealDataSet:
         raise ParameterError(f"--real expects NAME=DIR, e.g. iqothnccd=/data/iqothnccd; got {spec!r}.")
     if name not in known:
         raise ParameterError(f"--real: no experiment runs on {name!r}; choose one of {', '.join(sorted(known))}.")
-    data_dir = Path(folder).expanduser().resolve()
+    data_dir = Path(folder).expanduser()
     if not data_dir.is_dir():
-        raise DataError(f"--real {name}: data folder {data_dir} does not exist.")
+        raise DataError(f"--real {name}: data folder {data_dir.resolve()} does not exist.")
     return RealDataSet(name, data_dir, known[name])
 
 
@@ -92,7 +92,7 @@ def needs_run(data_set: RealDataSet, experiment_id: str, profile: str, results_d
     except DataError:
         return True
     recorded = metrics.get("parameters", {}).get("data_dir")
-    same_data = recorded is not None and Path(recorded).resolve() == data_set.data_dir
+    same_data = recorded is not None and Path(recorded).resolve() == data_set.data_dir.resolve()
     return not same_data or metrics.get("profile") != profile
 
 

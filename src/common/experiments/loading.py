@@ -176,7 +176,7 @@ def load_samples(params: ImageRunParams) -> LoadedData:
         samples, skipped = folders.load_class_folders(root, label_map, on_bad_file=params.on_bad_file)
         rule = group_rule(params)
         samples = patient_groups.with_patient_groups(samples, root, rule)
-        source = f"{params.manifest} ({root})"
+        source = real_source(params.manifest, root)
         real = {"verification": verify_copy(params), "groups_note": patient_groups.describe(samples, rule)}
     else:
         folder = phantom_folder(params)
@@ -187,6 +187,16 @@ def load_samples(params: ImageRunParams) -> LoadedData:
     mask_source = None if params.data_dir else PHANTOM_OUTLINES
     loaded = LoadedData(with_label_index(params, samples), skipped, source, root, mask_source, **real)
     return with_box_masks(params, loaded, annotations.image_masks, params.on_bad_file)
+
+
+def real_source(manifest_name: str, root: Path) -> str:
+    """How a page names real data: the manifest and the folder, relative to the project or by its name.
+
+    The full path is in the run's parameters (``data_dir``); a page shows no machine path.
+    """
+    from common.report.executed import shown_path
+
+    return f"{manifest_name} ({shown_path(root, root.name)})"
 
 
 def verify_copy(params: RunParams) -> dict[str, Any] | None:

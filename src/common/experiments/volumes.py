@@ -33,6 +33,7 @@ from common.experiments.loading import (
     LoadedData,
     label_map_for,
     phantom_folder,
+    real_source,
     verify_copy,
     with_box_masks,
     with_label_index,
@@ -68,7 +69,7 @@ def load_samples(params: Gradcam3dParams) -> LoadedData:
     if params.data_dir:
         root = Path(params.data_dir)
         samples = volume_sets.load_volume_samples(root, label_map)
-        source = f"{params.manifest} ({root})"
+        source = real_source(params.manifest, root)
         real = {"verification": verify_copy(params), "groups_note": "one group per case folder (a patient in TCIA)"}
     else:
         folder = phantom_folder(params)
