@@ -97,10 +97,10 @@ def test_record_is_json_ready_with_both_parts_and_classifiers(size_shortcut):
 
 def test_tables_have_one_row_per_part_and_classifier(size_shortcut):
     table = size_shortcut.table()
-    assert list(zip(table["features"], table["classifier"])) == [
+    assert list(table.index) == [
         (part, classifier) for part in shortcuts.FEATURE_SETS for classifier in shortcuts.CLASSIFIERS
     ]
-    assert table.loc[0, "balanced accuracy [95% CI]"].startswith("1.00 [")
+    assert table.loc[("metadata", "random forest"), "balanced accuracy [95% CI]"].startswith("1.00 [")
     assert set(size_shortcut.subgroups_table()["value"]) == {"24x20", "30x20"}
 
 

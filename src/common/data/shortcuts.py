@@ -185,7 +185,7 @@ class ShortcutAudit:
         }
 
     def table(self) -> pd.DataFrame:
-        """One row per feature set and classifier: balanced accuracy [CI], chance, top features, status."""
+        """One row per feature set and classifier (the index): balanced accuracy [CI], chance, top features, status."""
         rows = [
             {
                 "features": score.feature_set,
@@ -197,7 +197,7 @@ class ShortcutAudit:
             }
             for score in self.scores
         ]
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows).set_index(["features", "classifier"])
 
     def verdict(self) -> str:
         """Markdown for the page: every warning in bold, or that nothing was flagged; then the intensity notes."""
