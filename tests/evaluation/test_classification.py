@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 import pytest
+import scipy.stats
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 from common.errors import DataError, ParameterError
@@ -15,6 +16,7 @@ from common.evaluation.classification import (
     positive_index,
     roc_points,
 )
+from common.evaluation.intervals import wilson_interval
 from tests.scores import three_class_scores
 
 SUMMARY = ("accuracy", "precision", "recall", "specificity", "f1", "auc")
@@ -31,14 +33,32 @@ def noisy_three_class(n=240, seed=1):
     return three_class_scores(n, seed, boost=0.6)
 
 
-def test_perfect_prediction_gives_one_with_degenerate_interval():
+def test_perfect_prediction_gives_one_with_wilson_intervals_below_one():
     labels = np.array([0] * 20 + [1] * 20)
     probs = probabilities_for(labels, 2, confidence=0.9)
     result = classification_metrics(labels, probs, ["benign", "malignant"], n_resamples=1000)
-    for name in SUMMARY:
-        assert result[name] == {"value": 1.0, "ci95": [1.0, 1.0]}, name
+    # Proportions: Wilson on their own counts, so 40/40 right is not [1, 1].
+    assert result["accuracy"]["value"] == 1.0
+    assert result["accuracy"]["ci95"] == pytest.approx(list(wilson_interval(40, 40)))
+    for name in ("precision", "recall", "specificity"):
+        assert result[name]["value"] == 1.0
+        assert result[name]["ci95"] == pytest.approx(list(wilson_interval(20, 20))), name
+        assert result["ci_methods"][name] == "Wilson"
+    assert result["accuracy"]["ci95"][0] < 0.92
+    # F1 and AUC keep their intervals (bootstrap and DeLong), which are points here.
+    assert result["f1"] == {"value": 1.0, "ci95": [1.0, 1.0]}
+    assert result["auc"]["value"] == 1.0
     assert result["confusion_matrix"] == [[20, 0], [0, 20]]
     assert result["n"] == 40
+
+
+def test_all_of_135_right_is_not_certainty():
+    labels = np.array([0] * 60 + [1] * 75)
+    result = classification_metrics(labels, probabilities_for(labels, 2), ["benign", "malignant"])
+    low, high = result["accuracy"]["ci95"]
+    # Wilson's lower end at 135/135: n / (n + z^2) = 135 / (135 + 1.95996^2).
+    assert low == pytest.approx(135 / (135 + scipy.stats.norm.ppf(0.975) ** 2)) == pytest.approx(0.9723, abs=1e-4)
+    assert high == 1.0
 
 
 def test_known_confusion_matrix_gives_known_rates():
@@ -55,6 +75,15 @@ def test_known_confusion_matrix_gives_known_rates():
     # The negative class's recall is the positive class's specificity.
     assert result["per_class"]["benign"]["recall"]["value"] == pytest.approx(50 / 60)
     assert result["per_class"]["benign"]["specificity"]["value"] == pytest.approx(35 / 40)
+    # Each proportion's interval is Wilson's on its own counts: precision is TP of TP + FP.
+    assert result["accuracy"]["ci95"] == pytest.approx(list(wilson_interval(85, 100)))
+    assert result["precision"]["ci95"] == pytest.approx(list(wilson_interval(35, 45)))
+    assert result["recall"]["ci95"] == pytest.approx(list(wilson_interval(35, 40)))
+    assert result["specificity"]["ci95"] == pytest.approx(list(wilson_interval(50, 60)))
+    assert result["per_class"]["benign"]["precision"]["ci95"] == pytest.approx(list(wilson_interval(50, 55)))
+    assert result["per_class"]["benign"]["recall"]["ci95"] == pytest.approx(list(wilson_interval(50, 60)))
+    assert result["ci_methods"]["per_class"]["benign"]["precision"] == "Wilson"
+    assert "bootstrap" in result["ci_methods"]["per_class"]["benign"]["f1"]
 
 
 def test_positive_class_can_be_chosen_and_one_dimensional_scores_expand():
@@ -79,13 +108,15 @@ def test_intervals_bracket_values_and_are_deterministic_per_seed():
     again = classification_metrics(labels, scores, ["normal", "cancer"], seed=3)
     other_seed = classification_metrics(labels, scores, ["normal", "cancer"], seed=4)
     assert first == again
-    assert first["accuracy"]["ci95"] != other_seed["accuracy"]["ci95"]
+    assert first["f1"]["ci95"] != other_seed["f1"]["ci95"]
+    assert first["accuracy"]["ci95"] == other_seed["accuracy"]["ci95"]  # Wilson: no resampling
     for name in SUMMARY:
         low, high = first[name]["ci95"]
         assert low < first[name]["value"] < high, name
         assert high - low < 0.2, name
     assert first["ci_methods"]["auc"].startswith("DeLong")
-    assert "percentile bootstrap" in first["ci_methods"]["accuracy"]
+    assert first["ci_methods"]["accuracy"] == "Wilson"
+    assert "percentile bootstrap" in first["ci_methods"]["f1"]
 
 
 @pytest.mark.parametrize("decimals", [None, 1], ids=["distinct-scores", "tied-scores"])
@@ -144,6 +175,60 @@ def test_grouped_bootstrap_resamples_whole_groups():
     # Clustered errors: 20 independent units, not 300, so the interval is much wider.
     assert patient_high - patient_low > 2 * (image_high - image_low)
     assert "20 groups" in per_patient["ci_methods"]["auc"]
+    # Accuracy: the cluster-aware Wilson interval; a patient's 15 slices count about once.
+    assert per_patient["ci_methods"]["accuracy"].startswith("Wilson, effective n from 20 groups (design effect")
+    right = int(patient_correct.sum())
+    assert per_patient["accuracy"]["ci95"] == pytest.approx(list(wilson_interval(right, 20)), abs=0.04)
+
+
+def test_singleton_groups_give_the_plain_wilson_intervals():
+    labels = np.array([0] * 60 + [1] * 40)
+    predicted = np.array([0] * 50 + [1] * 10 + [0] * 5 + [1] * 35)
+    probs = probabilities_for(predicted, 2)
+    plain = classification_metrics(labels, probs, ["benign", "malignant"])
+    singletons = classification_metrics(labels, probs, ["benign", "malignant"], groups=np.arange(100))
+    for name in ("accuracy", "precision", "recall", "specificity"):
+        assert singletons[name]["ci95"] == pytest.approx(plain[name]["ci95"]), name
+        assert singletons["ci_methods"][name] == "Wilson (every image its own group)"
+
+
+def test_grouped_perfect_proportions_take_the_groups_holding_the_images_as_n():
+    # 12 patients x 5 slices, every slice right: no spread between groups.
+    labels = np.repeat([0, 1] * 6, 5)
+    groups = np.repeat(np.arange(12), 5)
+    result = classification_metrics(labels, probabilities_for(labels, 2), ["benign", "malignant"], groups=groups)
+    assert result["accuracy"]["ci95"] == pytest.approx(list(wilson_interval(12, 12)))
+    assert result["ci_methods"]["accuracy"] == "Wilson, effective n = 12 groups (no spread between groups)"
+    # Recall of "malignant" counts the 30 malignant slices, held by 6 patients.
+    assert result["recall"]["ci95"] == pytest.approx(list(wilson_interval(6, 6)))
+    assert "6 groups" in result["ci_methods"]["recall"]
+
+
+def test_zero_denominator_stays_zero_with_no_interval_and_a_reason():
+    labels = np.repeat([0, 1, 2], 10)
+    predicted = np.where(labels == 2, 1, labels)  # "malignant" is never predicted
+    names = ["normal", "benign", "malignant"]
+    result = classification_metrics(labels, probabilities_for(predicted, 3), names)
+    precision = result["per_class"]["malignant"]["precision"]
+    assert precision["value"] == 0.0 and all(np.isnan(precision["ci95"]))
+    assert result["ci_methods"]["per_class"]["malignant"]["precision"] == "none (no image predicted as malignant)"
+    # Its recall is 0 of 10: a Wilson interval from 0.
+    assert result["per_class"]["malignant"]["recall"]["ci95"] == pytest.approx(list(wilson_interval(0, 10)))
+
+
+def test_macro_average_without_width_at_one_is_widened_to_the_classes_limits():
+    labels = np.repeat([0, 1, 2], [10, 20, 30])
+    names = ["normal", "benign", "malignant"]
+    result = classification_metrics(labels, probabilities_for(labels, 3), names, n_resamples=200)
+    for metric in ("precision", "recall", "specificity"):
+        classes = [result["per_class"][name][metric]["ci95"] for name in names]
+        assert result[metric]["value"] == 1.0
+        assert result[metric]["ci95"] == pytest.approx([np.mean([c[0] for c in classes]), 1.0]), metric
+        assert "widened to the mean of the classes' Wilson limits" in result["ci_methods"][metric]
+    # Recall of each class is Wilson on that class's images: the mean of the three lower ends.
+    expected_low = np.mean([wilson_interval(k, k)[0] for k in (10, 20, 30)])
+    assert result["recall"]["ci95"][0] == pytest.approx(expected_low)
+    assert result["ci_methods"]["accuracy"] == "Wilson"
 
 
 def test_thousand_resamples_of_three_hundred_images_are_fast():

@@ -9,11 +9,15 @@ import scipy.stats
 from common.errors import DataError
 from common.evaluation.intervals import (
     bootstrap_units,
+    bootstrap_variances,
     delong_interval,
+    effective_wilson_interval,
     group_codes,
     mean_estimate,
     percentile_intervals,
     proportion_estimate,
+    proportion_intervals,
+    resample_counts,
     t_interval,
     wilson_interval,
 )
@@ -46,6 +50,56 @@ def test_wilson_interval_matches_the_textbook_formula():
     assert centre - half < low < high < centre + half
 
 
+def test_wilson_interval_at_all_right_reaches_below_one():
+    low, high = wilson_interval(135, 135)
+    assert low == pytest.approx(0.9723, abs=1e-4) and low < 1
+    assert high == pytest.approx(1.0)
+
+
+def test_effective_wilson_interval_divides_n_by_the_design_effect():
+    # 30 of 60, bootstrap variance twice the binomial one: design effect 2, effective n 30, so Wilson's 15 of 30.
+    binomial = 0.5 * 0.5 / 60
+    low, high, method = effective_wilson_interval(30, 60, 2 * binomial, n_groups=12)
+    assert (low, high) == pytest.approx(wilson_interval(15, 30))
+    assert method == "Wilson, effective n from 12 groups (design effect 2.0)"
+    # A variance below the binomial one is no reason to narrow: the design effect is at least 1.
+    assert effective_wilson_interval(30, 60, binomial / 2, n_groups=12)[:2] == pytest.approx(wilson_interval(30, 60))
+    # No spread (all right): the groups holding the images are the sample.
+    low, high, method = effective_wilson_interval(60, 60, 0.0, n_groups=12)
+    assert (low, high) == pytest.approx(wilson_interval(12, 12)) and high == 1.0
+    assert method == "Wilson, effective n = 12 groups (no spread between groups)"
+    # Every image its own group: plain Wilson whatever the bootstrap's noise says.
+    assert effective_wilson_interval(30, 60, 3 * binomial, n_groups=60)[:2] == wilson_interval(30, 60)
+
+
+def clustered(n_groups=20, size=10, n_right=14):
+    """Whole groups right or wrong: ``n_right`` of ``n_groups`` groups of ``size`` images."""
+    correct = np.repeat(np.arange(n_groups) < n_right, size)
+    return correct, np.repeat(np.arange(n_groups), size)
+
+
+def test_proportion_intervals_are_wilson_and_cluster_aware():
+    correct, groups = clustered()
+    everything = np.ones_like(correct)
+    [plain] = proportion_intervals(correct, everything)
+    assert plain.value == 0.7 and plain.n == 200 and plain.method == "Wilson"
+    assert plain.interval == pytest.approx(wilson_interval(140, 200))
+    [grouped] = proportion_intervals(correct, everything, groups, seed=1, n_resamples=2000)
+    # Groups all right or all wrong: ten images count as one, so about Wilson's 14 of 20.
+    assert grouped.high - grouped.low > 2 * (plain.high - plain.low)
+    assert grouped.interval == pytest.approx(wilson_interval(14, 20), abs=0.02)
+    assert grouped.method.startswith("Wilson, effective n from 20 groups (design effect")
+    [singletons] = proportion_intervals(correct, everything, np.arange(200), seed=1)
+    assert singletons.interval == plain.interval
+    # Several proportions at once; one over no images is undefined.
+    first_half = np.arange(200) < 100
+    shares = proportion_intervals(np.stack([correct, correct]), np.stack([first_half, np.zeros(200, bool)]), groups)
+    assert shares[0].value == 1.0 and shares[0].interval == pytest.approx(wilson_interval(10, 10))
+    assert shares[1].n == 0 and math.isnan(shares[1].value) and math.isnan(shares[1].low)
+    with pytest.raises(DataError, match="shape"):
+        proportion_intervals(correct, everything[:10])
+
+
 def test_proportion_estimate_records_count_and_method():
     correct = np.array([True] * 8 + [False] * 2)
     plain = proportion_estimate(correct)
@@ -60,6 +114,29 @@ def test_proportion_estimate_records_count_and_method():
     assert empty.to_record()["n"] == 0 and empty.method == "none (no images)" and math.isnan(empty.value)
     with pytest.raises(DataError, match="groups has 3 entries but there are 10 images"):
         proportion_estimate(correct, groups=[1, 2, 3])
+
+
+def test_grouped_proportion_estimate_does_not_collapse_at_one():
+    all_right = np.ones(12, dtype=bool)
+    estimate = proportion_estimate(all_right, groups=np.arange(12) // 3)
+    # The bootstrap of four all-right groups is the point 1; Wilson on the 4 groups is not.
+    assert estimate.interval == pytest.approx(wilson_interval(4, 4)) and estimate.low < 0.6
+    assert estimate.method == "Wilson, effective n = 4 groups (no spread between groups)"
+    all_wrong = proportion_estimate(~all_right, groups=np.arange(12) // 3)
+    assert all_wrong.interval == pytest.approx(wilson_interval(0, 4))
+
+
+def test_resample_counts_and_bootstrap_variances():
+    drawn = np.array([[0, 0, 2], [1, 2, 2]])
+    assert resample_counts(drawn, 4).tolist() == [[2, 0, 1, 0], [0, 1, 2, 0]]
+    # The bootstrap variance of a mean of 100 values half 0, half 1 is 0.25 / 100.
+    values = np.repeat([0.0, 1.0], 50)
+
+    def mean(drawn_units, axis=-1):
+        return np.atleast_2d(values[np.atleast_2d(drawn_units)].mean(axis=-1))
+
+    [variance] = bootstrap_variances(mean, 100, 100, seed=0, n_resamples=4000)
+    assert variance == pytest.approx(0.25 / 100, rel=0.1)
 
 
 def test_mean_estimate_is_seeded_and_undefined_for_too_few_values():

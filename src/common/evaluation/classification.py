@@ -1,16 +1,29 @@
 """Classification metrics with confidence intervals.
 
-Point estimates come from scikit-learn. Confidence intervals come from a
-percentile bootstrap over units (:func:`common.evaluation.intervals.percentile_intervals`):
-a unit is one image, or one group (patient) when ``groups`` is given. Each resample
-is turned into per-row weights (how often each row was drawn), and every metric of
-the resample is computed from those weights at once: weighted confusion matrices
-for the threshold metrics and a weighted Mann-Whitney statistic for AUC. That keeps
-1000 resamples of a few hundred images well under a second.
+Point estimates come from scikit-learn. The interval of each metric depends on
+what the metric is, and ``ci_methods`` in the result records which method made
+which interval:
 
-The binary AUC without groups uses DeLong's variance (package ``confidenceinterval``)
-instead of the bootstrap; ``ci_methods`` in the result records which method made
-which interval.
+- A proportion of images (accuracy; precision, recall and specificity of one
+  class, so also the binary summary) gets an interval that stays informative at
+  0 and 1, where a bootstrap collapses to a point: Wilson's score interval on its
+  own counts (precision: true positives of the predicted positives), and with
+  ``groups`` the cluster-aware Wilson interval, whose effective sample size is the
+  count over the design effect the cluster bootstrap measures
+  (:func:`common.evaluation.intervals.proportion_intervals`).
+- F1, AUC and the macro averages of three or more classes get a percentile
+  bootstrap over units (:func:`common.evaluation.intervals.percentile_intervals`):
+  a unit is one image, or one group (patient) when ``groups`` is given. A macro
+  average of precision, recall or specificity whose bootstrap interval has no
+  width at 0 or 1 is widened to the mean of its classes' Wilson limits.
+- The binary AUC without groups uses DeLong's variance (package
+  ``confidenceinterval``) instead of the bootstrap.
+
+Each bootstrap resample is turned into per-row weights (how often each row was
+drawn), and every metric of the resample is computed from those weights at once:
+weighted confusion matrices for the threshold metrics and a weighted Mann-Whitney
+statistic for AUC. That keeps 1000 resamples of a few hundred images well under a
+second.
 
 Conventions follow scikit-learn: the predicted class is the arg-max probability, and
 a ratio whose denominator is zero (e.g. precision of a class never predicted) is 0.
@@ -33,10 +46,22 @@ from sklearn.metrics import (
 
 from common.errors import DataError, ParameterError
 from common.evaluation.estimate import Estimate
-from common.evaluation.intervals import bootstrap_units, delong_interval, percentile_intervals
+from common.evaluation.intervals import (
+    bootstrap_units,
+    delong_interval,
+    percentile_intervals,
+    proportion_intervals,
+    resample_counts,
+)
 
 SUMMARY_METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "auc")
 PER_CLASS_METRICS = ("precision", "recall", "specificity", "f1", "auc")
+# The metrics that are a share of images, with what a zero denominator means for one class.
+PROPORTION_METRICS = {
+    "precision": "no image predicted as {name}",
+    "recall": "no image of {name}",
+    "specificity": "no image outside {name}",
+}
 
 
 def class_probabilities(y_prob, n_classes: int) -> np.ndarray:
@@ -116,6 +141,30 @@ def _ratio(numerator, denominator):
         return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), 0.0)
 
 
+def confusion_rates(cells: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Accuracy and per-class rates of a stack of (weighted) confusion matrices.
+
+    Args:
+        cells: (B, C, C) confusion matrices, rows true and columns predicted classes.
+
+    Returns:
+        ``(accuracy (B,), {"precision"|"recall"|"specificity"|"f1": (C, B)})``; a rate
+        whose denominator is zero is 0 (scikit-learn's ``zero_division=0``).
+    """
+    total = cells.sum(axis=(1, 2))
+    true_pos = np.diagonal(cells, axis1=1, axis2=2).T  # (C, B)
+    false_pos = cells.sum(axis=1).T - true_pos
+    false_neg = cells.sum(axis=2).T - true_pos
+    true_neg = total - true_pos - false_pos - false_neg
+    per_class = {
+        "precision": _ratio(true_pos, true_pos + false_pos),
+        "recall": _ratio(true_pos, true_pos + false_neg),
+        "specificity": _ratio(true_neg, true_neg + false_pos),
+        "f1": _ratio(2 * true_pos, 2 * true_pos + false_pos + false_neg),
+    }
+    return true_pos.sum(axis=0) / total, per_class
+
+
 def _summarise_classes(per_class: dict[str, np.ndarray], positive: int) -> dict[str, np.ndarray]:
     """Summary metrics from per-class arrays of shape (C, ...).
 
@@ -187,18 +236,10 @@ def _weighted_statistic(labels, probs, positive, unit_of_row, n_units):
         auc_layouts.append((order, tie_starts, labels[order] == k))
 
     def statistic(drawn_units: np.ndarray, axis: int = -1) -> np.ndarray:
-        drawn_units = np.atleast_2d(np.moveaxis(drawn_units, axis, -1)).astype(int)
-        n_resamples = drawn_units.shape[0]
-        offsets = (np.arange(n_resamples) * n_units)[:, None]
-        unit_counts = np.bincount((drawn_units + offsets).ravel(), minlength=n_resamples * n_units)
-        weights = unit_counts.reshape(n_resamples, n_units)[:, unit_of_row].astype(float)
+        weights = resample_counts(drawn_units, n_units, axis)[:, unit_of_row].astype(float)
+        n_resamples = weights.shape[0]
 
-        cells = (weights @ cell_of_row).reshape(n_resamples, n_classes, n_classes)
-        total = cells.sum(axis=(1, 2))
-        true_pos = np.diagonal(cells, axis1=1, axis2=2).T  # (C, B)
-        false_pos = cells.sum(axis=1).T - true_pos
-        false_neg = cells.sum(axis=2).T - true_pos
-        true_neg = total - true_pos - false_pos - false_neg
+        accuracy, per_class = confusion_rates((weights @ cell_of_row).reshape(n_resamples, n_classes, n_classes))
 
         auc = np.empty((n_classes, n_resamples))
         for k, (order, tie_starts, is_positive) in enumerate(auc_layouts):
@@ -212,14 +253,7 @@ def _weighted_statistic(labels, probs, positive, unit_of_row, n_units):
             with np.errstate(divide="ignore", invalid="ignore"):
                 auc[k] = np.where(pairs > 0, wins / np.where(pairs > 0, pairs, 1), np.nan)
 
-        per_class = {
-            "precision": _ratio(true_pos, true_pos + false_pos),
-            "recall": _ratio(true_pos, true_pos + false_neg),
-            "specificity": _ratio(true_neg, true_neg + false_pos),
-            "f1": _ratio(2 * true_pos, 2 * true_pos + false_pos + false_neg),
-            "auc": auc,
-        }
-        accuracy = true_pos.sum(axis=0) / total
+        per_class["auc"] = auc
         return _flatten(accuracy, _summarise_classes(per_class, positive), per_class)
 
     return statistic
@@ -248,6 +282,50 @@ def _validated(
     return names, labels, probs, positive_index(names, positive)
 
 
+def _proportion_estimates(
+    class_names: list[str],
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    groups,
+    seed: int,
+    n_resamples: int,
+    confidence: float,
+) -> tuple[Estimate, dict[str, dict[str, Estimate]]]:
+    """Accuracy and each class's precision, recall and specificity with their (cluster-aware) Wilson intervals.
+
+    A class rate whose denominator is zero is 0 (as its point estimate) with no interval.
+    """
+    successes, counted = [predicted == labels], [np.ones(labels.size, dtype=bool)]
+    for k in range(len(class_names)):
+        is_class, called_class = labels == k, predicted == k
+        successes += [is_class, called_class, ~called_class]
+        counted += [called_class, is_class, ~is_class]
+    shares = proportion_intervals(np.array(successes), np.array(counted), groups, seed, n_resamples, confidence)
+    estimates = iter(shares)
+    accuracy = next(estimates)
+    per_class: dict[str, dict[str, Estimate]] = {}
+    for name in class_names:
+        per_class[name] = {}
+        for metric, empty in PROPORTION_METRICS.items():
+            estimate = next(estimates)
+            if estimate.n == 0:
+                estimate = Estimate.without_interval(0.0, confidence, n=0, method=f"none ({empty.format(name=name)})")
+            per_class[name][metric] = estimate
+    return accuracy, per_class
+
+
+def _widened_macro(bootstrap: Estimate, class_estimates: list[Estimate], method: str) -> tuple[Estimate, str]:
+    """A macro average's bootstrap interval, widened to the mean of its classes' limits if it has no width at 0 or 1."""
+    if bootstrap.value not in (0.0, 1.0) or bootstrap.high - bootstrap.low > 0:
+        return bootstrap, method
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no class with an interval: the interval stays NaN
+        low = float(np.nanmean([estimate.low for estimate in class_estimates]))
+        high = float(np.nanmean([estimate.high for estimate in class_estimates]))
+    widened = Estimate(bootstrap.value, min(low, bootstrap.value), max(high, bootstrap.value), bootstrap.confidence)
+    return widened, f"{method}; no width at {bootstrap.value:g}, widened to the mean of the classes' Wilson limits"
+
+
 def _estimates(
     class_names: list[str],
     labels: np.ndarray,
@@ -257,7 +335,7 @@ def _estimates(
     seed: int,
     n_resamples: int,
     confidence: float,
-) -> tuple[dict[str, Estimate], dict[str, dict[str, Estimate]], dict[str, str]]:
+) -> tuple[dict[str, Estimate], dict[str, dict[str, Estimate]], dict]:
     """Every metric of :func:`classification_metrics` as an :class:`Estimate`, from checked inputs."""
     unit_of_row, n_units = bootstrap_units(groups, labels.size)
     values = _point_estimates(labels, probs, positive_class)
@@ -268,17 +346,40 @@ def _estimates(
     unit = "images" if groups is None else f"{n_units} groups (cluster bootstrap)"
     bootstrap_method = f"percentile bootstrap, {int(n_resamples)} resamples of {unit}, seed {seed}"
     summary = dict(zip(SUMMARY_METRICS, estimates))
-    ci_methods = {name: bootstrap_method for name in SUMMARY_METRICS}
+    per_class_rows = iter(estimates[len(SUMMARY_METRICS) :])
+    per_class = {name: {metric: next(per_class_rows) for metric in PER_CLASS_METRICS} for name in class_names}
+    class_methods = {name: dict.fromkeys(PER_CLASS_METRICS, bootstrap_method) for name in class_names}
+    ci_methods: dict = dict.fromkeys(SUMMARY_METRICS, bootstrap_method)
+
+    accuracy, proportions = _proportion_estimates(
+        class_names, labels, probs.argmax(axis=1), groups, seed, int(n_resamples), confidence
+    )
+    summary["accuracy"], ci_methods["accuracy"] = _bare(accuracy, summary["accuracy"].value), str(accuracy.method)
+    for name in class_names:
+        for metric, estimate in proportions[name].items():
+            per_class[name][metric] = _bare(estimate, per_class[name][metric].value)
+            class_methods[name][metric] = str(estimate.method)
+    positive_name = class_names[positive_class]
+    for metric in PROPORTION_METRICS:
+        if len(class_names) == 2:
+            summary[metric], ci_methods[metric] = per_class[positive_name][metric], class_methods[positive_name][metric]
+        else:
+            classes = [per_class[name][metric] for name in class_names]
+            summary[metric], ci_methods[metric] = _widened_macro(summary[metric], classes, bootstrap_method)
+
     if len(class_names) == 2 and groups is None:
         auc = summary["auc"]
         delong = delong_interval(labels == positive_class, probs[:, positive_class], auc.value, confidence)
         if delong is not None:
             summary["auc"] = Estimate(auc.value, delong[0], delong[1], confidence)
             ci_methods["auc"] = "DeLong (confidenceinterval package)"
-    per_class_rows = iter(estimates[len(SUMMARY_METRICS) :])
-    per_class = {name: {metric: next(per_class_rows) for metric in PER_CLASS_METRICS} for name in class_names}
-    ci_methods["per_class"] = bootstrap_method
+    ci_methods["per_class"] = class_methods
     return summary, per_class, ci_methods
+
+
+def _bare(estimate: Estimate, value: float) -> Estimate:
+    """The estimate's interval around scikit-learn's ``value``, without count and method (they go to ``ci_methods``)."""
+    return Estimate(float(value), estimate.low, estimate.high, estimate.confidence)
 
 
 def classification_metrics(
@@ -291,7 +392,7 @@ def classification_metrics(
     n_resamples: int = 1000,
     confidence: float = 0.95,
 ) -> dict:
-    """Compute classification metrics with bootstrap confidence intervals.
+    """Compute classification metrics with their confidence intervals (see the module for the methods).
 
     Args:
         y_true: (N,) integer class indices into ``class_names``.
@@ -302,18 +403,21 @@ def classification_metrics(
         groups: Optional (N,) group id per row (e.g. patient); when given, whole
             groups are resampled. Rows with a missing group are their own group.
         seed: Seed of the bootstrap's random generator.
-        n_resamples: Number of bootstrap resamples.
+        n_resamples: Number of bootstrap resamples (also those measuring the design
+            effect of the cluster-aware Wilson intervals).
         confidence: Confidence level of the intervals (stored under "ci95").
 
     Returns:
         ``{"accuracy"|"precision"|"recall"|"specificity"|"f1"|"auc": {"value", "ci95"},
         "confusion_matrix": [[int]] (rows true, columns predicted), "per_class":
         {name: {"precision"|"recall"|"specificity"|"f1"|"auc": {"value", "ci95"}}},
-        "n": N, "ci_methods": {what: method}}``, each ``{"value", "ci95"}`` the record
-        of an :class:`~common.evaluation.estimate.Estimate`. Binary: metrics of the
+        "n": N, "ci_methods": {metric: method, "per_class": {name: {metric: method}}}}``,
+        each ``{"value", "ci95"}`` the record of an
+        :class:`~common.evaluation.estimate.Estimate`. Binary: metrics of the
         positive class. Three or more classes: macro averages; AUC is one-vs-rest,
         macro over the classes present. An undefined value (AUC of a class absent
-        from ``y_true``) is NaN.
+        from ``y_true``) is NaN; a rate with a zero denominator (precision of a class
+        never predicted) is 0 with a NaN interval, its method saying why.
 
     Raises:
         DataError: If the arrays do not fit each other or hold a single class.
