@@ -6,10 +6,12 @@ import pytest
 from common.errors import DataError
 from common.evaluation.estimate import Estimate
 from common.evaluation.tables import (
+    INSIDE_CI,
     MISSING,
     best_per_metric,
     fold_estimate,
     format_estimate,
+    inside_ci_text,
     metrics_table,
     paper_beside_run,
     paper_vs_run,
@@ -45,24 +47,35 @@ def test_table_and_best_model():
     assert best_per_metric(models, names=("accuracy", "auc", "f1")) == {"accuracy": "ResNet50", "auc": "VGG16"}
 
 
-def test_paper_vs_run_normalises_percent_and_checks_interval():
-    paper = {"CNN": {"accuracy": 80, "Sensitivity": 82.0, "auc": 0.98}, "Missing": {"accuracy": 0.5}}
-    run = {
-        "CNN": {
-            "accuracy": {"value": 0.78, "ci95": [0.7, 0.85]},
-            "recall": {"value": 0.9, "ci95": [0.85, 0.95]},
-            "auc": {"value": 0.9, "ci95": [0.85, 0.95]},
-        }
+PAPER = {"CNN": {"accuracy": 80, "Sensitivity": 82.0, "auc": 0.98}, "Missing": {"accuracy": 0.5}}
+RUN = {
+    "CNN": {
+        "accuracy": {"value": 0.78, "ci95": [0.7, 0.85]},
+        "recall": {"value": 0.9, "ci95": [0.85, 0.95]},
+        "auc": {"value": 0.9, "ci95": [0.85, 0.95]},
     }
-    table = paper_vs_run(paper, run).set_index(["model", "metric"])
+}
+
+
+def test_paper_vs_run_normalises_percent_and_checks_interval_of_a_comparable_run():
+    table = paper_vs_run(PAPER, RUN, comparable=True).set_index(["model", "metric"])
     assert table.loc[("CNN", "accuracy"), "paper"] == pytest.approx(0.80)
     assert table.loc[("CNN", "accuracy"), "difference"] == pytest.approx(-0.02)
-    assert bool(table.loc[("CNN", "accuracy"), "paper_inside_ci"])
+    assert table.loc[("CNN", "accuracy"), "paper_inside_ci"] is True  # 0.80 in [0.70, 0.85]
     assert table.loc[("CNN", "recall"), "paper"] == pytest.approx(0.82)
-    assert not bool(table.loc[("CNN", "recall"), "paper_inside_ci"])
+    assert table.loc[("CNN", "recall"), "paper_inside_ci"] is False  # 0.82 below [0.85, 0.95]
     assert table.loc[("CNN", "auc"), "paper"] == pytest.approx(0.98)
     assert np.isnan(table.loc[("Missing", "accuracy"), "this_run"])
-    assert not bool(table.loc[("Missing", "accuracy"), "paper_inside_ci"])
+    assert table.loc[("Missing", "accuracy"), "paper_inside_ci"] is False
+    assert table["comparable"].tolist() == [True] * 4 and table["reason"].tolist() == [None] * 4
+
+
+def test_paper_vs_run_of_a_run_not_comparable_judges_no_claim():
+    table = paper_vs_run(PAPER, RUN, comparable=False, reason="phantoms").set_index(["model", "metric"])
+    # The numbers are still set side by side; whether a claim is inside the interval is not asked.
+    assert table.loc[("CNN", "accuracy"), "difference"] == pytest.approx(-0.02)
+    assert table["paper_inside_ci"].tolist() == [None] * 4
+    assert table["comparable"].tolist() == [False] * 4 and table["reason"].tolist() == ["phantoms"] * 4
 
 
 def test_fold_intervals_stay_within_zero_and_one():
@@ -93,12 +106,12 @@ def test_tables_read_estimates_records_and_numbers_alike():
     assert metrics_table(undefined, names=("auc",)).loc["m", "auc"] == MISSING
     assert best_per_metric({"a": {"auc": Estimate(0.7, 0.6, 0.8)}, "b": {"auc": 0.8}}, names=("auc",)) == {"auc": "b"}
     paper = {"CNN": {"accuracy": 0.88}}
-    compared = paper_vs_run(paper, as_estimate | {"CNN": as_estimate["VGG16"]})
-    assert compared.loc[0, "ci95_low"] == 0.85 and bool(compared.loc[0, "paper_inside_ci"])
-    plain = paper_vs_run(paper, {"CNN": {"accuracy": 0.88}})
-    assert plain.loc[0, "this_run"] == 0.88 and not bool(plain.loc[0, "paper_inside_ci"])
+    compared = paper_vs_run(paper, as_estimate | {"CNN": as_estimate["VGG16"]}, comparable=True)
+    assert compared.loc[0, "ci95_low"] == 0.85 and compared.loc[0, "paper_inside_ci"] is True
+    plain = paper_vs_run(paper, {"CNN": {"accuracy": 0.88}}, comparable=True)
+    assert plain.loc[0, "this_run"] == 0.88 and plain.loc[0, "paper_inside_ci"] is False
     with pytest.raises(DataError, match="neither a fraction nor a percent"):
-        paper_vs_run({"CNN": {"accuracy": 130}}, {})
+        paper_vs_run({"CNN": {"accuracy": 130}}, {}, comparable=True)
 
 
 def test_summarise_folds_reads_estimates_and_names_a_missing_metric():
@@ -155,13 +168,16 @@ def test_metrics_table_gives_n_first_when_models_record_it():
     assert table.loc["A", "accuracy"] == "0.900 (0.80–0.95)"
 
 
-def test_paper_beside_run_sets_each_claim_beside_the_runs_value():
-    rows = [
-        {"model": "ResNet50", "metric": "accuracy", "paper": 0.982, "this_run": 0.75, "ci95": [0.25, 1.0]},
-        {"model": "ResNet50", "metric": "auc", "paper": 0.98, "this_run": 0.667, "ci95": [None, None]},
-        {"model": "plain_cnn", "metric": "accuracy", "paper": None, "this_run": 0.5, "ci95": None},
-        {"model": "plain_cnn", "metric": "f1", "paper": 0.8, "this_run": None, "ci95": None},
-    ]
+BESIDE_ROWS = [
+    {"model": "ResNet50", "metric": "accuracy", "paper": 0.982, "this_run": 0.75, "ci95": [0.25, 1.0]},
+    {"model": "ResNet50", "metric": "auc", "paper": 0.98, "this_run": 0.667, "ci95": [None, None]},
+    {"model": "plain_cnn", "metric": "accuracy", "paper": None, "this_run": 0.5, "ci95": None},
+    {"model": "plain_cnn", "metric": "f1", "paper": 0.8, "this_run": None, "ci95": None},
+]
+
+
+def test_paper_beside_run_sets_each_claim_beside_the_runs_value_and_a_phantom_run_is_not_comparable():
+    rows = [{**row, "paper_inside_ci": None, "comparable": False, "reason": "phantoms"} for row in BESIDE_ROWS]
     table = paper_beside_run(rows, sizes={"ResNet50": "4"})
     assert list(table.index) == ["ResNet50", "plain_cnn"]
     assert list(table.columns) == [
@@ -172,7 +188,68 @@ def test_paper_beside_run_sets_each_claim_beside_the_runs_value():
         "auc run",
         "f1 paper",
         "f1 run",
+        INSIDE_CI,
     ]
-    assert table.loc["ResNet50"].tolist() == ["4", "0.982", "0.750 (0.25–1.00)", "0.980", "0.667", MISSING, MISSING]
-    assert table.loc["plain_cnn"].tolist() == [MISSING, MISSING, "0.500", MISSING, MISSING, "0.800", MISSING]
+    assert table.loc["ResNet50"].tolist() == [
+        "4",
+        "0.982",
+        "0.750 (0.25–1.00)",
+        "0.980",
+        "0.667",
+        MISSING,
+        MISSING,
+        "not comparable (phantoms)",
+    ]
+    assert table.loc["plain_cnn"].tolist() == [
+        MISSING,
+        MISSING,
+        "0.500",
+        MISSING,
+        MISSING,
+        "0.800",
+        MISSING,
+        "not comparable (phantoms)",
+    ]
     assert "n" not in paper_beside_run(rows).columns
+    # An older record without "comparable" is not taken for a comparable run.
+    assert paper_beside_run(BESIDE_ROWS)[INSIDE_CI].tolist() == ["not comparable"] * 2
+
+
+def test_paper_beside_run_of_a_comparable_run_says_yes_or_no_per_metric():
+    inside = {("ResNet50", "accuracy"): True, ("ResNet50", "auc"): False}
+    rows = [
+        {**row, "paper_inside_ci": inside.get((row["model"], row["metric"]), False), "comparable": True}
+        for row in BESIDE_ROWS
+    ]
+    table = paper_beside_run(rows)
+    assert list(table.columns) == [
+        "accuracy paper",
+        "accuracy run",
+        "accuracy inside CI",
+        "auc paper",
+        "auc run",
+        "auc inside CI",
+        "f1 paper",
+        "f1 run",
+        "f1 inside CI",
+    ]
+    # 0.982 lies in [0.25, 1.0]; ResNet50's AUC has no interval; plain_cnn's claims or values are missing.
+    assert table["accuracy inside CI"].tolist() == ["yes", MISSING]
+    assert table["auc inside CI"].tolist() == ["no", MISSING]
+    assert table["f1 inside CI"].tolist() == [MISSING, MISSING]
+
+
+@pytest.mark.parametrize(
+    "row, text",
+    [
+        ({"paper": 0.9, "this_run": 0.8, "paper_inside_ci": True, "comparable": True}, "yes"),
+        ({"paper": 0.9, "this_run": 0.8, "paper_inside_ci": False, "comparable": True}, "no"),
+        (
+            {"paper": 0.9, "this_run": 0.8, "paper_inside_ci": None, "comparable": False, "reason": "phantoms"},
+            "not comparable (phantoms)",
+        ),
+        ({"paper": 0.9, "this_run": 0.8, "paper_inside_ci": True}, "not comparable"),
+    ],
+)
+def test_inside_ci_text_says_yes_or_no_only_for_a_comparable_run(row, text):
+    assert inside_ci_text(row) == text

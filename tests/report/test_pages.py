@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from common.config import registry
@@ -51,13 +52,15 @@ def test_overview_gives_every_experiment_a_compact_table_of_models_by_headline_m
     assert list(by_experiment)[:-1] == registry.experiment_ids()
     resnet = by_experiment["resnet50-gradcam"]
     assert "`smoke` profile, data phantoms/chest, wall time 5 min 3 s." in resnet
+    assert "Not comparable with the paper's numbers (phantoms)" in resnet
     assert "(../experiments/resnet50-gradcam)" in resnet
-    # Rows are models; the headline metrics' claims stand beside the run's values (precision is in the figure).
+    # Rows are models; the headline metrics' claims stand beside the run's values (precision is in the figure);
+    # a phantom run judges no claim against its intervals.
     assert table_rows(resnet) == [
-        ["ResNet50", "4", "0.982", "0.750 (0.25–1.00)", "0.980", "0.600 (0.30–0.90)"],
-        ["plain_cnn", "4", "0.800", "0.500 (0.12–0.88)", "–", "–"],
+        ["ResNet50", "4", "0.982", "0.750 (0.25–1.00)", "0.980", "0.600 (0.30–0.90)", "not comparable (phantoms)"],
+        ["plain_cnn", "4", "0.800", "0.500 (0.12–0.88)", "–", "–", "not comparable (phantoms)"],
     ]
-    assert "| model | n | accuracy paper | accuracy run | f1 paper | f1 run |" in resnet
+    assert "| model | n | accuracy paper | accuracy run | f1 paper | f1 run | inside CI |" in resnet
     # A paper without numbers: the run's own values; an experiment not run says so.
     assert "The paper reports no numbers." in by_experiment["iqoth"]
     assert table_rows(by_experiment["iqoth"]) == []
@@ -70,6 +73,51 @@ def test_overview_gives_every_experiment_a_compact_table_of_models_by_headline_m
     ]
     assert f"```{{figure}} figures/{pages.FOREST_FIGURE}" in page
     assert "```{figure} figures/resnet50-gradcam-cam_grid.png" in page
+
+
+def test_a_paper_profile_run_on_the_real_data_says_whether_each_claim_is_inside_its_interval(tmp_path):
+    rows = [
+        {**ROW, "paper_inside_ci": True, "comparable": True, "reason": None},
+        {**ROW, "metric": "f1", "paper": 0.98, "this_run": 0.6, "ci95": [0.3, 0.9], "paper_inside_ci": False}
+        | {"comparable": True, "reason": None},
+    ]
+    metrics = fake_metrics("resnet50-gradcam", rows, source="iqothnccd (../shared/data/iqothnccd)")
+    metrics["profile"] = "paper"
+    metrics["parameters"] = {"data_dir": "/data/iqothnccd", "manifest": "iqothnccd", "weights": "imagenet"}
+    overview = pages.experiment_overview("resnet50-gradcam", metrics)
+    assert overview.run is not None and overview.run.comparable and overview.run.reason is None
+    metrics["models"] = {"ResNet50": {"n": 120}}
+    overview = pages.experiment_overview("resnet50-gradcam", metrics)
+    assert overview.header == [
+        "model",
+        "n",
+        "accuracy paper",
+        "accuracy run",
+        "accuracy inside CI",
+        "f1 paper",
+        "f1 run",
+        "f1 inside CI",
+    ]
+    # 0.982 lies in [0.25, 1.0]; 0.98 lies above [0.3, 0.9].
+    assert overview.rows == [
+        ["ResNet50", "120", "0.982", "0.750 (0.25–1.00)", "yes", "0.980", "0.600 (0.30–0.90)", "no"]
+    ]
+    (tmp_path / "figures").mkdir()
+    section = sections(pages.overview_markdown({"resnet50-gradcam": metrics}, tmp_path / "figures", tmp_path))
+    resnet = section["resnet50-gradcam"]
+    assert "`paper` profile, data iqothnccd" in resnet and "Comparable with the paper's numbers" in resnet
+    assert "not comparable" not in resnet.lower()
+
+
+def test_rows_written_before_they_said_whether_the_run_is_comparable_take_the_runs_verdict(tmp_path):
+    # An older phantom record: its rows claim the paper inside the interval, which a phantom run cannot tell.
+    older = fake_metrics("resnet50-gradcam", [{**ROW, "paper_inside_ci": True}])
+    assert pages.judged_rows(older) == [{**ROW, "paper_inside_ci": None, "comparable": False, "reason": "phantoms"}]
+    assert pages.experiment_overview("resnet50-gradcam", older).rows[0][-1] == "not comparable (phantoms)"
+    (tmp_path / "figures").mkdir()
+    page = pages.overview_markdown({"resnet50-gradcam": older}, tmp_path / "figures", tmp_path)
+    assert "not comparable (phantoms)" in page and "Not comparable with the paper's numbers (phantoms)" in page
+    assert "is grey" in page  # the forest plot's caption says how it draws a phantom run
 
 
 def test_a_run_without_claims_shows_its_own_headline_values_and_folds_as_n():
@@ -88,7 +136,9 @@ def test_a_run_without_claims_shows_its_own_headline_values_and_folds_as_n():
     assert overview.rows == [["ResNet50", "30", "0.900 (0.81–0.96)", "0.880 (0.79–0.95)"]]
     folds = fake_metrics("gradcam-3d", [{**ROW, "model": "CNN3D"}])
     folds["models"] = {"CNN3D": {"accuracy": {"value": 0.75, "ci95": [0.25, 1.0], "folds": [0.5, 1.0]}}}
-    assert pages.experiment_overview("gradcam-3d", folds).rows == [["CNN3D", "2 folds", "0.982", "0.750 (0.25–1.00)"]]
+    assert pages.experiment_overview("gradcam-3d", folds).rows == [
+        ["CNN3D", "2 folds", "0.982", "0.750 (0.25–1.00)", "not comparable (phantoms)"]
+    ]
     assert pages.experiment_overview("gradcam-3d", None).run is None
 
 
@@ -128,7 +178,8 @@ def test_pages_are_importable_from_book_as_before():
 
 def test_overview_missing_page_and_banner_render_their_golden_text(tmp_path, monkeypatch):
     # missing.md and banner.md were rendered by the book module before its prose moved into templates;
-    # overview.md was regenerated for issue 26's compact tables and read by eye.
+    # overview.md was regenerated for issue 26's compact tables and read by eye; overview.md and banner.md
+    # again for issue 30's honest labels (the run label, "inside CI", a phantom run not comparable).
     use_golden_registry(monkeypatch)
     metrics = golden_metrics()
     for experiment_id, record in metrics.items():
@@ -152,3 +203,20 @@ def test_overview_missing_page_and_banner_render_their_golden_text(tmp_path, mon
         "alpha-confusion_matrix.png",
         pages.FOREST_FIGURE,
     ]
+
+
+def test_the_run_label_is_the_first_thing_under_the_page_title(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    intro = "*A reproduction protocol for* a paper.\n\n**What the paper did.** A CNN."
+    notebook.cells = [nbformat.v4.new_markdown_cell(f"# Alpha\n\n{intro}"), nbformat.v4.new_code_cell("print(1)")]
+    nbformat.write(notebook, tmp_path / "alpha.ipynb")
+    metrics = fake_metrics("resnet50-gradcam", [ROW])
+
+    page = pages.with_banner(tmp_path / "alpha.ipynb", metrics)
+
+    assert [cell.cell_type for cell in page.cells] == ["markdown", "markdown", "markdown", "code"]
+    assert page.cells[0].source == "# Alpha"
+    assert page.cells[1].metadata["tags"] == [pages.BANNER_TAG]
+    assert page.cells[1].source.startswith(":::{note}\n**What ran:** the `smoke` profile on the phantom set")
+    assert "not comparable with the paper (phantoms" in page.cells[1].source
+    assert page.cells[2].source == intro

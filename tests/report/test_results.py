@@ -58,6 +58,8 @@ def test_recorder_writes_every_fixed_key_and_its_figures(tmp_path):
     assert record["peak_memory_mb"] > 0 and record["versions"]["python"].startswith("3.")
     banner = run_banner(record)
     assert "profile `smoke`" in banner and "phantoms" in banner
+    assert banner.startswith("**What ran:** the `smoke` profile on the phantom set `phantoms`")
+    assert "not comparable with the paper (phantoms:" in banner
 
 
 def test_model_card_records_the_preprocessing_a_predictor_needs(tmp_path):

@@ -36,6 +36,7 @@ __all__ = [
     "best_per_metric",
     "fold_estimate",
     "format_estimate",
+    "inside_ci_text",
     "metrics_table",
     "paper_beside_run",
     "paper_vs_run",
@@ -57,6 +58,10 @@ METRIC_ALIASES = {
 VALUE_DIGITS = 3
 CI_DIGITS = 2
 MISSING = "–"
+# The paper-vs-run tables' column of whether a claim lies inside this run's interval, and its text for a run
+# that cannot be compared with the paper (a phantom run, or not the paper's settings).
+INSIDE_CI = "inside CI"
+NOT_COMPARABLE = "not comparable"
 # Guards outward rounding against binary fractions: 0.82 is stored as 0.81999..., and stays 0.82.
 _ROUNDING_SLACK = 1e-9
 
@@ -238,19 +243,30 @@ def _as_fraction(value, model: str, metric: str) -> float:
     return number / 100 if number > 1 else number
 
 
-def paper_vs_run(paper: Mapping[str, Mapping], run: Mapping[str, Mapping]) -> pd.DataFrame:
-    """Compare a paper's reported metrics with this run's, metric by metric.
+def paper_vs_run(
+    paper: Mapping[str, Mapping], run: Mapping[str, Mapping], *, comparable: bool, reason: str | None = None
+) -> pd.DataFrame:
+    """Set a paper's reported metrics beside this run's, metric by metric.
+
+    Whether the paper's number lies inside this run's interval is asked only of a
+    run that is comparable with the paper (the paper's settings on its real data,
+    :func:`common.report.labels.comparability`): a phantom accuracy and a real-data
+    claim are different quantities, so for any other run ``paper_inside_ci`` is None.
 
     Args:
         paper: Model -> {metric: value}; values in [0, 1] or percent (above 1).
             Metric names may use the papers' aliases (e.g. "sensitivity").
         run: Model -> metrics dict (as from
             :func:`~common.evaluation.classification.classification_metrics`). Models
-            or metrics the run lacks give NaN numbers and ``paper_inside_ci`` False.
+            or metrics the run lacks give NaN numbers (and, in a comparable run,
+            ``paper_inside_ci`` False).
+        comparable: Whether the run can be compared with the paper.
+        reason: Why not, in short (``"phantoms"``), when it cannot.
 
     Returns:
         DataFrame with columns model, metric, paper, this_run, ci95_low, ci95_high,
-        difference (this_run - paper), paper_inside_ci.
+        difference (this_run - paper), paper_inside_ci (bool, or None when not
+        comparable), comparable, reason.
     """
     rows = []
     for model, claims in paper.items():
@@ -268,11 +284,44 @@ def paper_vs_run(paper: Mapping[str, Mapping], run: Mapping[str, Mapping]) -> pd
                     "ci95_low": estimate.low,
                     "ci95_high": estimate.high,
                     "difference": estimate.value - paper_value,
-                    "paper_inside_ci": estimate.contains(paper_value),
+                    "paper_inside_ci": estimate.contains(paper_value) if comparable else None,
+                    "comparable": comparable,
+                    "reason": None if comparable else reason,
                 }
             )
-    columns = ["model", "metric", "paper", "this_run", "ci95_low", "ci95_high", "difference", "paper_inside_ci"]
-    return pd.DataFrame(rows, columns=columns)
+    columns = [
+        "model",
+        "metric",
+        "paper",
+        "this_run",
+        "ci95_low",
+        "ci95_high",
+        "difference",
+        "paper_inside_ci",
+        "comparable",
+        "reason",
+    ]
+    return pd.DataFrame(rows, columns=columns).astype({"paper_inside_ci": object})
+
+
+def inside_ci_text(row: Mapping) -> str:
+    """A paper-vs-run row's "inside CI" cell: ``"yes"`` / ``"no"`` for a comparable run, else why not.
+
+    Args:
+        row: A paper-vs-run record (``paper``, ``this_run``, ``paper_inside_ci``, ``comparable``, ``reason``).
+            A row that does not say it is comparable (an older record) is not.
+
+    Returns:
+        ``"yes"`` or ``"no"`` when the run is comparable with the paper (a dash when the
+        paper or the run gives no number); ``"not comparable (phantoms)"`` (its reason)
+        otherwise.
+    """
+    if row.get("comparable") is not True:
+        reason = row.get("reason")
+        return f"{NOT_COMPARABLE} ({reason})" if reason else NOT_COMPARABLE
+    if row.get("paper") is None or row.get("this_run") is None or row.get("paper_inside_ci") is None:
+        return MISSING
+    return "yes" if row["paper_inside_ci"] else "no"
 
 
 def paper_beside_run(rows: Sequence[Mapping], sizes: Mapping[str, str | None] | None = None) -> pd.DataFrame:
@@ -280,16 +329,22 @@ def paper_beside_run(rows: Sequence[Mapping], sizes: Mapping[str, str | None] | 
 
     Args:
         rows: Paper-vs-run records (``model``, ``metric``, ``paper``, ``this_run``,
-            ``ci95``), as :func:`common.experiments.papers.paper_rows` writes them into
+            ``ci95``, ``paper_inside_ci``, ``comparable``, ``reason``), as
+            :func:`common.experiments.papers.paper_rows` writes them into
             ``metrics.json``; None (JSON null) marks a number not given.
         sizes: Model -> its :func:`sample_size`; when given, a first column ``n``.
 
     Returns:
         Models in the rows' order; columns ``"<metric> paper"`` and ``"<metric> run"``
         per metric in the rows' order, cells as :func:`format_estimate` writes them (a
-        dash where the paper or the run gives no number).
+        dash where the paper or the run gives no number). A comparable run adds
+        ``"<metric> inside CI"`` after each metric's pair (``"yes"`` / ``"no"``); a run
+        that is not comparable has one last column ``"inside CI"`` reading
+        ``"not comparable (phantoms)"`` (its reason), as :func:`inside_ci_text` writes it.
     """
     metrics = list(dict.fromkeys(row["metric"] for row in rows))
+    per_metric = any(row.get("comparable") is True for row in rows)
+    parts = ("paper", "run", INSIDE_CI) if per_metric else ("paper", "run")
     cells: dict[str, dict[str, str]] = {}
     for row in rows:
         low, high = row.get("ci95") or (None, None)
@@ -297,7 +352,13 @@ def paper_beside_run(rows: Sequence[Mapping], sizes: Mapping[str, str | None] | 
         model = cells.setdefault(row["model"], {})
         model[f"{row['metric']} paper"] = format_estimate(row.get("paper"))
         model[f"{row['metric']} run"] = format_estimate(run)
-    columns = [f"{metric} {part}" for metric in metrics for part in ("paper", "run")]
+        if per_metric:
+            model[f"{row['metric']} {INSIDE_CI}"] = inside_ci_text(row)
+        else:
+            model[INSIDE_CI] = inside_ci_text(row)
+    columns = [f"{metric} {part}" for metric in metrics for part in parts]
+    if not per_metric and rows:
+        columns.append(INSIDE_CI)
     table = pd.DataFrame.from_dict(cells, orient="index", columns=columns).fillna(MISSING)
     if sizes is not None:
         table.insert(0, "n", [sizes.get(model) or MISSING for model in table.index])

@@ -26,6 +26,7 @@ from common.config import registry
 from common.data import manifest
 from common.evaluation import tables
 from common.report.figures import paper_vs_run_forest, plt
+from common.report.labels import run_comparability
 from common.report.render import render
 from common.report.results import run_banner
 
@@ -48,11 +49,21 @@ FOREST_FIGURE = "paper-vs-run.png"
 
 @dataclass(frozen=True)
 class RunColumns:
-    """The run behind an experiment's overview table: its profile, the name of its data and its wall time."""
+    """The run behind an experiment's overview table: its profile, the name of its data and its wall time.
+
+    Attributes:
+        profile: The run's profile.
+        data: The name of its data (``phantoms/chest``, ``iqothnccd``).
+        wall_time: Its wall time as a reader takes it in.
+        comparable: Whether its numbers can be compared with the paper's (:mod:`common.report.labels`).
+        reason: Why not, in short (``phantoms``); None when comparable.
+    """
 
     profile: str
     data: str
     wall_time: str
+    comparable: bool = False
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,12 @@ def figure_tags(source: str) -> list[str]:
 
 
 def with_banner(notebook_file: Path, metrics: dict) -> nbformat.NotebookNode:
-    """Return an executed notebook with a run banner after its title and figure tags on its cells.
+    """Return an executed notebook with a run banner right after its title and figure tags on its cells.
+
+    The banner opens with the run's label (:func:`~common.report.labels.run_label`: what
+    ran, and whether it can be compared with the paper). When the first cell holds the
+    title and more text, the text moves into a cell of its own after the banner, so
+    the label is the first thing under the title.
 
     Args:
         notebook_file: The executed notebook (``results/<id>/<id>.ipynb``).
@@ -134,6 +150,12 @@ def with_banner(notebook_file: Path, metrics: dict) -> nbformat.NotebookNode:
     # A cell's source has no final newline.
     source = render("banner.md.j2", summary=run_banner(metrics)).removesuffix("\n")
     notebook.cells.insert(1, nbformat.v4.new_markdown_cell(source, metadata={"tags": [BANNER_TAG]}))
+    first = notebook.cells[0]
+    if first.cell_type == "markdown" and first.source.startswith("# "):
+        heading, _, rest = first.source.partition("\n")
+        if rest.strip():
+            first.source = heading
+            notebook.cells.insert(2, nbformat.v4.new_markdown_cell(rest.strip("\n")))
     return notebook
 
 
@@ -163,12 +185,31 @@ def _as_table(table) -> tuple[list[str], list[list[str]]]:
     return header, [[str(model), *map(str, values)] for model, values in zip(table.index, table.to_numpy())]
 
 
+def judged_rows(metrics: dict) -> list[dict]:
+    """A run's paper-vs-run rows, each saying whether the run is comparable with the paper.
+
+    A row written before the rows carried ``comparable`` takes the run's
+    :func:`~common.report.labels.run_comparability`, and its ``paper_inside_ci`` is
+    dropped unless the run is comparable.
+
+    Args:
+        metrics: The run's ``metrics.json`` record.
+    """
+    rows = metrics.get("paper_vs_run") or []
+    if all("comparable" in row for row in rows):
+        return list(rows)
+    against = run_comparability(metrics)
+    older = {} if against.comparable else {"paper_inside_ci": None}
+    return [row if "comparable" in row else {**row, **older, **against.record()} for row in rows]
+
+
 def experiment_overview(experiment_id: str, metrics: dict | None) -> ExperimentOverview:
     """One experiment's overview: its run and a table of models by headline metrics.
 
     The columns are the paper's claims (``metrics.json``'s ``paper_vs_run``) of the
     :data:`HEADLINE_METRICS` (all its claims when it claims none of them), each paper
-    value beside this run's value with its interval
+    value beside this run's value with its interval, and whether the claim is inside
+    it for a run comparable with the paper, else "not comparable (phantoms)"
     (:func:`~common.evaluation.tables.paper_beside_run`). A run whose paper reports no
     numbers shows its own values of the :data:`HEADLINE_METRICS`.
     Every table has a column ``n``: the test units each model was measured on, or its folds.
@@ -182,11 +223,14 @@ def experiment_overview(experiment_id: str, metrics: dict | None) -> ExperimentO
         return ExperimentOverview(experiment_id, title)
     # The data's name only ("phantoms/chest", "iqothnccd"); its folder is in the page's banner.
     data_name = metrics.get("data", {}).get("source", "?").split(" (")[0]
-    run = RunColumns(metrics["profile"], data_name, _wall_time(metrics.get("wall_time_s")))
+    against = run_comparability(metrics)
+    run = RunColumns(
+        metrics["profile"], data_name, _wall_time(metrics.get("wall_time_s")), against.comparable, against.reason
+    )
     audit = metrics.get("shortcut_audit") or {}
     shortcuts = list(audit.get("warnings") or []) if audit.get("flagged") else []
     models = metrics.get("models") or {}
-    claims = metrics.get("paper_vs_run") or []
+    claims = judged_rows(metrics)
     claims = [row for row in claims if row["metric"] in HEADLINE_METRICS] or claims
     if claims:
         sizes = {model: tables.sample_size(entry) for model, entry in models.items()}
@@ -216,7 +260,7 @@ def headline_figures(metrics: dict) -> list[tuple[str, str]]:
 
 def _forest_figure(all_metrics: dict[str, dict], figure_dir: Path) -> str | None:
     """Draw the paper-vs-run forest plot into ``figure_dir``; its file name, or None without any claim."""
-    claims = {experiment_id: metrics.get("paper_vs_run") or [] for experiment_id, metrics in all_metrics.items()}
+    claims = {experiment_id: judged_rows(metrics) for experiment_id, metrics in all_metrics.items()}
     if not any(claims.values()):
         return None
     plt.close(paper_vs_run_forest(claims, path=figure_dir / FOREST_FIGURE))
@@ -230,8 +274,8 @@ def overview_markdown(all_metrics: dict[str, dict], figure_dir: Path, results_di
     by the notebook from the registry's claims, and its ``models``); nothing is
     typed here. Every experiment of the registry gets its section, also when its
     paper reports no numbers or it has not been run. A forest plot of every claim
-    against this run's interval is drawn, and the headline figures copied, into
-    ``figure_dir``.
+    against this run's interval is drawn (a run not comparable with the paper in
+    grey), and the headline figures copied, into ``figure_dir``.
 
     Args:
         all_metrics: ``{experiment id: metrics.json record}`` of the finished runs.
@@ -250,7 +294,10 @@ def overview_markdown(all_metrics: dict[str, dict], figure_dir: Path, results_di
             shutil.copyfile(results_dir / experiment_id / "figures" / f"{name}.png", target)
             shown.append(HeadlineFigure(experiment_id, caption, target.name, metrics["profile"]))
     forest = _forest_figure(all_metrics, figure_dir)
-    return render("overview.md.j2", experiments=experiments, forest=forest, figures=shown)
+    from common import seeds
+
+    noise = seeds.overview_sentence(results_dir)
+    return render("overview.md.j2", experiments=experiments, forest=forest, figures=shown, noise=noise)
 
 
 def _users_of_manifests() -> dict[str, list[str]]:

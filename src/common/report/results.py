@@ -312,18 +312,25 @@ class RunRecorder:
 
 
 def run_banner(metrics: dict) -> str:
-    """One-paragraph Markdown summary of a run, so no reader mistakes a phantom run for the paper's.
+    """Markdown summary of a run, so no reader mistakes a phantom run for the paper's.
+
+    Two paragraphs: first :func:`common.report.labels.run_label` (what ran and whether
+    its numbers can be compared with the paper's), then the run's profile, data,
+    timing, seed and versions.
 
     Args:
         metrics: A ``metrics.json`` record.
     """
+    from common.report.labels import run_label
+
     params = metrics.get("parameters", {})
     source = metrics.get("data", {}).get("source", params.get("data_source", "?"))
     vers = metrics.get("versions", {})
-    return (
+    summary = (
         f"**Run summary** — profile `{metrics.get('profile')}`, data: {source}, "
         f"started {metrics.get('started_at', '?')}, wall time {metrics.get('wall_time_s', 0):.0f} s, "
         f"peak memory {metrics.get('peak_memory_mb', 0):.0f} MB, seed {metrics.get('seed')}; "
         f"Python {vers.get('python', '?')}, TensorFlow {vers.get('tensorflow', '?')}, "
         f"Keras {vers.get('keras', '?')}, tf-keras-vis {vers.get('tf-keras-vis', '?')}."
     )
+    return f"{run_label(metrics)}\n\n{summary}"

@@ -57,15 +57,46 @@ def test_comparison_table_marks_every_best_model_and_shows_costs():
     assert nine_models.comparison_table(records, ("auc",)).loc["C", "auc"] == "0.990" + nine_models.BEST_MARK
 
 
-def test_paper_comparison_table_pivots_rows_in_table_order():
-    rows = [
-        {"model": "VGG16", "metric": "auc", "paper": 0.999, "this_run": 0.9, "difference": -0.099},
-        {"model": "VGG16", "metric": "accuracy", "paper": 0.963, "this_run": 0.95, "difference": -0.013},
-        {"model": "ResNet50", "metric": "accuracy", "paper": 0.977, "this_run": 1.0, "difference": 0.023},
-        {"model": "ResNet50", "metric": "auc", "paper": 0.999, "this_run": 1.0, "difference": 0.001},
-    ]
+PAPER_ROWS = [
+    {"model": "VGG16", "metric": "auc", "paper": 0.999, "this_run": 0.9, "difference": -0.099},
+    {"model": "VGG16", "metric": "accuracy", "paper": 0.963, "this_run": 0.95, "difference": -0.013},
+    {"model": "ResNet50", "metric": "accuracy", "paper": 0.977, "this_run": 1.0, "difference": 0.023},
+    {"model": "ResNet50", "metric": "auc", "paper": 0.999, "this_run": 1.0, "difference": 0.001},
+]
+
+
+def test_paper_comparison_table_pivots_rows_in_table_order_and_a_phantom_run_is_not_comparable():
+    rows = [{**row, "paper_inside_ci": None, "comparable": False, "reason": "phantoms"} for row in PAPER_ROWS]
     table = nine_models.paper_comparison_table(rows)
     assert list(table.index) == ["VGG16", "ResNet50"]
-    assert list(table.columns)[:3] == [("accuracy", "paper"), ("accuracy", "this run"), ("accuracy", "difference")]
+    assert list(table.columns) == [
+        ("accuracy", "paper"),
+        ("accuracy", "this run"),
+        ("accuracy", "difference"),
+        ("auc", "paper"),
+        ("auc", "this run"),
+        ("auc", "difference"),
+        ("inside CI", ""),
+    ]
     assert table.loc["ResNet50", ("accuracy", "difference")] == pytest.approx(0.023)
+    assert table[("inside CI", "")].tolist() == ["not comparable (phantoms)"] * 2
     assert nine_models.paper_comparison_table([]).empty
+
+
+def test_paper_comparison_table_of_a_comparable_run_says_yes_or_no_after_each_difference():
+    # Intervals as a paper-profile run on the real data might give them: VGG16's AUC misses the paper's 0.999.
+    inside = {("VGG16", "auc"): False, ("VGG16", "accuracy"): True, ("ResNet50", "accuracy"): True}
+    rows = [
+        {**row, "paper_inside_ci": inside.get((row["model"], row["metric"]), True), "comparable": True}
+        for row in PAPER_ROWS
+    ]
+    table = nine_models.paper_comparison_table(rows)
+    assert list(table.columns)[:4] == [
+        ("accuracy", "paper"),
+        ("accuracy", "this run"),
+        ("accuracy", "difference"),
+        ("accuracy", "inside CI"),
+    ]
+    assert table[("auc", "inside CI")].tolist() == ["no", "yes"]
+    assert table[("accuracy", "inside CI")].tolist() == ["yes", "yes"]
+    assert table.loc["VGG16", ("auc", "paper")] == pytest.approx(0.999)

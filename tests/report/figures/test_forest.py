@@ -10,8 +10,11 @@ from common.report.figures import forest
 from tests.report.figures.helpers import assert_draws_a_png
 
 
-def claim(model, metric, paper, this_run, ci95):
-    return {"model": model, "metric": metric, "paper": paper, "this_run": this_run, "ci95": ci95}
+def claim(model, metric, paper, this_run, ci95, comparable=True):
+    """A paper-vs-run row; comparable: a paper-profile run on the real data (the default here)."""
+    reason = None if comparable else "phantoms"
+    row = {"model": model, "metric": metric, "paper": paper, "this_run": this_run, "ci95": ci95}
+    return row | {"comparable": comparable, "reason": reason}
 
 
 EXPERIMENTS = {
@@ -79,6 +82,47 @@ def test_claims_and_run_values_are_drawn_where_given_and_only_there(drawn):
     assert marks(panels["f1"], "o") == sorted([(0.4, -1.0), (0.5, -2.0)])
     assert marks(panels["auc"], "o") == sorted([(0.7, -2.0)])
     assert marks(panels["auc"], "D") == sorted([(0.9, -2.0)])
+
+
+def dot_colours(axis):
+    """(x, y, colour) of every run value (a dot) in one panel."""
+    return sorted(
+        (float(line.get_xdata()[0]), float(line.get_ydata()[0]), matplotlib.colors.to_hex(line.get_color()))
+        for line in axis.lines
+        if line.get_marker() == "o"
+    )
+
+
+def test_a_phantom_run_is_drawn_grey_even_where_its_interval_holds_the_claim():
+    # delta's interval [0.25, 1.0] holds the claim 0.982, and epsilon's [0.1, 0.6] misses 0.98: both are phantom
+    # runs, so neither is coloured as agreeing or differing; an older row without "comparable" is not comparable.
+    older = claim("CNN3D", "accuracy", 0.85, 0.5, [0.4, 0.9])
+    del older["comparable"], older["reason"]
+    phantom = {
+        "delta": [claim("ResNet50", "accuracy", 0.982, 0.75, [0.25, 1.0], comparable=False)],
+        "epsilon": [claim("VGG16", "accuracy", 0.98, 0.4, [0.1, 0.6], comparable=False)],
+        "zeta": [older],
+    }
+    figure = figures.paper_vs_run_forest(phantom)
+    try:
+        (axis,) = figure.axes
+        grey = matplotlib.colors.to_hex(forest.NOT_COMPARABLE)
+        assert grey not in {matplotlib.colors.to_hex(c) for c in (forest.AGREES, forest.DIFFERS)}
+        # Rows from the top: delta 0, ResNet50 -1, epsilon -2, VGG16 -3, zeta -4, CNN3D -5.
+        assert bars(axis) == [((0.1, 0.6), -3.0, grey), ((0.25, 1.0), -1.0, grey), ((0.4, 0.9), -5.0, grey)]
+        assert dot_colours(axis) == [(0.4, -3.0, grey), (0.5, -5.0, grey), (0.75, -1.0, grey)]
+        # The legend names the grey runs and offers no "holds the claim" entry.
+        legend = [text.get_text() for text in figure.legends[0].get_texts()]
+        assert legend == [forest.LEGEND_TEXT[forest.NOT_COMPARABLE], "paper's claim"]
+        assert "not comparable" in legend[0]
+    finally:
+        figures.plt.close(figure)
+
+
+def test_the_legend_of_comparable_runs_names_both_verdicts(drawn):
+    figure, _ = drawn
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert legend == [forest.LEGEND_TEXT[forest.AGREES], forest.LEGEND_TEXT[forest.DIFFERS], "paper's claim"]
 
 
 def test_the_forest_plot_is_saved_as_png(figure_dir):
