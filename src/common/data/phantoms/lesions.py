@@ -2,17 +2,81 @@
 
 A lesion's outline is a function of direction only (lobes plus optional
 spicules), so the same code draws a disc in 2D and a ball in 3D.
+
+A :class:`LesionScale` makes lesions smaller and fainter than their style for a
+harder, test-only stratum: the scenes pass its size factor to
+:func:`paint_lesion` and pull everything they painted for the lesion towards
+the tissue it replaced with :func:`fade`. The scale ``(1.0, 1.0)`` leaves every
+value bit for bit as without it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
 
 from common.data.phantoms.geometry import Grid, random_direction, smooth_noise
+from common.errors import ParameterError
+
+
+class LesionScale(NamedTuple):
+    """How much smaller and fainter than their style lesions are drawn.
+
+    Attributes:
+        size: Factor on every lesion's radius (0.5 halves the diameter, so about
+            quarters a 2D lesion's area).
+        contrast: Factor on the lesion's difference from the tissue it replaces
+            (0.5 pulls every painted value half-way back; 0 leaves the lesion
+            invisible while its mask stays).
+    """
+
+    size: float = 1.0
+    contrast: float = 1.0
+
+    @classmethod
+    def of(cls, value: Sequence[float]) -> LesionScale:
+        """A checked scale from ``(size factor, contrast factor)``.
+
+        Raises:
+            ParameterError: Unless ``value`` is two finite numbers, the size above 0
+                and the contrast at least 0.
+        """
+        try:
+            size, contrast = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ParameterError(f"lesion_scale must be (size factor, contrast factor), got {value!r}.") from None
+        if not (math.isfinite(size) and math.isfinite(contrast) and size > 0 and contrast >= 0):
+            raise ParameterError(
+                f"lesion_scale must have a size factor above 0 and a contrast factor of at least 0, got {value!r}."
+            )
+        return cls(size, contrast)
+
+    @property
+    def is_identity(self) -> bool:
+        """Whether lesions are drawn exactly as their style says."""
+        return self.size == 1.0 and self.contrast == 1.0
+
+
+NO_SCALE = LesionScale()
+
+
+def fade(background: np.ndarray, painted: np.ndarray, contrast: float) -> np.ndarray:
+    """``painted`` pulled towards ``background`` by the factor ``contrast``.
+
+    Args:
+        background: Values before the lesion was painted.
+        painted: Values after it (lesion, necrotic core, oedema...).
+        contrast: 1 keeps ``painted`` (the same array, so bit for bit), 0 gives
+            ``background``; in between, ``background + contrast * (painted - background)``.
+    """
+    if contrast == 1.0:
+        return painted
+    return background + contrast * (painted - background)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,12 +164,22 @@ def lesion_rho(
     return distance / outline
 
 
-def paint_lesion(grid: Grid, rng, image: np.ndarray, coords: list, region: np.ndarray, style: LesionStyle):
+def paint_lesion(
+    grid: Grid,
+    rng,
+    image: np.ndarray,
+    coords: list,
+    region: np.ndarray,
+    style: LesionStyle,
+    size: float = 1.0,
+):
     """Place a lesion of ``style`` at a random point of ``region`` and paint it.
 
     The centre is drawn uniformly among region pixels at least
     ``style.margin * radius`` from the region's border (or the deepest pixel
-    when none is that deep), so solid lesions lie inside the organ.
+    when none is that deep), so solid lesions lie inside the organ. ``size``
+    scales the radius drawn from the style; it may move the centre (the
+    margin shrinks with the radius) but draws nothing more.
 
     Args:
         grid: Grid of the image.
@@ -115,11 +189,12 @@ def paint_lesion(grid: Grid, rng, image: np.ndarray, coords: list, region: np.nd
         region: Organ region on the full grid; the mask never leaves it
             unless the style is exophytic.
         style: Lesion shape and attenuation.
+        size: Factor on the radius drawn from the style (:attr:`LesionScale.size`).
 
     Returns:
         (image, mask, rho): painted image, bool lesion mask, lesion normalised radius.
     """
-    radius = rng.uniform(*style.radius)
+    radius = rng.uniform(*style.radius) * size
     # Padding makes the grid's edge count as a border too.
     depth = ndimage.distance_transform_edt(np.pad(region, 1), sampling=grid.spacing)
     depth = depth[(slice(1, -1),) * grid.ndim]

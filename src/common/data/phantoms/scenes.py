@@ -1,9 +1,16 @@
-"""The scenes: each maps (grid, generator, lesion style name or None) to a :class:`Phantom`.
+"""The scenes: each maps (grid, generator, lesion style name or None, lesion scale) to a :class:`Phantom`.
 
 CT scenes (chest, kidney) are rendered in Hounsfield units (HU), MRI (brain)
 and mammography (breast) directly as intensities in [0, 1]. Every scene works
 in the body frame of a randomly placed body; the chest scene works in 2D (a
 slice at a random height) and 3D (z along the last axis).
+
+A scene draws its lesion with the scale's size factor and then fades all it
+painted for the lesion (the lesion itself, a necrotic core, oedema) towards the
+tissue underneath by the contrast factor (:func:`~common.data.phantoms.lesions.fade`);
+the anatomy is drawn before the lesion, so a scaled scene shows the same
+anatomy as the unscaled one, and a contrast factor alone changes nothing but
+the values the lesion painted (the scale draws nothing from the generator).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from common.data.phantoms.geometry import (
     unit,
     vessel_tree,
 )
-from common.data.phantoms.lesions import LESION_STYLES, paint_lesion
+from common.data.phantoms.lesions import LESION_STYLES, NO_SCALE, LesionScale, fade, paint_lesion
 
 
 class Phantom(NamedTuple):
@@ -67,7 +74,7 @@ def _lung_scale(z):
     return np.sqrt(np.clip(1 - (np.asarray(z) / 1.05) ** 2, 0.2, 1.0))
 
 
-def chest_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
+def chest_scene(grid: Grid, rng, lesion: str | None, scale: LesionScale = NO_SCALE) -> Phantom:
     """Chest CT in HU: body, fat, ribs, spine, heart, two lungs with vessels.
 
     In 2D the slice height z is drawn at random (lungs are smaller towards the
@@ -78,6 +85,7 @@ def chest_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
         rng: Generator the scene draws from.
         lesion: Key of :data:`~common.data.phantoms.lesions.LESION_STYLES`, or
             None for a lesion-free scene.
+        scale: Size and contrast factors of the lesion.
 
     Returns:
         The phantom, image in HU.
@@ -131,12 +139,16 @@ def chest_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
     coords = [yb, xb] + ([z] if is_volume else [])
     style = LESION_STYLES.get(lesion)
     if style is not None and style.diffuse:
+        background = hu
         for _ in range(1 if rng.random() < 0.65 else 2):
-            hu, patch, _ = paint_lesion(grid, rng, hu, coords, lung_mask, style)
+            hu, patch, _ = paint_lesion(grid, rng, hu, coords, lung_mask, style, scale.size)
             mask |= patch
+        hu = fade(background, hu, scale.contrast)
     hu = hu + 0.9 * vessels * (45.0 - hu)
     if style is not None and not style.diffuse:
-        hu, mask, _ = paint_lesion(grid, rng, hu, coords, lung_mask, style)
+        background = hu
+        hu, mask, _ = paint_lesion(grid, rng, hu, coords, lung_mask, style, scale.size)
+        hu = fade(background, hu, scale.contrast)
     hu = _scene_noise(rng, grid, hu, 0.6, rng.uniform(15.0, 45.0))
     return Phantom(hu.astype(np.float32), mask, lung_mask)
 
@@ -186,7 +198,7 @@ def _lung_vessels(grid: Grid, rng, pose: Pose, lungs: list[Outline]) -> np.ndarr
     return draw_segments(grid, pose.to_image(points), widths, vessel_radius)
 
 
-def brain_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
+def brain_scene(grid: Grid, rng, lesion: str | None, scale: LesionScale = NO_SCALE) -> Phantom:
     """Axial head MRI (T1 with contrast): scalp, skull, CSF, grey/white matter, ventricles.
 
     Args:
@@ -194,6 +206,7 @@ def brain_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
         rng: Generator the scene draws from.
         lesion: Key of :data:`~common.data.phantoms.lesions.LESION_STYLES`, or
             None for a lesion-free scene.
+        scale: Size and contrast factors of the lesion.
 
     Returns:
         The phantom, image in display intensities; the region is the brain.
@@ -226,11 +239,13 @@ def brain_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
 
     mask = np.zeros(grid.shape, bool)
     if lesion is not None:
-        image, mask, lesion_rho = paint_lesion(grid, rng, image, [yb, xb], brain, LESION_STYLES[lesion])
+        background = image
+        image, mask, lesion_rho = paint_lesion(grid, rng, image, [yb, xb], brain, LESION_STYLES[lesion], scale.size)
         if rng.random() < 0.7:  # necrotic core inside the enhancing rim
             image = np.where(mask & (lesion_rho < rng.uniform(0.45, 0.65)), rng.uniform(0.2, 0.35), image)
         edema = brain & ~mask & (lesion_rho < 1.5)
         image = np.where(edema, image * 0.8, image)
+        image = fade(background, image, scale.contrast)
     image = image * (1 + 0.08 * smooth_noise(rng, grid, 0.4))  # coil bias field
     image = ndimage.gaussian_filter(image, 0.6)
     noise_sd = rng.uniform(0.015, 0.04)
@@ -239,7 +254,7 @@ def brain_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
     return Phantom(image.astype(np.float32), mask, brain)
 
 
-def breast_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
+def breast_scene(grid: Grid, rng, lesion: str | None, scale: LesionScale = NO_SCALE) -> Phantom:
     """Cranio-caudal mammogram: breast cone from the chest wall, fibroglandular texture.
 
     Args:
@@ -247,6 +262,7 @@ def breast_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
         rng: Generator the scene draws from.
         lesion: Key of :data:`~common.data.phantoms.lesions.LESION_STYLES`, or
             None for a lesion-free scene.
+        scale: Size and contrast factors of the lesion.
 
     Returns:
         The phantom, image in display intensities; the region is the breast inside the skin.
@@ -268,12 +284,14 @@ def breast_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
     region = breast & (rho <= 0.97)
     mask = np.zeros(grid.shape, bool)
     if lesion is not None:
-        image, mask, _ = paint_lesion(grid, rng, image, [yb, xb], region, LESION_STYLES[lesion])
+        background = image
+        image, mask, _ = paint_lesion(grid, rng, image, [yb, xb], region, LESION_STYLES[lesion], scale.size)
+        image = fade(background, image, scale.contrast)
     image = ndimage.gaussian_filter(image, 0.6) + rng.uniform(0.01, 0.025) * rng.standard_normal(grid.shape)
     return Phantom(image.astype(np.float32), mask, region)
 
 
-def kidney_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
+def kidney_scene(grid: Grid, rng, lesion: str | None, scale: LesionScale = NO_SCALE) -> Phantom:
     """Contrast-enhanced abdominal CT in HU at the level of both kidneys.
 
     Args:
@@ -281,6 +299,7 @@ def kidney_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
         rng: Generator the scene draws from.
         lesion: Key of :data:`~common.data.phantoms.lesions.LESION_STYLES`, or
             None for a lesion-free scene.
+        scale: Size and contrast factors of the lesion.
 
     Returns:
         The phantom, image in HU; the region is both kidneys plus the tumour.
@@ -329,9 +348,11 @@ def kidney_scene(grid: Grid, rng, lesion: str | None) -> Phantom:
         region |= rho < 1
     mask = np.zeros(region.shape, bool)
     if lesion is not None:
-        hu, mask, lesion_rho = paint_lesion(grid, rng, hu, [yb, xb], region, LESION_STYLES[lesion])
+        background = hu
+        hu, mask, lesion_rho = paint_lesion(grid, rng, hu, [yb, xb], region, LESION_STYLES[lesion], scale.size)
         # Hyper-enhancing renal cell carcinoma with a necrotic centre (arterial phase look).
         hu = np.where(mask & (lesion_rho < rng.uniform(0.4, 0.6)), rng.uniform(-10.0, 20.0), hu)
+        hu = fade(background, hu, scale.contrast)
         region = region | mask
     hu = _scene_noise(rng, grid, hu, 0.6, rng.uniform(8.0, 20.0))
     return Phantom(hu.astype(np.float32), mask, region)

@@ -4,7 +4,12 @@
 ``chest_volumes``) to its maker (``make_*``) and, per class folder, the scene,
 lesion style and display window that draw it. Each phantom is rendered from its
 own generator seeded with ``(seed, kind, class name, index)``, so an image
-never depends on how many others are drawn.
+never depends on how many others are drawn: a set made with ``start_index=k``
+holds exactly the images with indices k, k + 1, ... of the set starting at 0.
+
+``lesion_scale=(size factor, contrast factor)`` draws every lesion smaller and
+fainter (:class:`~common.data.phantoms.lesions.LesionScale`) with the same
+anatomy; ``(1.0, 1.0)``, the default, gives today's images bit for bit.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from common.data.phantoms.geometry import Grid
+from common.data.phantoms.lesions import LesionScale
 from common.data.phantoms.scenes import (
     Phantom,
     brain_scene,
@@ -37,14 +43,14 @@ class Scene(NamedTuple):
     """How one class is drawn.
 
     Attributes:
-        render: Scene function (grid, rng, lesion) -> Phantom.
+        render: Scene function (grid, rng, lesion, scale) -> Phantom.
         lesion: Lesion style name (key of
             :data:`~common.data.phantoms.lesions.LESION_STYLES`) or None.
         window: HU window mapped to [0, 1] for 8-bit images; None when the scene
             is already in display units (MRI, mammography) or stays in HU (volumes).
     """
 
-    render: Callable[[Grid, np.random.Generator, str | None], Phantom]
+    render: Callable[[Grid, np.random.Generator, str | None, LesionScale], Phantom]
     lesion: str | None
     window: tuple[float, float] | None
 
@@ -72,7 +78,14 @@ def stable_id(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
-def render_phantom(kind: str, class_name: str, index: int, shape: Sequence[int], seed: int = 0) -> Phantom:
+def render_phantom(
+    kind: str,
+    class_name: str,
+    index: int,
+    shape: Sequence[int],
+    seed: int = 0,
+    lesion_scale: Sequence[float] = (1.0, 1.0),
+) -> Phantom:
     """Render one phantom in memory, exactly as the data set writers do.
 
     Args:
@@ -81,6 +94,9 @@ def render_phantom(kind: str, class_name: str, index: int, shape: Sequence[int],
         index: Image index within the class.
         shape: (H, W) for 2D kinds, (H, W, D) for ``chest_volumes``.
         seed: Data set seed.
+        lesion_scale: (size factor, contrast factor) of the lesion
+            (:class:`~common.data.phantoms.lesions.LesionScale`); no effect on
+            lesion-free classes.
 
     Returns:
         Phantom; 2D kinds give display intensities in [0, 1], volumes HU
@@ -91,9 +107,10 @@ def render_phantom(kind: str, class_name: str, index: int, shape: Sequence[int],
         raise ParameterError(
             f"Unknown class {class_name!r} for phantom kind {kind!r}; choose from {list(PHANTOM_KINDS[kind].classes)}."
         )
+    scale = LesionScale.of(lesion_scale)
     rng = np.random.default_rng([int(seed), stable_id(kind), stable_id(class_name), int(index)])
     grid = Grid.for_shape(shape)
-    phantom = scene.render(grid, rng, scene.lesion)
+    phantom = scene.render(grid, rng, scene.lesion, scale)
     image = phantom.image
     if scene.window is not None:
         low, high = scene.window
@@ -105,12 +122,19 @@ def render_phantom(kind: str, class_name: str, index: int, shape: Sequence[int],
     return Phantom(image.astype(np.float32), phantom.mask, phantom.region)
 
 
-def _check_parameters(kind: str, n_per_class, seed, classes) -> tuple[str, ...]:
-    """Validated ``classes`` of a maker call; raises ParameterError on a bad count, seed or class."""
-    if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)) or n_per_class < 1:
+def _is_integer(value) -> bool:
+    """Whether ``value`` is a Python or numpy integer (not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+def _check_parameters(kind: str, n_per_class, seed, classes, start_index=0) -> tuple[str, ...]:
+    """Validated ``classes`` of a maker call; raises ParameterError on a bad count, seed, start or class."""
+    if not _is_integer(n_per_class) or n_per_class < 1:
         raise ParameterError(f"n_per_class must be a positive integer, got {n_per_class!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not _is_integer(seed) or seed < 0:
         raise ParameterError(f"seed must be a non-negative integer, got {seed!r}.")
+    if not _is_integer(start_index) or start_index < 0:
+        raise ParameterError(f"start_index must be a non-negative integer, got {start_index!r}.")
     classes = tuple(classes)
     known = PHANTOM_KINDS[kind].classes
     unknown = [name for name in classes if name not in known]
@@ -130,14 +154,22 @@ def _check_shape(shape: Sequence[int], ndim: int) -> tuple[int, ...]:
     return tuple(int(n) for n in shape)
 
 
-def _write_image_set(kind: str, out_dir, n_per_class: int, size: int, seed: int, classes) -> Path:
+def _indices(start_index: int, n_per_class: int) -> range:
+    """The image indices of a set: ``start_index`` to ``start_index + n_per_class - 1``."""
+    return range(int(start_index), int(start_index) + int(n_per_class))
+
+
+def _write_image_set(
+    kind: str, out_dir, n_per_class: int, size: int, seed: int, classes, lesion_scale, start_index: int
+) -> Path:
     """Validate the parameters, then render and write every PNG pair of a 2D kind."""
-    classes = _check_parameters(kind, n_per_class, seed, classes)
+    classes = _check_parameters(kind, n_per_class, seed, classes, start_index)
     shape = _check_shape((size, size), 2)
+    scale = LesionScale.of(lesion_scale)
     out_dir = Path(out_dir)
     for class_name in classes:
-        for index in range(n_per_class):
-            write_png_case(out_dir, class_name, index, render_phantom(kind, class_name, index, shape, seed))
+        for index in _indices(start_index, n_per_class):
+            write_png_case(out_dir, class_name, index, render_phantom(kind, class_name, index, shape, seed, scale))
     return out_dir
 
 
@@ -147,6 +179,8 @@ def make_chest_slices(
     size: int = 128,
     seed: int = 0,
     classes: Sequence[str] = ("normal", "benign", "malignant", "pneumonia"),
+    lesion_scale: Sequence[float] = (1.0, 1.0),
+    start_index: int = 0,
 ) -> Path:
     """Write 2D chest CT phantoms: normal, benign nodule, malignant nodule, pneumonia.
 
@@ -161,14 +195,26 @@ def make_chest_slices(
         size: Image width and height in pixels.
         seed: Data set seed.
         classes: Subset of the class folders to write.
+        lesion_scale: (size factor, contrast factor) of every lesion; (1.0, 1.0)
+            draws them as their style says.
+        start_index: Index of the first image of each class; the files are
+            ``<class>_<start_index:04d>.png`` onwards, each exactly as in a set
+            starting at 0.
 
     Returns:
         ``out_dir`` as a Path.
     """
-    return _write_image_set("chest", out_dir, n_per_class, size, seed, classes)
+    return _write_image_set("chest", out_dir, n_per_class, size, seed, classes, lesion_scale, start_index)
 
 
-def make_multi_organ(out_dir, n_per_class: int, size: int = 128, seed: int = 0) -> Path:
+def make_multi_organ(
+    out_dir,
+    n_per_class: int,
+    size: int = 128,
+    seed: int = 0,
+    lesion_scale: Sequence[float] = (1.0, 1.0),
+    start_index: int = 0,
+) -> Path:
     """Write the 8 organ x tumour classes of the multi-organ study (seed 003).
 
     Brain (axial MRI), breast (mammogram), kidney (abdominal CT) and lung
@@ -180,11 +226,17 @@ def make_multi_organ(out_dir, n_per_class: int, size: int = 128, seed: int = 0) 
         n_per_class: Images per class.
         size: Image width and height in pixels.
         seed: Data set seed.
+        lesion_scale: (size factor, contrast factor) of every lesion; (1.0, 1.0)
+            draws them as their style says.
+        start_index: Index of the first image of each class; the files are
+            ``<class>_<start_index:04d>.png`` onwards, each exactly as in a set
+            starting at 0.
 
     Returns:
         ``out_dir`` as a Path.
     """
-    return _write_image_set("multi_organ", out_dir, n_per_class, size, seed, PHANTOM_KINDS["multi_organ"].classes)
+    classes = PHANTOM_KINDS["multi_organ"].classes
+    return _write_image_set("multi_organ", out_dir, n_per_class, size, seed, classes, lesion_scale, start_index)
 
 
 def make_chest_volumes(
@@ -193,6 +245,8 @@ def make_chest_volumes(
     shape: Sequence[int] = (64, 64, 32),
     seed: int = 0,
     classes: Sequence[str] = ("normal", "tumor"),
+    lesion_scale: Sequence[float] = (1.0, 1.0),
+    start_index: int = 0,
 ) -> Path:
     """Write 3D chest CT phantoms as DICOM series, with lesion masks.
 
@@ -207,20 +261,31 @@ def make_chest_volumes(
         shape: (H, W, D) voxels.
         seed: Data set seed.
         classes: Subset of the class folders to write.
+        lesion_scale: (size factor, contrast factor) of every lesion; (1.0, 1.0)
+            draws them as their style says. Another scale also gives the
+            lesion series other UIDs, so they never pass for the unscaled ones
+            (lesion-free series are the same images, with the same UIDs).
+        start_index: Index of the first volume of each class; the cases are
+            ``<class>_<start_index:04d>`` onwards, each exactly as in a set
+            starting at 0 (pixels, UIDs and file names).
 
     Returns:
         ``out_dir`` as a Path.
     """
     kind = "chest_volumes"
-    classes = _check_parameters(kind, n_per_class, seed, classes)
+    classes = _check_parameters(kind, n_per_class, seed, classes, start_index)
     shape = _check_shape(shape, 3)
+    scale = LesionScale.of(lesion_scale)
     grid = Grid.for_shape(shape)
     out_dir = Path(out_dir)
     for class_name in classes:
-        for index in range(n_per_class):
+        for index in _indices(start_index, n_per_class):
             case_id = f"{class_name}_{index:04d}"
-            phantom = render_phantom(kind, class_name, index, shape, seed)
-            write_ct_case(out_dir, class_name, case_id, phantom, grid, ["camstudy-phantom", kind, str(seed), case_id])
+            phantom = render_phantom(kind, class_name, index, shape, seed, scale)
+            entropy = ["camstudy-phantom", kind, str(seed), case_id]
+            if not scale.is_identity and PHANTOM_KINDS[kind].scenes[class_name].lesion is not None:
+                entropy.append(f"lesion_scale={scale.size!r},{scale.contrast!r}")
+            write_ct_case(out_dir, class_name, case_id, phantom, grid, entropy)
     return out_dir
 
 
