@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import quiet
 from common.config import registry
-from common.errors import StudyError, StudyWarning, failure_line, log_traceback
+from common.errors import ParameterError, StudyError, StudyWarning, failure_line, log_traceback
 
 
 class _LazyChoices(Sequence):
@@ -56,6 +56,17 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="no progress lines redrawn in place: one line as each notebook starts and ends",
     )
+    run.add_argument(
+        "--seeds",
+        metavar="N|S1,S2,...",
+        help="run the experiment once per seed, into results/<id>/seeds/<seed>/, and write the spread of its "
+        "metrics to results/<id>/seeds.json: N seeds from the registry's (N at least 2), or a list (42,43,44)",
+    )
+    run.add_argument(
+        "--rerun",
+        action="store_true",
+        help="with --seeds: run every seed again, also one whose folder holds a finished run of the same parameters",
+    )
     _add_jobs(run)
     run.set_defaults(handler=_cmd_run)
 
@@ -77,6 +88,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     overrides = registry.parse_overrides(args.param)
     if args.annotations is not None:
         overrides["annotations"] = args.annotations
+    if args.seeds is not None:
+        return _run_seeds(args, overrides)
+    if args.rerun:
+        raise ParameterError("--rerun goes with --seeds (a run without --seeds always runs).")
     if args.experiment == "all":
         outcomes = runner.run_all(
             args.profile,
@@ -93,6 +108,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
         outcomes = [run]
     return _report_runs(outcomes)
+
+
+def _run_seeds(args: argparse.Namespace, overrides: dict) -> int:
+    """``camstudy run ID --seeds ...``: one run per seed, the summary, and where the spread went."""
+    from common import seeds
+    from common.report.progress import RunProgress
+
+    if args.experiment == "all":
+        raise ParameterError("--seeds runs one experiment over several seeds; name the experiment instead of 'all'.")
+    if args.jobs != 1:
+        raise ParameterError("--seeds runs the seeds one after another; leave out --jobs.")
+    chosen = seeds.parse_seeds(args.seeds, seeds.registry_seed(args.experiment, args.profile))
+    with RunProgress(live=False if args.no_progress else None) as progress:
+        sweep = seeds.run_seeds(
+            args.experiment,
+            chosen,
+            args.profile,
+            args.data_dir,
+            overrides,
+            args.results_dir,
+            force=args.rerun,
+            progress=progress,
+        )
+    status = _report_runs(list(sweep.outcomes))
+    print(seeds.describe(sweep))
+    return status
 
 
 def _report_runs(outcomes: list) -> int:
@@ -117,8 +158,12 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
         help="build the Jupyter Book from results/ (runs missing experiments first)",
     )
     book.add_argument("--profile", default="default", choices=registry.PROFILES)
-    book.add_argument("--rerun", action="store_true", help="rerun every experiment before building")
-    book.add_argument("--no-run", action="store_true", help="build from the results as they are")
+    book.add_argument(
+        "--rerun", action="store_true", help="rerun every experiment (and the seed sweep's seeds) before building"
+    )
+    book.add_argument(
+        "--no-run", action="store_true", help="build from the results as they are (no runs, no seed sweep)"
+    )
     real_help = "also run the experiments that fit a real data set (manifest name and folder) into results/real/"
     book.add_argument("--real", action="append", default=[], metavar="NAME=DIR", help=real_help)
     _add_jobs(book)
@@ -126,18 +171,26 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from common import real_runs, runner
+    from common import real_runs, runner, seeds
     from common.report import book
+    from common.report.progress import RunProgress
     from common.report.results import results_root
 
     real = [real_runs.parse(spec) for spec in args.real]  # every NAME=DIR checked before anything runs
     status = 0
     if not args.no_run:
+        sweep = seeds.book_sweep()
+        sweep_seeds = sweep.seeds(args.profile)  # checked before anything runs
         missing = [
             e for e in registry.experiment_ids() if args.rerun or not (results_root() / e / "metrics.json").exists()
         ]
         outcomes = runner.run_all(args.profile, experiments=missing, jobs=args.jobs) if missing else []
-        status = _report_runs(outcomes + real_runs.run(real, args.profile, args.jobs, args.rerun))
+        outcomes += real_runs.run(real, args.profile, args.jobs, args.rerun)
+        # After the experiments: a new run of the swept experiment replaces its folder, seed runs and all.
+        with RunProgress() as progress:
+            swept = seeds.run_seeds(sweep.experiment, sweep_seeds, args.profile, force=args.rerun, progress=progress)
+        status = _report_runs(outcomes + list(swept.outcomes))
+        print(seeds.describe(swept))
     index = book.build()
     print(index)
     return status
@@ -432,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the ``camstudy`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="camstudy",
-        description="Reproduce five Grad-CAM tumour-detection studies (see README.md).",
+        description="A reproduction protocol for five Grad-CAM tumour-detection studies (see README.md).",
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)

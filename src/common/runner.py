@@ -121,11 +121,18 @@ def _inline_figures():
                 os.environ["MPLBACKEND"] = _saved_backend
 
 
+# What a new run of an experiment carries over from its previous results folder: the failed-run
+# history, and the seed sweep (common.seeds: its runs, aggregate and figure), which are separate runs.
+CARRIED_OVER = ("failed", "seeds", "seeds.json", "figures/seed_spread.png")
+
+
 def _replace_atomically(finished: Path, target: Path) -> None:
-    """Move ``finished`` into ``target``; ``target``'s ``failed/`` history moves along into it."""
-    history = target / "failed"
-    if history.is_dir():
-        os.replace(history, finished / "failed")
+    """Move ``finished`` into ``target``; ``target``'s :data:`CARRIED_OVER` entries move along into it."""
+    for name in CARRIED_OVER:
+        kept = target / name
+        if kept.exists() and not (finished / name).exists():
+            (finished / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(kept, finished / name)
     old = target.with_name(f".old-{target.name}-{os.getpid()}")
     if target.exists():
         os.replace(target, old)

@@ -1,8 +1,9 @@
 """Assemble and build the Jupyter Book from the executed notebooks in ``results/``.
 
 The book never executes anything. :func:`assemble` copies each experiment's
-executed notebook into ``book/experiments/`` with a run-summary banner on top,
-and generates the results overview (from every ``results/*/metrics.json``), the
+executed notebook into ``book/experiments/`` with a run-summary banner on top
+(and, when ``results/<id>/seeds.json`` exists, its spread over seeds before "Recording the
+run"), and generates the results overview (from every ``results/*/metrics.json``), the
 performance page (from ``results/bench.json``, written by ``camstudy bench``) and
 the data-set section of the methods page (from ``data_manifests/*.yaml``).
 :func:`build` then runs ``jupyter-book build`` with warnings as errors and
@@ -70,6 +71,7 @@ __all__ = [
     "overview_markdown",
     "performance_markdown",
     "read_bench",
+    "with_seed_section",
 ]
 
 BOOK_DIR = "book"
@@ -79,6 +81,9 @@ GENERATED = "book/generated"
 GENERATED_TOC = "book/generated/_toc.yml"
 # What a separate build root needs: the configuration and the hand-written pages.
 BOOK_SOURCE_FILES = ("_config.yml", "_toc.yml")
+# An experiment's page shows its spread over seeds (results/<id>/seeds.json) before this heading, or at its end.
+SEED_SECTION_BEFORE = "Recording the run"
+SEED_SECTION_TAG = "seed-spread"
 # The book's stylesheet (tables scroll inside their box, values do not wrap); Jupyter Book adds every CSS file in it.
 STATIC_DIR = "_static"
 
@@ -112,7 +117,8 @@ def assemble(results_dir: Path | None = None, book_root: Path | None = None) -> 
         metrics, unreadable = _readable_run(run_dir, experiment_id)
         if metrics is not None:
             found[experiment_id] = metrics
-            nbformat.write(with_banner(run_dir / f"{experiment_id}.ipynb", metrics), pages / f"{experiment_id}.ipynb")
+            page = with_seed_section(with_banner(run_dir / f"{experiment_id}.ipynb", metrics), run_dir, pages)
+            nbformat.write(page, pages / f"{experiment_id}.ipynb")
         else:
             (pages / f"{experiment_id}.md").write_text(missing_page(experiment_id, unreadable), encoding="utf-8")
     _assemble_real(results_dir, book_root)
@@ -123,6 +129,54 @@ def assemble(results_dir: Path | None = None, book_root: Path | None = None) -> 
     record = with_current_wall_times(read_bench(results_dir), results_dir)
     (generated / "performance.md").write_text(performance_markdown(record, generated / "figures"), encoding="utf-8")
     return found
+
+
+def _seed_section_position(notebook: nbformat.NotebookNode) -> int:
+    """Where the seed section goes: before the Markdown cell that opens :data:`SEED_SECTION_BEFORE`, else last."""
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown" and any(
+            line.lstrip("#").strip() == SEED_SECTION_BEFORE for line in cell.source.splitlines() if line.startswith("#")
+        ):
+            return index
+    return len(notebook.cells)
+
+
+def with_seed_section(notebook: nbformat.NotebookNode, run_dir: Path, pages: Path) -> nbformat.NotebookNode:
+    """Add the spread over seeds to an experiment's page when its run folder holds a ``seeds.json``.
+
+    The section (:func:`common.seeds.seed_section`) becomes a Markdown cell before
+    the page's "Recording the run" heading (at the end when there is none), and
+    its figure is copied to ``<pages>/figures/<id>-seed_spread.png``, which the
+    section links. An unreadable ``seeds.json`` is left out with a warning.
+
+    Args:
+        notebook: The page (the executed notebook with its banner); changed in place.
+        run_dir: The run's folder (``results/<id>``).
+        pages: The folder the page is written to.
+
+    Returns:
+        ``notebook``.
+    """
+    from common import seeds
+
+    seeds_file = run_dir / seeds.SEEDS_FILE
+    if not seeds_file.exists():
+        return notebook
+    try:
+        result = seeds.read_aggregate(seeds_file)
+    except DataError as error:
+        warnings.warn(f"the book leaves out the seed spread: {error}", StudyWarning, stacklevel=2)
+        return notebook
+    figure = run_dir / "figures" / f"{seeds.SEED_FIGURE}.png"
+    link = None
+    if figure.exists():
+        target = pages / "figures" / f"{run_dir.name}-{figure.name}"
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(figure, target)
+        link = f"figures/{target.name}"
+    cell = nbformat.v4.new_markdown_cell(seeds.seed_section(result, link), metadata={"tags": [SEED_SECTION_TAG]})
+    notebook.cells.insert(_seed_section_position(notebook), cell)
+    return notebook
 
 
 def _readable_run(run_dir: Path, experiment_id: str) -> tuple[dict | None, str | None]:

@@ -26,6 +26,10 @@ The public API, by module (all importable from here, e.g. ``figures.cam_grid``):
   :func:`volume_views`, :func:`slice_montage`.
 - :mod:`~common.report.figures.forest`: :func:`paper_vs_run_forest` (the
   overview's papers-against-runs plot).
+- :mod:`~common.report.figures.calibration`: :func:`reliability_diagram`.
+- :mod:`~common.report.figures.contrast_detail`: :func:`contrast_detail_figure`
+  (sensitivity against lesion size per contrast bin).
+- :mod:`~common.report.figures.seeds`: :func:`seed_spread` (a metric's spread over seeds).
 
 ``plt`` (pyplot, imported after the backend choice) and the drawing constants
 (``DPI``, ``CAM_CMAP``, ``MASK_COLOUR``, ``CAM_ALPHA``, ``CAM_OVERLAY_FLOOR``)
@@ -47,6 +51,8 @@ from common.report.figures._shared import (
     plt,
 )
 from common.report.figures.bars import bar_with_reference, bench_ratios, metric_bars
+from common.report.figures.calibration import reliability_diagram
+from common.report.figures.contrast_detail import contrast_detail_figure
 from common.report.figures.curves import (
     randomisation_curve,
     roc_curves,
@@ -57,6 +63,7 @@ from common.report.figures.curves import (
 from common.report.figures.forest import paper_vs_run_forest
 from common.report.figures.images import cam_grid, image_grid
 from common.report.figures.matrices import confusion_matrix, confusion_matrix_grid
+from common.report.figures.seeds import seed_spread
 from common.report.figures.volumes import orthogonal_views, slice_montage, volume_views
 
 __all__ = [
@@ -70,14 +77,17 @@ __all__ = [
     "cam_grid",
     "confusion_matrix",
     "confusion_matrix_grid",
+    "contrast_detail_figure",
     "image_grid",
     "metric_bars",
     "orthogonal_views",
     "paper_vs_run_forest",
     "plt",
     "randomisation_curve",
+    "reliability_diagram",
     "roc_curves",
     "roc_curves_models",
+    "seed_spread",
     "slice_montage",
     "training_curves",
     "training_curves_grid",
