@@ -58,3 +58,26 @@ def test_samples_are_owned_by_their_test_fold(cv):
 def test_volumes_and_samples_must_match(samples, inputs):
     with pytest.raises(DataError, match="same table"):
         cross_validation.cross_validate(tiny_params(), samples, inputs[:-1])
+
+
+def test_identical_folds_get_the_pooled_interval_instead_of_a_point():
+    import numpy as np
+    import pandas as pd
+
+    from common.config import registry
+    from common.experiments.cross_validation import with_pooled_intervals
+
+    params = registry.resolve("gradcam-3d", "smoke")
+    labels = np.array([0, 1] * 15)
+    samples = pd.DataFrame({"label_index": labels, "group": np.arange(30)})
+    perfect = np.eye(2)[labels]
+    summary = {
+        "accuracy": {"value": 1.0, "ci95": [1.0, 1.0], "folds": [1.0, 1.0, 1.0]},
+        "f1": {"value": 1.0, "ci95": [1.0, 1.0], "folds": [1.0, 1.0, 1.0]},
+    }
+    fixed = with_pooled_intervals(params, summary, samples, perfect)
+    low, high = fixed["accuracy"]["ci95"]
+    # 30 of 30 right, 30 singleton groups: Wilson's lower end is 0.886, not 1.
+    assert low == pytest.approx(0.8865, abs=1e-3) and high == 1.0
+    assert fixed["accuracy"]["folds"] == [1.0, 1.0, 1.0] and "pooled" in fixed["accuracy"]["ci_method"]
+    assert fixed["f1"] == summary["f1"]  # not a proportion: left as the folds give it

@@ -64,9 +64,19 @@ def test_comparison_table_paper_rows_and_best_models(smoke_results):
     assert list(table.index) == NINE
     assert list(table.columns) == ["n", *nine_models.TABLE_METRICS, *nine_models.COST_COLUMNS]
     assert set(metrics["best_per_metric"]) == set(nine_models.TABLE_METRICS)
-    for metric, model in metrics["best_per_metric"].items():
-        best = metrics["models"][model][metric]["value"]
+    paired = metrics["paired_tests"]["metrics"]
+    for metric, marked in metrics["best_per_metric"].items():
+        # The first marked model has the highest value; the others are those the paired test ties with it.
+        best = metrics["models"][marked[0]][metric]["value"]
         assert all(entry[metric]["value"] <= best for entry in metrics["models"].values())
+        tied = {model for model, found in paired[metric]["comparisons"].items() if found["tie"]}
+        assert set(marked) == {paired[metric]["reference"], *tied}
+    for name, entry in metrics["calibration"].items():
+        assert (
+            entry["kind"] == "binary"
+            and 0 <= entry["ece"]["value"] <= 1
+            and entry["ece"]["n"] == metrics["models"][name]["n"]
+        )
     rows = {(row["model"], row["metric"]): row for row in metrics["paper_vs_run"]}
     assert len(rows) == 9 * 6
     assert rows[("ResNet50", "accuracy")]["paper"] == pytest.approx(0.977)

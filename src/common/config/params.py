@@ -136,6 +136,7 @@ class RunParams:
     n_explain: int = parameter()
     explain_only_correct: bool = parameter()
     n_resamples: int = parameter()
+    sized_test: bool = parameter()
     strategy: str = parameter()
     gpu_speedups: str = parameter()
     annotations: str | None = parameter()

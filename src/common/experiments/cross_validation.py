@@ -254,8 +254,58 @@ def cross_validate(
         for fold, (train_positions, test_positions) in enumerate(folds, start=1)
     ]
     cv = CrossValidation(results, len(samples), list(params.classes))
-    cv.summary = tables.summarise_folds([r.metrics for r in results], names=metric_names)
+    summary = tables.summarise_folds([r.metrics for r in results], names=metric_names)
+    cv.summary = with_pooled_intervals(params, summary, samples, cv.out_of_fold_probabilities())
     return cv
+
+
+# The summary's proportions, whose fold interval collapses when every fold gives the same value.
+POOLED_WHEN_DEGENERATE = ("accuracy", "precision", "recall", "specificity")
+
+
+def with_pooled_intervals(params: Gradcam3dParams, summary: dict, samples: pd.DataFrame, probabilities) -> dict:
+    """``summary`` with a proportion's zero-width fold interval replaced by that of the pooled predictions.
+
+    When every fold gives the same value (all 1.000, say), the t interval over folds has zero width:
+    three folds of 1.000 are compatible with a true accuracy well below 1. Such a proportion gets
+    the interval of the out-of-fold predictions pooled over folds (each volume once, by the model that
+    did not train on it; Wilson's, cluster-aware over the cases), and ``ci_method`` says so.
+
+    Args:
+        params: Run parameters (classes, positive class, seed, resamples).
+        summary: :func:`common.evaluation.tables.summarise_folds` of the folds.
+        samples: The volume table (``label_index``, ``group``), in ``probabilities`` order.
+        probabilities: Out-of-fold probabilities (N, C).
+    """
+    degenerate = [
+        name
+        for name in POOLED_WHEN_DEGENERATE
+        if name in summary and summary[name]["ci95"][0] == summary[name]["ci95"][1]
+    ]
+    if not degenerate:
+        return summary
+    from common.evaluation import classification
+
+    groups = samples["group"].to_numpy() if "group" in samples and samples["group"].notna().any() else None
+    pooled = classification.classification_metrics(
+        samples["label_index"].to_numpy(),
+        probabilities,
+        params.classes,
+        positive=params.positive,
+        groups=groups,
+        seed=params.seed,
+        n_resamples=params.n_resamples,
+    )
+    fixed = dict(summary)
+    for name in degenerate:
+        method = pooled["ci_methods"][name]
+        fixed[name] = {
+            **summary[name],
+            "ci95": pooled[name]["ci95"],
+            "ci_method": f"every fold gave {summary[name]['value']:.3f}: {method} of the {pooled['n']} pooled "
+            "out-of-fold predictions",
+        }
+    return fixed
 
 
 def _fit_fold(

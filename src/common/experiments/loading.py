@@ -47,17 +47,20 @@ def box_mask_folder(params: RunParams) -> Path:
     return project_root() / "data" / "annotation_masks" / hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def phantom_folder(params: RunParams, root: str | Path | None = None) -> Path:
+def phantom_folder(params: RunParams, root: str | Path | None = None, **generator_args: Any) -> Path:
     """Generate (once) and return the phantom set an experiment's parameters ask for.
 
     Args:
         params: Run parameters (``phantom_kind`` and the generator's sizes and classes, named
             by the registry's ``phantom_sets`` section, which also holds the sets' seed).
         root: Folder of the phantom sets; None: :func:`phantom_root`.
+        **generator_args: Arguments of the generator that replace the parameters' (e.g. the
+            test extension's ``start_index`` and ``n_per_class``).
     """
     kind = params.phantom_kind
     sets = registry.section("phantom_sets")
     kwargs = {arg: getattr(params, name) for arg, name in sets["arguments"][kind].items()}
+    kwargs.update(generator_args)
     for arg, value in kwargs.items():
         if isinstance(value, list):
             kwargs[arg] = tuple(value)
@@ -88,6 +91,9 @@ def prepare_phantoms(profile: str, kind: str | None = None, root: str | Path | N
             folder = phantom_folder(params, root)
             if folder not in found:
                 found.append(folder)
+            extension = extension_folder(params, root)
+            if extension is not None and extension not in found:
+                found.append(extension)
     return found
 
 
@@ -182,11 +188,44 @@ def load_samples(params: ImageRunParams) -> LoadedData:
         folder = phantom_folder(params)
         root = folder / "images"
         samples, skipped = folders.load_class_folders(root, label_map, mask_root=folder / "masks")
+        samples = samples.assign(stratum=None)
+        extension = extension_samples(params, label_map)
+        if extension is not None:
+            samples = pd.concat([samples, extension], ignore_index=True)
         source = f"phantoms/{params.phantom_kind} ({folder.name})"
         real = {}
     mask_source = None if params.data_dir else PHANTOM_OUTLINES
     loaded = LoadedData(with_label_index(params, samples), skipped, source, root, mask_source, **real)
     return with_box_masks(params, loaded, annotations.image_masks, params.on_bad_file)
+
+
+def extension_samples(params: RunParams, label_map: dict[str, str]) -> pd.DataFrame | None:
+    """The test-only extension of a phantom set (:mod:`common.experiments.sized_test`), or None when none is due.
+
+    Its rows carry ``stratum`` = :data:`~common.experiments.sized_test.EXTENSION`; :func:`split` puts them
+    into the test split.
+    """
+    from common.experiments import sized_test
+
+    folder = extension_folder(params)
+    if folder is None:
+        return None
+    samples, _ = folders.load_class_folders(folder / "images", label_map, mask_root=folder / "masks")
+    return samples.assign(stratum=sized_test.EXTENSION)
+
+
+def extension_folder(params: RunParams, root: str | Path | None = None) -> Path | None:
+    """Generate (once) and return the phantoms of the run's test extension; None when it has none.
+
+    The extension's images are the phantom set's next indices (``start_index = n_per_class``), as many
+    per class as :func:`common.experiments.sized_test.extension_per_class` asks for.
+    """
+    from common.experiments import sized_test
+
+    n_extra = sized_test.extension_per_class(params)
+    if n_extra == 0:
+        return None
+    return phantom_folder(params, root, start_index=params.n_per_class, n_per_class=n_extra)
 
 
 def real_source(manifest_name: str, root: Path) -> str:
@@ -274,7 +313,13 @@ def split(params: ImageRunParams, samples: pd.DataFrame) -> pd.DataFrame:
         total = sum(counts.values())
         fractions = tuple(counts.get(name, 0) / total for name in ("train", "val", "test"))
         counts = None
-    return splits.split_samples(samples, fractions=fractions, counts=counts, seed=params.seed)
+    if "stratum" not in samples.columns or samples["stratum"].isna().all():
+        return splits.split_samples(samples, fractions=fractions, counts=counts, seed=params.seed)
+    from common.experiments import sized_test
+
+    extension = samples["stratum"] == sized_test.EXTENSION
+    own = splits.split_samples(samples[~extension], fractions=fractions, counts=counts, seed=params.seed)
+    return sized_test.place_extension(pd.concat([own, samples[extension].assign(split=None)]))
 
 
 def data_record(loaded: LoadedData, samples: pd.DataFrame) -> dict[str, Any]:

@@ -92,7 +92,10 @@ def test_the_drivers_records_fill_scores_and_layer_choices():
         explanation("fine", validation["fine"]),
         {"last": (2, 2), "fine": (4, 4)},
     )
-    assert out.add_scores("A", scored, ["gradcam"], ["fine"]) == "fine"
+    assert out.add_scores("A", scored, ["gradcam"], ["fine"], n_test=8) == "fine"
+    # The scored images' pointing game, per test image (NaN where not scored), for the contrast-detail analysis.
+    flags = out.pointed["A"]
+    assert flags.shape == (8,) and np.isfinite(flags).sum() == len(scored.last.positions)
     assert out.scores["A"]["gradcam"] is scored.last.scores["gradcam"]
     assert out.scores["A at fine"] == {"gradcam": validation["fine"]}
     assert out.selections["A"] == {
@@ -104,7 +107,7 @@ def test_the_drivers_records_fill_scores_and_layer_choices():
         "grids": {"last": [2, 2], "fine": [4, 4]},
     }
     # No test image scored: every method has undefined scores, and there is no choice.
-    assert out.add_scores("B", None, ["gradcam", "scorecam"], ["fine"]) is None
+    assert out.add_scores("B", None, ["gradcam", "scorecam"], ["fine"], n_test=8) is None
     assert set(out.scores["B"]) == {"gradcam", "scorecam"} and "B" not in out.selections
     for entry in out.scores["B"]["scorecam"].values():
         assert math.isnan(entry["value"]) and all(map(math.isnan, entry["ci95"])) and entry["n"] == 0

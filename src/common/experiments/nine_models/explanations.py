@@ -139,6 +139,8 @@ class ModelExplanations:
             (:meth:`common.explain.driver.LayerSelection.record` plus
             ``candidates`` and their ``grids``); models whose test split had
             no image to score are absent.
+        pointed: Model -> per test image, whether its last-layer Grad-CAM pointed at the lesion
+            (:func:`common.experiments.detectability.pointed_flags`; NaN where not scored).
     """
 
     positions: np.ndarray
@@ -149,6 +151,7 @@ class ModelExplanations:
     layer_records: dict[str, dict] = dataclasses.field(default_factory=dict)
     scores: dict[str, dict] = dataclasses.field(default_factory=dict)
     selections: dict[str, dict] = dataclasses.field(default_factory=dict)
+    pointed: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def chosen_labels(self) -> dict[str, str]:
         """Row label ``"<model> at <chosen layer>"`` -> model, for the models with chosen-layer heatmaps."""
@@ -181,7 +184,12 @@ class ModelExplanations:
         return pd.DataFrame.from_dict(rows, orient="index")
 
     def add_scores(
-        self, name: str, scored: ExplanationSet | None, methods: Sequence[str], candidates: Sequence[str]
+        self,
+        name: str,
+        scored: ExplanationSet | None,
+        methods: Sequence[str],
+        candidates: Sequence[str],
+        n_test: int,
     ) -> str | None:
         """Record one model's driver results: its scores (undefined without an image) and its layer choice.
 
@@ -190,11 +198,16 @@ class ModelExplanations:
             scored: The driver's explanations of its test split, None when no image was scored.
             methods: The run's CAM methods (each gets an entry).
             candidates: The finer layers the choice was made among.
+            n_test: Images in the test split (the length of the model's ``pointed`` flags).
 
         Returns:
             The layer chosen on validation, or None.
         """
         found = scored.last.scores if scored else {}
+        if scored:
+            from common.experiments import detectability
+
+            self.pointed[name] = detectability.pointing_of(scored.last, n_test)
         self.scores[name] = {
             method: found.get(method) or {key: Estimate.undefined(n=0).to_record() for key in EXPLANATION_SCORES}
             for method in methods
@@ -332,6 +345,6 @@ def explain_models(
             chosen = None
             if score:
                 scored, candidates = _score_model(params, name, run, model, samples, last, target_class)
-                chosen = out.add_scores(name, scored, params.cam_methods, candidates)
+                chosen = out.add_scores(name, scored, params.cam_methods, candidates, len(run.probabilities))
             _add_shown_cams(out, params, name, run, model, target, last, chosen)
     return out
