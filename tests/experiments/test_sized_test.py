@@ -20,8 +20,10 @@ def test_rule_size_is_the_normal_approximation_by_hand():
 
 
 def test_registry_rule_gives_every_2d_experiment_its_share_per_class():
-    rule = sized_test.SizingRule.from_registry()
+    assert sized_test.SizingRule.from_registry("nine-models").n_images == 801  # planned for 0.75
+    assert sized_test.SizingRule.from_registry("iqoth").n_images == 683  # the rule's 0.8
     for experiment_id in ("resnet50-gradcam", "nine-models", "multi-organ", "iqoth"):
+        rule = sized_test.SizingRule.from_registry(experiment_id)
         params = registry.resolve(experiment_id, "default")
         n_classes = len(params.phantom_classes)
         own = math.floor(params.n_per_class * params.split_fractions[-1])
@@ -54,7 +56,9 @@ def test_place_extension_drops_an_extension_image_grouped_with_a_training_image(
 def test_extension_joins_the_test_split_only(tmp_path, monkeypatch):
     monkeypatch.setattr(loading, "phantom_root", lambda: tmp_path / "phantoms")
     monkeypatch.setattr(
-        sized_test.SizingRule, "from_registry", classmethod(lambda cls: sized_test.SizingRule(0.2, 0.5, 0.95))
+        sized_test.SizingRule,
+        "from_registry",
+        classmethod(lambda cls, experiment_id=None: sized_test.SizingRule(0.2, 0.5, 0.95)),
     )
     base = registry.resolve("iqoth", "smoke", {"n_per_class": 6, "phantom_size": 32})
     params = dataclasses.replace(base, sized_test=True)

@@ -284,18 +284,10 @@ def with_pooled_intervals(params: Gradcam3dParams, summary: dict, samples: pd.Da
     ]
     if not degenerate:
         return summary
-    from common.evaluation import classification
+    from common.experiments.fitting import score
 
     groups = samples["group"].to_numpy() if "group" in samples and samples["group"].notna().any() else None
-    pooled = classification.classification_metrics(
-        samples["label_index"].to_numpy(),
-        probabilities,
-        params.classes,
-        positive=params.positive,
-        groups=groups,
-        seed=params.seed,
-        n_resamples=params.n_resamples,
-    )
+    pooled = score(params, samples["label_index"].to_numpy(), probabilities, groups)
     fixed = dict(summary)
     for name in degenerate:
         method = pooled["ci_methods"][name]
@@ -337,7 +329,7 @@ def _fit_fold(
     Prints one line when the fold's model is trained (``"fold 1 of 5, "`` and
     :func:`common.training.fit.fit`'s line).
     """
-    from common.evaluation import classification
+    from common.experiments.fitting import score
     from common.training import fit
     from common.training.runtime import set_seed
 
@@ -369,14 +361,7 @@ def _fit_fold(
         log=lambda line: print(f"fold {fold} of {params.k_folds}, {line}"),
     )
     probabilities = fit.predict_proba(model, volumes[test_positions], batch_size=params.batch_size)
-    scores = classification.classification_metrics(
-        labels[test_positions],
-        probabilities,
-        params.classes,
-        positive=params.positive,
-        seed=params.seed,
-        n_resamples=params.n_resamples,
-    )
+    scores = score(params, labels[test_positions], probabilities)
     return FoldResult(
         fold,
         fit_positions,

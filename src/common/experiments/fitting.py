@@ -110,13 +110,26 @@ def evaluate(params: RunParams, model, dataset, samples: pd.DataFrame) -> tuple[
     Returns:
         ``(probabilities (N, C), metrics dict)``.
     """
-    from common.evaluation import classification
     from common.training import fit
 
     probabilities = fit.predict_proba(model, dataset)
     groups = samples["group"] if samples["group"].notna().any() else None
-    scores = classification.classification_metrics(
-        samples["label_index"].to_numpy(),
+    return probabilities, score(params, samples["label_index"].to_numpy(), probabilities, groups)
+
+
+def score(params: RunParams, labels: np.ndarray, probabilities: np.ndarray, groups=None) -> dict:
+    """Every metric of a run's predictions with its 95% CI (the run's classes, positive class, seed, resamples).
+
+    Args:
+        params: Run parameters.
+        labels: True class indices.
+        probabilities: Predicted probabilities (N, C).
+        groups: Group per image, resampled whole; None: every image a unit.
+    """
+    from common.evaluation import classification
+
+    return classification.classification_metrics(
+        labels,
         probabilities,
         params.classes,
         positive=params.positive,
@@ -124,7 +137,6 @@ def evaluate(params: RunParams, model, dataset, samples: pd.DataFrame) -> tuple[
         seed=params.seed,
         n_resamples=params.n_resamples,
     )
-    return probabilities, scores
 
 
 def build_backbone_classifier(

@@ -49,10 +49,13 @@ class SizingRule:
     confidence: float
 
     @classmethod
-    def from_registry(cls) -> SizingRule:
-        """The rule as the registry states it."""
+    def from_registry(cls, experiment_id: str | None = None) -> SizingRule:
+        """The rule as the registry states it, for one experiment when given (its own planning accuracy)."""
         section = registry.section("test_size")
-        return cls(float(section["max_half_width"]), float(section["planning_accuracy"]), float(section["confidence"]))
+        planning = (section.get("planning_accuracy_by_experiment") or {}).get(
+            experiment_id, section["planning_accuracy"]
+        )
+        return cls(float(section["max_half_width"]), float(planning), float(section["confidence"]))
 
     @property
     def n_images(self) -> int:
@@ -92,7 +95,7 @@ def extension_per_class(params: RunParams, rule: SizingRule | None = None) -> in
     """
     if not applies(params):
         return 0
-    rule = rule or SizingRule.from_registry()
+    rule = rule or SizingRule.from_registry(params.experiment)
     n_classes = len(params.phantom_classes or params.classes)
     own_test = math.floor(params.n_per_class * held_out_fraction(params))
     return max(0, math.ceil(rule.n_images / n_classes) - own_test)
@@ -133,7 +136,7 @@ def place_extension(table: pd.DataFrame, group_col: str = "group") -> pd.DataFra
 
 def record(table: pd.DataFrame, params: RunParams) -> dict:
     """The ``test_size`` entry of ``metrics.json``: the rule, the test split's size and its extension."""
-    rule = SizingRule.from_registry()
+    rule = SizingRule.from_registry(params.experiment)
     test = table[table["split"] == "test"]
     from_extension = int((test["stratum"] == EXTENSION).sum()) if "stratum" in test.columns else 0
     return {
@@ -154,7 +157,7 @@ def describe(table: pd.DataFrame, params: RunParams) -> str:
     found = record(table, params)
     n_test = found["test_images"]
     if found["applies"]:
-        rule = SizingRule.from_registry()
+        rule = SizingRule.from_registry(params.experiment)
         return (
             f"**Test split**: {n_test} images, {found['from_extension']} of them new phantoms added to the test "
             f"split only. {rule.sentence()}"

@@ -32,9 +32,12 @@ from common.experiments.nine_models.settings import (
 )
 from common.training.runtime import Runtime
 
-# Fewest images timed for the throughput (registry ``throughput_images`` sets it per profile),
-# so small test splits still give a stable rate.
+# Images timed for the throughput (registry ``throughput_images`` sets it per profile): a small test
+# split is repeated to this many, a large one is cut to it.
 MIN_TIMED_IMAGES = 64
+# Batch of the test split's prediction: inference only (batch norm in inference mode), so the
+# probabilities do not depend on it; the training batch (8) is small for a test split of hundreds.
+PREDICT_BATCH = 64
 
 
 def head_spec(settings: ModelSettings) -> dict:
@@ -99,7 +102,7 @@ def inference_images_per_second(
         model: A built model.
         inputs: Model-ready images (N, H, W, C), N >= 1.
         batch_size: Batch size of the timed predictions.
-        min_images: Fewest images timed.
+        min_images: Images timed.
         as_graph: False times eager prediction instead, which skips tracing a
             predict graph per model (the smoke profile's seconds-long runs).
 
@@ -116,7 +119,7 @@ def inference_images_per_second(
     try:
         model.predict(inputs[:batch_size], batch_size=batch_size, verbose=0)
         repeats = int(np.ceil(min_images / len(inputs)))
-        timed = np.concatenate([inputs] * repeats, axis=0) if repeats > 1 else inputs
+        timed = (np.concatenate([inputs] * repeats, axis=0) if repeats > 1 else inputs)[:min_images]
         started = time.perf_counter()
         model.predict(timed, batch_size=batch_size, verbose=0)
         seconds = time.perf_counter() - started
@@ -248,6 +251,7 @@ def train_one(
         The trained and evaluated model.
     """
     from common.experiments import fitting
+    from common.training import fit
     from common.training.runtime import set_seed
 
     settings, run_params = model_settings(params, name), model_parameters(params, name)
@@ -267,8 +271,11 @@ def train_one(
     )
     train_seconds = time.perf_counter() - wall_started
     train_cpu_seconds = _cpu_seconds() - cpu_started
-    probabilities, scores = fitting.evaluate(run_params, model, data["test"], test)
+    # The test images are read once: the inputs kept for the CAM sections are the ones predicted.
     inputs = fitting.model_inputs(data["test"])
+    probabilities = fit.predict_proba(model, inputs, batch_size=PREDICT_BATCH)
+    groups = test["group"] if test["group"].notna().any() else None
+    scores = fitting.score(run_params, test["label_index"].to_numpy(), probabilities, groups)
     total, trainable = models.count_params(model)
     return ModelRun(
         settings=settings,
