@@ -53,3 +53,14 @@ def test_pointed_flags_mark_unscored_images_as_missing():
     flags = detectability.pointed_flags(5, [1, 3], [True, False])
     assert np.isnan(flags[[0, 2, 4]]).all()
     assert flags[1] == 1.0 and flags[3] == 0.0
+
+
+def test_a_binary_run_reads_its_harder_stratum_of_one_class(tmp_path, monkeypatch):
+    from common.config import registry
+
+    monkeypatch.setattr(loading, "phantom_root", lambda: tmp_path / "phantoms")
+    params = registry.resolve("resnet50-gradcam", "smoke", {"n_per_class": 4, "phantom_size": 32})
+    hard = detectability.hard_stratum(params)
+    # benign and malignant nodules, both "nodule": one label, and none of the lesion-free normal images.
+    assert set(hard["label"]) == {"nodule"} and set(hard["split"]) == {"test"}
+    assert len(hard) == 2 * detectability.Settings.from_registry().hard_per_class

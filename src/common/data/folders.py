@@ -212,6 +212,7 @@ def load_class_folders(
     label_map: Mapping[str, str] | None = None,
     mask_root: str | Path | None = None,
     on_bad_file: str = "error",
+    min_classes: int = 2,
 ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     """Build the sample table of a class-folder data set, reading every image once.
 
@@ -229,6 +230,8 @@ def load_class_folders(
             per image, ``<mask_root>/<class folder>/<same relative path>.png``.
         on_bad_file: ``"error"`` stops at the first unreadable image;
             ``"skip"`` leaves it out and records it in the returned list.
+        min_classes: Fewest labels the folders must hold: 2 for a data set to train on, 1 for a
+            test-only stratum of one class (the contrast-detail analysis's harder images).
 
     Returns:
         ``(samples, skipped)``: ``samples`` has the columns of
@@ -239,7 +242,7 @@ def load_class_folders(
     Raises:
         DataError: root missing, no class folders, a class folder not in the
             label map, a label with no folder, an empty class folder, a missing
-            mask, fewer than two classes, or an unreadable image (policy ``"error"``).
+            mask, fewer than ``min_classes`` classes, or an unreadable image (policy ``"error"``).
         ParameterError: unknown ``on_bad_file``.
     """
     if on_bad_file not in BAD_FILE_POLICIES:
@@ -259,7 +262,7 @@ def load_class_folders(
         label_map = {folder.name: folder.name for folder in folders}
     _check_folders_match(root, [folder.name for folder in folders], label_map)
     labels = _labels_in_order(label_map)
-    if len(labels) < 2:
+    if len(labels) < min_classes:
         raise DataError(f"{root}: only one class ({labels[0]!r}) found; a classifier needs at least two.")
 
     rows: list[dict[str, Any]] = []

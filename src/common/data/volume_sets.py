@@ -34,7 +34,10 @@ MASK_THRESHOLD = 0.5
 
 
 def load_volume_samples(
-    root: str | Path, label_map: dict[str, str] | None = None, mask_root: str | Path | None = None
+    root: str | Path,
+    label_map: dict[str, str] | None = None,
+    mask_root: str | Path | None = None,
+    min_classes: int = 2,
 ) -> pd.DataFrame:
     """One row per DICOM series under ``root/<class folder>/``.
 
@@ -49,6 +52,8 @@ def load_volume_samples(
             ordered by first appearance in the map's values.
         mask_root: Folder with ``<class folder>/<case>.npz`` lesion masks (key
             ``"mask"``, (H, W, D) in slice order); None when unknown.
+        min_classes: Fewest labels the series must hold: 2 for a data set to train on, 1 for a
+            test-only stratum of one class (the contrast-detail analysis's harder volumes).
 
     Returns:
         Columns: path (series folder), label, label_index, class_folder, case,
@@ -81,7 +86,7 @@ def load_volume_samples(
         )
     samples["label"] = samples["class_folder"].map(label_map)
     labels = [label for label in dict.fromkeys(label_map.values()) if label in set(samples["label"])]
-    if len(labels) < 2:
+    if len(labels) < min_classes:
         raise DataError(f"{root}: series of only {labels} found; a classifier needs at least two classes")
     samples["label_index"] = samples["label"].map(labels.index).astype(int)
     samples["group"] = samples["class_folder"] + "/" + samples["case"]

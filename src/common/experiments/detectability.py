@@ -121,6 +121,41 @@ def lesion_set(
     return LesionSet(samples.iloc[positions].assign(position=positions), properties)
 
 
+def hard_folder(params, settings: Settings | None = None, root=None):
+    """Generate (once) and return the phantoms of the run's harder stratum.
+
+    Its images are the phantom set's indices after the set and its test extension, drawn with the
+    registry's ``lesion_scale``; a chest set holds its lesion classes only.
+
+    Args:
+        params: Run parameters of a phantom experiment.
+        settings: The registry's settings; None reads them.
+        root: Folder of the phantom sets; None: :func:`common.experiments.loading.phantom_root`.
+    """
+    from common.experiments import loading, sized_test
+
+    settings = settings or Settings.from_registry()
+    arguments: dict[str, Any] = {
+        "start_index": params.n_per_class + sized_test.extension_per_class(params),
+        "n_per_class": settings.hard_per_class,
+        "lesion_scale": settings.hard_scale,
+    }
+    if "classes" in registry.section("phantom_sets")["arguments"][params.phantom_kind]:
+        chosen = lesion_classes(params)
+        phantom_classes = list(params.phantom_classes or params.classes)
+        label_map = loading.label_map_for(params)
+        wanted = [name for name in phantom_classes if chosen is None or label_map.get(name, name) in chosen]
+        arguments["classes"] = [name for name in wanted if not _is_lesion_free(params, name)]
+    return loading.phantom_folder(params, root, **arguments)
+
+
+def _is_lesion_free(params, phantom_class: str) -> bool:
+    """Whether a phantom class draws no lesion (its images have nothing to detect)."""
+    from common.data.phantoms.sets import phantom_kind
+
+    return phantom_kind(params.phantom_kind).scenes[phantom_class].lesion is None
+
+
 def hard_stratum(params: ImageRunParams, settings: Settings | None = None) -> pd.DataFrame:
     """The harder, test-only stratum's sample table: smaller, fainter lesions of the lesion classes.
 
@@ -128,15 +163,12 @@ def hard_stratum(params: ImageRunParams, settings: Settings | None = None) -> pd
     registry's ``lesion_scale`` (:func:`common.data.phantoms.ensure_phantoms`).
     """
     from common.data import folders
-    from common.experiments import loading, sized_test
+    from common.experiments import loading
 
-    settings = settings or Settings.from_registry()
-    start = params.n_per_class + sized_test.extension_per_class(params)
-    folder = loading.phantom_folder(
-        params, start_index=start, n_per_class=settings.hard_per_class, lesion_scale=settings.hard_scale
-    )
-    label_map = loading.label_map_for(params)
-    samples, _ = folders.load_class_folders(folder / "images", label_map, mask_root=folder / "masks")
+    folder = hard_folder(params, settings)
+    present = {path.name for path in (folder / "images").iterdir() if path.is_dir()}
+    label_map = {name: label for name, label in loading.label_map_for(params).items() if name in present}
+    samples, _ = folders.load_class_folders(folder / "images", label_map, mask_root=folder / "masks", min_classes=1)
     samples = loading.with_label_index(params, samples.assign(stratum=HARD))
     classes = lesion_classes(params)
     if classes is not None:
@@ -384,18 +416,11 @@ def hard_volumes(params, settings: Settings) -> tuple[pd.DataFrame, np.ndarray, 
     from common.data import volume_sets
     from common.experiments import loading
 
-    classes = lesion_classes(params) or list(params.phantom_classes or params.classes)
-    folder = loading.phantom_folder(
-        params,
-        start_index=params.n_per_class,
-        n_per_class=settings.hard_per_class,
-        lesion_scale=settings.hard_scale,
-        classes=[name for name in (params.phantom_classes or params.classes) if name in classes],
-    )
+    folder = hard_folder(params, settings)
     label_map = {
         name: label for name, label in loading.label_map_for(params).items() if (folder / "series" / name).is_dir()
     }
-    table = volume_sets.load_volume_samples(folder / "series", label_map, mask_root=folder / "masks")
+    table = volume_sets.load_volume_samples(folder / "series", label_map, mask_root=folder / "masks", min_classes=1)
     table = loading.with_label_index(params, table.assign(stratum=HARD)).reset_index(drop=True)
     inputs = volume_sets.load_volumes(table, params.input_shape, params.window, params.sobel)
     return table, inputs, volume_sets.load_masks(table, params.input_shape)

@@ -70,6 +70,10 @@ def phantom_folder(params: RunParams, root: str | Path | None = None, **generato
 def prepare_phantoms(profile: str, kind: str | None = None, root: str | Path | None = None) -> list[Path]:
     """Generate the phantom sets every experiment needs in ``profile`` (or one kind).
 
+    With ``sized_test`` (the default profile) also each experiment's test extension
+    (:mod:`common.experiments.sized_test`) and the harder stratum of its contrast-detail analysis
+    (:func:`common.experiments.detectability.hard_folder`), so a notebook's wall time holds no generation.
+
     Args:
         profile: ``smoke``, ``default`` or ``paper``.
         kind: Only this phantom kind (None: every kind).
@@ -94,6 +98,12 @@ def prepare_phantoms(profile: str, kind: str | None = None, root: str | Path | N
             extension = extension_folder(params, root)
             if extension is not None and extension not in found:
                 found.append(extension)
+            if params.sized_test:  # the default runs' contrast-detail analysis may need its harder stratum
+                from common.experiments import detectability
+
+                hard = detectability.hard_folder(params, root=root)
+                if hard not in found:
+                    found.append(hard)
     return found
 
 
