@@ -43,7 +43,7 @@ def camstudy(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         ),
         ((EXPERIMENT, "--seeds", "42,42"), "--seeds 42,42: seed 42 is given twice; each seed runs once."),
         ((EXPERIMENT, "--seeds", "2", "-p", "seed=7"), "--seeds sets each run's seed"),
-        ((EXPERIMENT, "--rerun"), "--rerun goes with --seeds"),
+        ((EXPERIMENT, "--force"), "--force goes with --seeds"),
     ],
 )
 def test_a_bad_seeds_value_is_one_line_and_status_2(tmp_path, args, says):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from common import real_runs
+from common import real_runs, run_key
 from common.config import registry
 from common.errors import DataError, ParameterError
 from common.report.results import write_json_atomic
@@ -43,25 +43,35 @@ def test_parse_refuses_what_it_cannot_run(spec: str, error: type, message: str):
 
 
 def _write_run(results: Path, experiment_id: str, data_dir: Path, profile: str) -> None:
+    """A finished run on ``data_dir`` as the notebook leaves it: metrics.json and its run key."""
     run_dir = real_runs.real_results_dir(results) / experiment_id
     run_dir.mkdir(parents=True)
-    write_json_atomic(run_dir / "metrics.json", {"profile": profile, "parameters": {"data_dir": str(data_dir)}})
+    params = registry.resolve(experiment_id, profile, None, str(data_dir.resolve()))
+    write_json_atomic(run_dir / "metrics.json", {"profile": profile, "parameters": params.as_dict()})
+    run_key.write(run_key.of_this_run(params), run_dir)
 
 
-def test_a_run_is_kept_only_for_the_same_folder_and_profile(tmp_path: Path):
+def test_a_run_is_kept_only_for_the_same_folder_profile_and_files(tmp_path: Path):
     data = tmp_path / "copy"
-    data.mkdir()
-    data_set = real_runs.parse(f"iqothnccd={data}")
+    (data / "Normal cases").mkdir(parents=True)
+    (data / "Normal cases" / "a.jpg").write_bytes(b"one")
     results = tmp_path / "results"
-    assert real_runs.needs_run(data_set, "iqoth", "default", results)  # no run yet
+    said: list[str] = []
+
+    def pending(folder: Path, profile: str = "default") -> list[str]:
+        return run_key.pending(["iqoth"], real_runs.real_results_dir(results), profile, folder, say=said.append)
+
+    assert pending(data) == ["iqoth"] and said[-1] == "iqoth: runs (no finished run)"
     _write_run(results, "iqoth", data, "default")
-    assert not real_runs.needs_run(data_set, "iqoth", "default", results)
-    assert real_runs.needs_run(data_set, "iqoth", "smoke", results)  # another profile is not taken
+    assert pending(data) == [] and said[-1].startswith("iqoth: reused, nothing it depends on changed (run key ")
+    assert pending(data, "smoke") == ["iqoth"] and "profile default, not smoke" in said[-1]
     other = tmp_path / "other"
     other.mkdir()
-    assert real_runs.needs_run(real_runs.parse(f"iqothnccd={other}"), "iqoth", "default", results)
+    assert pending(other) == ["iqoth"] and "parameter data_dir" in said[-1]
+    (data / "Normal cases" / "b.jpg").write_bytes(b"two")  # the copy changed: a file added
+    assert pending(data) == ["iqoth"] and "data data_dir changed" in said[-1]
     (real_runs.real_results_dir(results) / "iqoth" / "metrics.json").write_text("{truncated")
-    assert real_runs.needs_run(data_set, "iqoth", "default", results)  # unreadable: run again
+    assert pending(data) == ["iqoth"] and said[-1] == "iqoth: runs (no finished run)"  # unreadable: run again
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from common import runner, seeds
+from common import run_key, runner, seeds
 from common.config import registry
 from common.errors import DataError, ParameterError
 from common.report import book
@@ -303,7 +303,9 @@ class FakeRuns:
         ]
         executed.metadata["papermill"] = {"parameters": {"profile": profile, "output_dir": "staging"}}
         nbformat.write(executed, target / f"{experiment_id}.ipynb")
-        parameters = seeds._expected_parameters(experiment_id, profile, seed, data_dir, {})
+        params = registry.resolve(experiment_id, profile, {"seed": seed}, data_dir)
+        parameters = params.as_dict()
+        run_key.write(run_key.of_this_run(params), target)  # as the notebook's RunRecorder does
         record = {
             "experiment": experiment_id,
             "profile": profile,
@@ -349,10 +351,11 @@ def test_a_sweep_runs_each_seed_into_its_folder_and_leaves_out_a_failed_one(tmp_
     # force runs every seed; other parameters do not reuse a run either.
     seeds.run_seeds(EXPERIMENT, (42, 43), "smoke", results_dir=tmp_path, force=True)
     assert fake.calls[-2:] == [42, 43]
-    assert not seeds.reusable(experiment_dir / "seeds" / "42", EXPERIMENT, "smoke", 42, overrides={"epochs": 3})
-    assert not seeds.reusable(experiment_dir / "seeds" / "42", EXPERIMENT, "default", 42)
-    assert not seeds.reusable(experiment_dir / "seeds" / "42", EXPERIMENT, "smoke", 43)
-    assert seeds.reusable(experiment_dir / "seeds" / "42", EXPERIMENT, "smoke", 42)
+    seed_42 = experiment_dir / "seeds" / "42"
+    assert "parameter epochs" in run_key.stale_reason(seed_42, EXPERIMENT, "smoke", None, {"seed": 42, "epochs": 3})
+    assert "profile smoke, not default" in run_key.stale_reason(seed_42, EXPERIMENT, "default", None, {"seed": 42})
+    assert "parameter seed 42 -> 43" in run_key.stale_reason(seed_42, EXPERIMENT, "smoke", None, {"seed": 43})
+    assert run_key.stale_reason(seed_42, EXPERIMENT, "smoke", None, {"seed": 42}) is None
 
 
 def test_a_sweep_with_no_finished_seed_writes_nothing(tmp_path, monkeypatch):

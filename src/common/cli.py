@@ -63,9 +63,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "metrics to results/<id>/seeds.json: N seeds from the registry's (N at least 2), or a list (42,43,44)",
     )
     run.add_argument(
-        "--rerun",
+        "--force",
         action="store_true",
-        help="with --seeds: run every seed again, also one whose folder holds a finished run of the same parameters",
+        help="with --seeds: run every seed again, also one whose finished run nothing has changed since",
     )
     _add_jobs(run)
     run.set_defaults(handler=_cmd_run)
@@ -90,8 +90,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides["annotations"] = args.annotations
     if args.seeds is not None:
         return _run_seeds(args, overrides)
-    if args.rerun:
-        raise ParameterError("--rerun goes with --seeds (a run without --seeds always runs).")
+    if args.force:
+        raise ParameterError("--force goes with --seeds (a run without --seeds always runs).")
     if args.experiment == "all":
         outcomes = runner.run_all(
             args.profile,
@@ -128,7 +128,7 @@ def _run_seeds(args: argparse.Namespace, overrides: dict) -> int:
             args.data_dir,
             overrides,
             args.results_dir,
-            force=args.rerun,
+            force=args.force,
             progress=progress,
         )
     status = _report_runs(list(sweep.outcomes))
@@ -155,11 +155,14 @@ def _report_runs(outcomes: list) -> int:
 def _add_book(sub: argparse._SubParsersAction) -> None:
     book = sub.add_parser(
         "book",
-        help="build the Jupyter Book from results/ (runs missing experiments first)",
+        help="build the Jupyter Book from results/ (runs first each experiment whose inputs changed)",
+        description="Run each experiment (and each seed of the sweep) whose results are missing or depend on "
+        "anything changed since (notebook, parameters, code, registry, data, packages: its run_key.json), "
+        "reuse the rest, then build the book.",
     )
     book.add_argument("--profile", default="default", choices=registry.PROFILES)
     book.add_argument(
-        "--rerun", action="store_true", help="rerun every experiment (and the seed sweep's seeds) before building"
+        "--force", action="store_true", help="rerun every experiment (and the seed sweep's seeds) before building"
     )
     book.add_argument(
         "--no-run", action="store_true", help="build from the results as they are (no runs, no seed sweep)"
@@ -171,7 +174,7 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from common import real_runs, runner, seeds
+    from common import real_runs, run_key, runner, seeds
     from common.report import book
     from common.report.progress import RunProgress
     from common.report.results import results_root
@@ -181,14 +184,11 @@ def _cmd_book(args: argparse.Namespace) -> int:
     if not args.no_run:
         sweep = seeds.book_sweep()
         sweep_seeds = sweep.seeds(args.profile)  # checked before anything runs
-        missing = [
-            e for e in registry.experiment_ids() if args.rerun or not (results_root() / e / "metrics.json").exists()
-        ]
-        outcomes = runner.run_all(args.profile, experiments=missing, jobs=args.jobs) if missing else []
-        outcomes += real_runs.run(real, args.profile, args.jobs, args.rerun)
-        # After the experiments: a new run of the swept experiment replaces its folder, seed runs and all.
+        pending = run_key.pending(registry.experiment_ids(), results_root(), args.profile, force=args.force)
+        outcomes = runner.run_all(args.profile, experiments=pending, jobs=args.jobs) if pending else []
+        outcomes += real_runs.run(real, args.profile, args.jobs, args.force)
         with RunProgress() as progress:
-            swept = seeds.run_seeds(sweep.experiment, sweep_seeds, args.profile, force=args.rerun, progress=progress)
+            swept = seeds.run_seeds(sweep.experiment, sweep_seeds, args.profile, force=args.force, progress=progress)
         status = _report_runs(outcomes + list(swept.outcomes))
         print(seeds.describe(swept))
     index = book.build()

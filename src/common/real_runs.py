@@ -17,13 +17,14 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import run_key
 from common.config import registry
 from common.errors import DataError, ParameterError
-from common.report.results import read_metrics, results_root
+from common.report.results import results_root
 
 # The folder under results/ that holds the real-data runs, one folder per experiment.
 REAL_RESULTS = "real"
@@ -78,26 +79,13 @@ def real_results_dir(results_dir: Path | None = None) -> Path:
     return (results_dir or results_root()) / REAL_RESULTS
 
 
-def needs_run(data_set: RealDataSet, experiment_id: str, profile: str, results_dir: Path | None = None) -> bool:
-    """True unless ``results/real`` holds a readable run of the experiment in ``profile`` on this data folder.
+def run(
+    data_sets: Sequence[RealDataSet], profile: str, jobs: int, force: bool = False, say: Callable[[str], None] = print
+) -> list:
+    """Run every experiment of every data set whose run on it is missing or stale (all with ``force``).
 
-    A run on another folder (another copy, another data set) or in another
-    profile is not taken for the one asked for.
-    """
-    metrics_file = real_results_dir(results_dir) / experiment_id / "metrics.json"
-    if not metrics_file.exists():
-        return True
-    try:
-        metrics = read_metrics(metrics_file)
-    except DataError:
-        return True
-    recorded = metrics.get("parameters", {}).get("data_dir")
-    same_data = recorded is not None and Path(recorded).resolve() == data_set.data_dir.resolve()
-    return not same_data or metrics.get("profile") != profile
-
-
-def run(data_sets: Sequence[RealDataSet], profile: str, jobs: int, rerun: bool = False) -> list:
-    """Run every experiment of every data set that has no run on it yet (all with ``rerun``).
+    A run is reused only when nothing it depends on changed (:func:`common.run_key.pending`):
+    a run on another folder, in another profile, or on files changed since, runs again.
 
     Returns:
         The :class:`common.runner.RunOutcome` of each run started, in order.
@@ -106,7 +94,10 @@ def run(data_sets: Sequence[RealDataSet], profile: str, jobs: int, rerun: bool =
 
     outcomes = []
     for data_set in data_sets:
-        pending = [e for e in data_set.experiments if rerun or needs_run(data_set, e, profile)]
+        say(f"real data {data_set.manifest}:")
+        pending = run_key.pending(
+            data_set.experiments, real_results_dir(), profile, data_set.data_dir, force=force, say=say
+        )
         if pending:
             outcomes += runner.run_all(
                 profile, data_set.data_dir, results_dir=real_results_dir(), experiments=pending, jobs=jobs

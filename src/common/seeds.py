@@ -10,8 +10,9 @@ summary metric, the mean, standard deviation (ddof = 1), lowest and highest
 value over the seeds and each seed's value; :func:`write_aggregate` writes
 them to ``results/<id>/seeds.json`` and draws ``results/<id>/figures/seed_spread.png``.
 
-A seed whose folder already holds a finished run with the same parameters
-(profile, seed, data and overrides) is reused; ``force`` (``--rerun``) runs it
+A seed whose folder holds a finished run of which nothing changed (its
+parameters, notebook, code, registry parts, data and packages:
+:func:`common.run_key.stale_reason`) is reused; ``force`` (``--force``) runs it
 again. A seed whose run fails is left out of the aggregate and named.
 
 What the spread means for a reader (:func:`difference_sentence`): with ``s``
@@ -45,13 +46,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from common import run_key
 from common.config import registry
 from common.errors import DataError, ParameterError, StudyWarning
 from common.evaluation.classification import SUMMARY_METRICS
 from common.evaluation.estimate import Estimate
 from common.evaluation.tables import MISSING, VALUE_DIGITS, value_of
 from common.report.progress import RunProgress
-from common.report.results import read_metrics, results_root, to_jsonable, write_json_atomic
+from common.report.results import read_metrics, results_root, write_json_atomic
 
 if TYPE_CHECKING:  # the runner (papermill, nbformat) and pandas are imported when a sweep runs or a table is made
     import pandas as pd
@@ -455,7 +457,7 @@ def aggregate(
         path = seed_folder(experiment_dir, seed) / "metrics.json"
         record = read_metrics(path)
         if record.get("seed") != seed:
-            raise DataError(f"{path}: records seed {record.get('seed')}, not {seed}; run the sweep with --rerun.")
+            raise DataError(f"{path}: records seed {record.get('seed')}, not {seed}; run the sweep with --force.")
         records[seed] = record
     for key in ("experiment", "profile"):
         found = {str(record.get(key)) for record in records.values()}
@@ -599,47 +601,6 @@ def _label(experiment_id: str, seed: int, reused: bool = False) -> str:
     return f"{experiment_id} seed {seed}" + (" (reused)" if reused else "")
 
 
-def _expected_parameters(
-    experiment_id: str, profile: str, seed: int, data_dir: str | Path | None, overrides: Mapping[str, Any]
-) -> dict:
-    """The parameters ``metrics.json`` records for this run, as JSON reads them back.
-
-    The runner hands the notebook absolute data and annotations folders; so does this.
-    """
-    overrides = dict(overrides, seed=seed)
-    if overrides.get("annotations") is not None:
-        overrides["annotations"] = str(Path(overrides["annotations"]).expanduser().resolve())
-    data_path = None if data_dir is None else str(Path(data_dir).expanduser().resolve())
-    params = registry.resolve(experiment_id, profile, overrides, data_path)
-    return json.loads(json.dumps(to_jsonable(params.as_dict())))
-
-
-def reusable(
-    run_dir: str | Path,
-    experiment_id: str,
-    profile: str,
-    seed: int,
-    data_dir: str | Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> bool:
-    """Whether ``run_dir`` holds a finished run of this profile and seed with these parameters.
-
-    A finished run is a readable ``metrics.json`` (the runner moves a run into its
-    folder only when its notebook finished). Its profile and seed must match, and so
-    must every parameter it records, so a changed ``-p`` or ``--data-dir`` runs again.
-    """
-    path = Path(run_dir) / "metrics.json"
-    if not path.exists():
-        return False
-    try:
-        record = read_metrics(path)
-    except DataError:
-        return False
-    if record.get("profile") != profile or record.get("seed") != seed:
-        return False
-    return record.get("parameters") == _expected_parameters(experiment_id, profile, seed, data_dir, overrides or {})
-
-
 def _reused(experiment_id: str, seed: int, run_dir: Path) -> RunOutcome:
     """The outcome of a seed whose finished run is reused (its recorded wall time)."""
     from common.runner import RunOutcome
@@ -780,7 +741,8 @@ def run_seeds(
     outcomes = []
     for seed in seeds:
         run_dir = seed_folder(experiment_dir, seed)
-        if not force and reusable(run_dir, experiment_id, profile, seed, data_dir, overrides):
+        seed_overrides = dict(overrides, seed=seed)
+        if not force and run_key.stale_reason(run_dir, experiment_id, profile, data_dir, seed_overrides) is None:
             outcomes.append(_reused(experiment_id, seed, run_dir))
         else:
             outcomes.append(run_seed(experiment_id, seed, profile, data_dir, overrides, root, progress))

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
 
 REGISTRY_FILE = Path(__file__).with_name("registry.yaml")
 PROFILES = ("smoke", "default", "paper")
+# The parts of the registry this process has read (``experiments.<id>`` or a top-level section):
+# a run's key (common.run_key) depends on exactly these.
+_READ: set[str] = set()
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,6 +55,7 @@ def experiment_ids() -> list[str]:
 
 def profile_descriptions() -> dict[str, str]:
     """Return ``{profile: one-line description}``."""
+    _READ.add("profiles")
     return dict(_load()["profiles"])
 
 
@@ -62,6 +68,7 @@ def experiment(experiment_id: str) -> dict:
     experiments = _load()["experiments"]
     if experiment_id not in experiments:
         raise ParameterError(f"Unknown experiment {experiment_id!r}; choose one of {', '.join(experiments)}.")
+    _READ.add(f"experiments.{experiment_id}")
     entry = copy.deepcopy(experiments[experiment_id])
     entry["id"] = experiment_id
     return entry
@@ -76,7 +83,31 @@ def section(name: str) -> dict:
     registry = _load()
     if name not in registry:
         raise ParameterError(f"The registry has no section {name!r}; it has {', '.join(registry)}.")
+    _READ.add(name)
     return copy.deepcopy(registry[name])
+
+
+def parts_read() -> list[str]:
+    """The registry parts this process has read so far, sorted (``experiments.<id>`` or a section name)."""
+    return sorted(_READ)
+
+
+def part_digest(name: str) -> str:
+    """SHA-256 of one registry part (``experiments.<id>`` or a top-level section) as canonical JSON.
+
+    Comments and layout do not count; a changed value does. A part the registry no
+    longer has digests as ``"absent"``.
+    """
+    registry = _load()
+    top, _, experiment_id = name.partition(".")
+    if experiment_id:
+        part = registry.get(top, {}).get(experiment_id)
+    else:
+        part = registry.get(name)
+    if part is None:
+        return "absent"
+    text = json.dumps(part, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def paper_claims(experiment_id: str) -> dict:

@@ -308,6 +308,13 @@ class RunRecorder:
             "figures": sorted(set(self.figures)),
         }
         record.update(extra)
+        # What the run depended on, hashed now that it has imported and read all it uses (common.run_key);
+        # the key goes beside metrics.json, its digest into it for the page's banner.
+        from common import run_key
+
+        key = run_key.of_this_run(self.params)
+        record["run_key"] = key.digest
+        run_key.write(key, self.output_dir)
         return write_json_atomic(self.output_dir / "metrics.json", record)
 
 
@@ -333,4 +340,8 @@ def run_banner(metrics: dict) -> str:
         f"Python {vers.get('python', '?')}, TensorFlow {vers.get('tensorflow', '?')}, "
         f"Keras {vers.get('keras', '?')}, tf-keras-vis {vers.get('tf-keras-vis', '?')}."
     )
+    if metrics.get("run_key"):
+        from common.run_key import SHORT
+
+        summary += f" Run key `{str(metrics['run_key'])[:SHORT]}` (what it depended on: `run_key.json` beside it)."
     return f"{run_label(metrics)}\n\n{summary}"
