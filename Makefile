@@ -23,10 +23,10 @@ $(STAMP): pyproject.toml
 phantoms: install
 	$(BIN)/camstudy data phantoms --profile default
 
-# The quick benchmark (about two minutes) first, so the book's performance page has its ratios.
-# Two notebooks at a time: one alone keeps about one core busy while it traces graphs.
+# camstudy book runs the quick benchmark (its performance page) and each experiment only when something
+# it depends on changed (run_key.json beside each run). Two notebooks at a time: one alone keeps about
+# one core busy while it traces graphs.
 book: install phantoms
-	$(BIN)/camstudy bench --quick
 	$(BIN)/camstudy book --profile default --jobs 2
 
 # The book with a "Real scans" part: the experiments that fit each real data set run on it into results/real/.

@@ -41,6 +41,20 @@ def test_quick_bench_measures_every_ratio(tmp_path, monkeypatch):
     assert cam["gradient_floor_images_per_s"] > 0
     assert cam["ceiling"] == pytest.approx(cam["gradient_floor_images_per_s"] / cam["single_images_per_s"], rel=0.01)
     assert "pipeline_vs_model" in bench.summary(record)
+    # The bench's key sits beside its record: reused as it is, rerun for another size or processor.
+    assert (tmp_path / "bench_key.json").exists()
+    assert bench.stale_reason(quick=True, out=out) is None
+    assert bench.stale_reason(quick=False, out=out) == "parameter quick True -> False"
+    other = dict(bench.machine_identity(True), processor="another CPU")
+    monkeypatch.setattr(bench, "machine_identity", lambda quick: other)
+    assert bench.stale_reason(quick=True, out=out).startswith("parameter processor ")
+
+
+def test_a_bench_without_its_record_or_key_runs(tmp_path):
+    out = tmp_path / "bench.json"
+    assert bench.stale_reason(out=out) == "no bench record"
+    out.write_text("{}")
+    assert bench.stale_reason(out=out).startswith("the run recorded no key")
 
 
 def test_gradient_floor_times_whole_batches_of_a_tiny_model():

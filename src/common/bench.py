@@ -34,6 +34,8 @@ from common.config import registry
 from common.report.results import read_run_log, results_root, versions, write_json_atomic
 
 BENCH_EXPERIMENT = "resnet50-gradcam"  # its default profile sets the model and input size
+# What the bench's key (bench_key.json beside bench.json) names as the work done.
+BENCH_KEY_NAME = "bench"
 TARGETS = {"pipeline_vs_model": 3.0, "pipeline_vs_in_memory": 0.95, "batched_cam_speedup": 5.0}
 # Sizes of the measurements; --quick keeps the whole bench under two minutes.
 SETTINGS = {
@@ -58,6 +60,41 @@ def machine() -> dict[str, Any]:
         "load_average_1min": round(os.getloadavg()[0], 2),
         "versions": versions(),
     }
+
+
+def machine_identity(quick: bool) -> dict[str, Any]:
+    """What a bench record measures: its size and the processor (the parameters of its key, :func:`stale_reason`)."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
+        model = names[0] if names else model
+    return {"quick": quick, "processor": model, "cpu_count": os.cpu_count()}
+
+
+def _key_file(out: str | Path | None) -> Path:
+    """``bench_key.json`` beside the bench record (what the bench depended on, :mod:`common.run_key`)."""
+    record = Path(out) if out else results_root() / "bench.json"
+    return record.with_name(f"{record.stem}_key.json")
+
+
+def stale_reason(quick: bool = True, out: str | Path | None = None) -> str | None:
+    """Why the recorded bench cannot stand for one run now (None: reuse it), as for an experiment's run.
+
+    The bench is rerun when its size, the processor, or any module, registry part or
+    package it used changed (:func:`common.run_key.changes_reason`).
+    """
+    from common import run_key
+
+    record = Path(out) if out else results_root() / "bench.json"
+    if not record.is_file():
+        return "no bench record"
+    key_file = _key_file(out)
+    recorded = run_key.read(key_file.parent, key_file.name)
+    now = None if recorded is None else run_key.now_of(recorded, BENCH_KEY_NAME, machine_identity(quick))
+    return run_key.changes_reason(recorded, now)
 
 
 def _images_per_second(run: Callable[[], int]) -> float:
@@ -301,6 +338,10 @@ def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_json_atomic(Path(out) if out else results_root() / "bench.json", record)
+    from common import run_key
+
+    key_file = _key_file(out)
+    run_key.write(run_key.of_this_process(BENCH_KEY_NAME, machine_identity(quick)), key_file.parent, key_file.name)
     return record
 
 

@@ -184,16 +184,31 @@ def _cmd_book(args: argparse.Namespace) -> int:
     if not args.no_run:
         sweep = seeds.book_sweep()
         sweep_seeds = sweep.seeds(args.profile)  # checked before anything runs
+        status = _bench_if_stale(args.force)
         pending = run_key.pending(registry.experiment_ids(), results_root(), args.profile, force=args.force)
         outcomes = runner.run_all(args.profile, experiments=pending, jobs=args.jobs) if pending else []
         outcomes += real_runs.run(real, args.profile, args.jobs, args.force)
         with RunProgress() as progress:
             swept = seeds.run_seeds(sweep.experiment, sweep_seeds, args.profile, force=args.force, progress=progress)
-        status = _report_runs(outcomes + list(swept.outcomes))
+        status = max(status, _report_runs(outcomes + list(swept.outcomes)))
         print(seeds.describe(swept))
     index = book.build()
     print(index)
     return status
+
+
+def _bench_if_stale(force: bool) -> int:
+    """The book's performance page reads the quick bench: run it (in its own process) unless nothing it used changed."""
+    import subprocess
+
+    from common import bench
+
+    reason = "--force" if force else bench.stale_reason(quick=True)
+    if reason is None:
+        print("bench: reused, nothing it depends on changed")
+        return 0
+    print(f"bench: runs ({reason})")
+    return subprocess.run([sys.executable, "-m", "common", "bench", "--quick"], check=False).returncode
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:

@@ -263,20 +263,46 @@ def imported_modules() -> dict[str, str]:
     return found
 
 
+def of_this_process(experiment: str, parameters: Mapping[str, Any], notebook: str = "") -> RunKey:
+    """The key of what this process did: its imported modules, the registry parts it read, the packages.
+
+    Args:
+        experiment: What ran (a registry id, or ``bench``).
+        parameters: Its parameters as JSON-ready values.
+        notebook: The digest of its notebook; empty for work that has none.
+    """
+    parameters = json.loads(_canonical(parameters))
+    return RunKey(
+        experiment=experiment,
+        notebook=notebook,
+        parameters=parameters,
+        code=imported_modules(),
+        registry={name: registry.part_digest(name) for name in registry.parts_read()},
+        data=_data_digests(parameters),
+        packages=pinned_packages(),
+    )
+
+
 def of_this_run(params: RunParams) -> RunKey:
     """The key of the run in this process (inside the notebook's kernel, as the run ends).
 
     Args:
         params: The run's parameters.
     """
-    parameters = json.loads(_canonical(params.as_dict()))
     notebook = notebook_digest(params.experiment)  # reads the experiment's registry entry, so it is recorded
+    return of_this_process(params.experiment, params.as_dict(), notebook)
+
+
+def now_of(recorded: RunKey, experiment: str, parameters: Mapping[str, Any], notebook: str = "") -> RunKey:
+    """The key the same work would have today: ``recorded``'s modules and registry parts hashed as they are now."""
+    parameters = json.loads(_canonical(parameters))
+    root = package_root()
     return RunKey(
-        experiment=params.experiment,
+        experiment=experiment,
         notebook=notebook,
         parameters=parameters,
-        code=imported_modules(),
-        registry={name: registry.part_digest(name) for name in registry.parts_read()},
+        code={path: file_digest(root / path) for path in recorded.code},
+        registry={name: registry.part_digest(name) for name in recorded.registry},
         data=_data_digests(parameters),
         packages=pinned_packages(),
     )
@@ -295,26 +321,28 @@ def now_for(
         ParameterError: for an unknown experiment, profile or parameter.
     """
     parameters = expected_parameters(experiment_id, profile, data_dir, overrides)
-    root = package_root()
-    return RunKey(
-        experiment=experiment_id,
-        notebook=notebook_digest(experiment_id),
-        parameters=parameters,
-        code={path: file_digest(root / path) for path in recorded.code},
-        registry={name: registry.part_digest(name) for name in recorded.registry},
-        data=_data_digests(parameters),
-        packages=pinned_packages(),
-    )
+    return now_of(recorded, experiment_id, parameters, notebook_digest(experiment_id))
 
 
-def write(key: RunKey, run_dir: str | Path) -> Path:
-    """Write ``run_key.json`` into ``run_dir``."""
-    return write_json_atomic(Path(run_dir) / KEY_FILE, key.record())
+def changes_reason(recorded: RunKey | None, now: RunKey | None) -> str | None:
+    """The first few changes from ``recorded`` to ``now`` as one phrase; None when there are none."""
+    if recorded is None or now is None:
+        return "the run recorded no key (made before keys were recorded)"
+    changes = recorded.changes(now)
+    if not changes:
+        return None
+    more = len(changes) - NAMED_CHANGES
+    return "; ".join(changes[:NAMED_CHANGES]) + (f"; and {more} more" if more > 0 else "")
 
 
-def read(run_dir: str | Path) -> RunKey | None:
-    """The key recorded in ``run_dir``, or None when there is none or it cannot be read."""
-    path = Path(run_dir) / KEY_FILE
+def write(key: RunKey, run_dir: str | Path, name: str = KEY_FILE) -> Path:
+    """Write the key as ``run_dir/name`` (``run_key.json``)."""
+    return write_json_atomic(Path(run_dir) / name, key.record())
+
+
+def read(run_dir: str | Path, name: str = KEY_FILE) -> RunKey | None:
+    """The key recorded as ``run_dir/name``, or None when there is none or it cannot be read."""
+    path = Path(run_dir) / name
     try:
         return RunKey.from_record(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError):
@@ -342,13 +370,8 @@ def stale_reason(
     except DataError:
         return "no finished run"
     recorded = read(run_dir)
-    if recorded is None:
-        return "the run recorded no key (made before keys were recorded)"
-    changes = recorded.changes(now_for(recorded, experiment_id, profile, data_dir, overrides))
-    if not changes:
-        return None
-    more = len(changes) - NAMED_CHANGES
-    return "; ".join(changes[:NAMED_CHANGES]) + (f"; and {more} more" if more > 0 else "")
+    now = None if recorded is None else now_for(recorded, experiment_id, profile, data_dir, overrides)
+    return changes_reason(recorded, now)
 
 
 def pending(
