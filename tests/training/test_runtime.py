@@ -50,6 +50,9 @@ def test_distribution_strategy_choices(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ParameterError, match="TF_CONFIG"):
         runtime.distribution_strategy("multi-worker")
+    monkeypatch.setenv("TF_CONFIG", "{'cluster': single quotes}")
+    with pytest.raises(ParameterError, match="TF_CONFIG is not valid JSON"):
+        runtime.distribution_strategy("multi-worker")
     with pytest.raises(ParameterError, match="Unknown"):
         runtime.distribution_strategy("tpu")
 

@@ -73,7 +73,15 @@ def distribution_strategy(name: str = "auto", devices: Sequence[str] | None = No
                 "distribution 'multi-worker' needs the TF_CONFIG environment variable "
                 "describing the cluster and this worker's task."
             )
-        json.loads(os.environ["TF_CONFIG"])  # fail early on malformed JSON
+        try:
+            json.loads(os.environ["TF_CONFIG"])  # fail early on malformed JSON
+        except json.JSONDecodeError as error:
+            raise ParameterError(
+                f"TF_CONFIG is not valid JSON ({error}); see the GPU page's multi-worker example."
+            ) from None
+        from common.training import multi_worker
+
+        multi_worker.enable()  # Keras 3's fit needs two repairs under this strategy (see the module)
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ParameterError(f"Unknown distribution strategy {name!r}; use auto, default, mirrored or multi-worker.")
 
