@@ -31,14 +31,20 @@ def test_quick_bench_measures_every_ratio(tmp_path, monkeypatch):
     record = bench.run(quick=True, out=out, progress=lambda line: None)
     written = json.loads(out.read_text())
     assert written["quick"] is True
-    for key in ("pipeline_vs_model", "pipeline_vs_in_memory", "batched_cam_speedup"):
+    for key in ("pipeline_vs_model", "pipeline_vs_in_memory", "cam_fraction_of_ceiling"):
         entry = written[key]
         assert entry["value"] > 0 and entry["target"] == bench.TARGETS[key]
         assert isinstance(entry["meets_target"], bool)
     assert written["machine"]["cpu_count"] >= 1 and written["machine"]["device"] in ("CPU", "GPU")
     assert "notebook_wall_times_s" in written
-    cam = written["batched_cam_speedup"]
-    assert cam["gradient_floor_images_per_s"] > 0
+    epochs = written["pipeline_vs_in_memory"]
+    assert epochs["pairs"] == bench.SETTINGS["quick"]["epoch_pairs"] == len(epochs["ratios"])
+    assert epochs["value"] == pytest.approx(float(np.median(epochs["ratios"])), abs=1e-3)
+    assert epochs["spread"]["min"] == min(epochs["ratios"]) and epochs["spread"]["max"] == max(epochs["ratios"])
+    cam = written["cam_fraction_of_ceiling"]
+    assert cam["value"] == pytest.approx(cam["batched_images_per_s"] / cam["gradient_floor_images_per_s"], rel=0.01)
+    speedup = cam["batched_images_per_s"] / cam["single_images_per_s"]
+    assert cam["batched_cam_speedup"] == pytest.approx(speedup, rel=0.01)
     assert cam["ceiling"] == pytest.approx(cam["gradient_floor_images_per_s"] / cam["single_images_per_s"], rel=0.01)
     assert "pipeline_vs_model" in bench.summary(record)
     # The bench's key sits beside its record: reused as it is, rerun for another size or processor.
@@ -69,7 +75,7 @@ def test_gradient_floor_times_whole_batches_of_a_tiny_model():
     assert bench.gradient_floor(model, images, np.zeros(5, int), layer="conv", batch_size=32) > 0
 
 
-def test_training_throughputs_times_every_source_in_alternation(monkeypatch):
+def test_epoch_ratios_time_whole_epochs_in_alternating_pairs(monkeypatch):
     import keras
     import tensorflow as tf
 
@@ -77,13 +83,24 @@ def test_training_throughputs_times_every_source_in_alternation(monkeypatch):
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs)))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     data = tf.data.Dataset.from_tensor_slices((np.zeros((8, 8, 8, 1), "float32"), np.zeros(8, "int64")))
+    pipeline, in_memory = data.batch(4), data.batch(4)
     order = []
     fit = model.fit
     monkeypatch.setattr(model, "fit", lambda batches, **kw: (order.append(batches), fit(batches, **kw))[1])
-    sources = {"a": data.batch(4).repeat(), "b": data.batch(2).repeat()}
+    # Known epoch times: the pipeline takes 2 s an epoch, memory 1.8 s, so every pair's ratio is 0.9.
+    seconds = {id(pipeline): 2.0, id(in_memory): 1.8}
+
+    def fake_seconds(model_, dataset):
+        model_.fit(dataset, epochs=1, verbose=0, shuffle=False)
+        return seconds[id(dataset)]
+
+    monkeypatch.setattr(bench, "_epoch_seconds", fake_seconds)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # no Keras warning on the terminal of `camstudy bench`
-        speeds = bench.training_throughputs(model, sources, steps=2, rounds=3)
-    assert set(speeds) == {"a", "b"} and all(speed > 0 for speed in speeds.values())
-    # One warm-up each, then a, b, a, b, a, b.
-    assert order == [sources["a"], sources["b"]] + [sources["a"], sources["b"]] * 3
+        result = bench.epoch_ratios(model, pipeline, in_memory, pairs=4)
+    assert result["value"] == pytest.approx(0.9) and result["ratios"] == [0.9] * 4 and result["pairs"] == 4
+    assert result["spread"] == {"min": 0.9, "max": 0.9, "iqr": 0.0}
+    assert result["pipeline_train_images_per_s"] == pytest.approx(8 / 2.0)
+    assert result["in_memory_train_images_per_s"] == round(8 / 1.8, 2)
+    # One warm-up epoch each, then pairs whose first source alternates: p m, m p, p m, m p.
+    assert order == [pipeline, in_memory] + [pipeline, in_memory, in_memory, pipeline] * 2

@@ -79,15 +79,21 @@ def fake_bench_record() -> dict:
             "value": 0.912,
             "target": 0.95,
             "meets_target": False,
+            "spread": {"min": 0.881, "max": 0.95, "iqr": 0.031},
+            "ratios": [0.881, 0.9, 0.912, 0.93, 0.95],
+            "pairs": 5,
             "pipeline_train_images_per_s": 109.3,
             "in_memory_train_images_per_s": 119.84,
         },
-        "batched_cam_speedup": {
-            "value": 11.48,
-            "target": 5.0,
+        "cam_fraction_of_ceiling": {
+            "value": 0.918,
+            "target": 0.9,
             "meets_target": True,
             "batched_images_per_s": 45.92,
             "single_images_per_s": 4.0,
+            "gradient_floor_images_per_s": 50.0,
+            "ceiling": 12.5,
+            "batched_cam_speedup": 11.48,
             "batch_size": 32,
         },
         "notebook_wall_times_s": {"iqoth": {"smoke": 41.3, "default": 612.0}, "gradcam-3d": {"default": 226.1}},
@@ -134,7 +140,7 @@ def golden_metrics() -> dict[str, dict]:
 def golden_bench_record() -> dict:
     """The fake record with a GPU, a ratio not measured and wall times of a known and an unknown run."""
     record = fake_bench_record()
-    record["batched_cam_speedup"] = "skipped"
+    record["cam_fraction_of_ceiling"] = "skipped"
     record["machine"] = {**record["machine"], "device": "GPU", "gpus": ["A100", "H100"], "load_average_1min": 0.5}
     record["notebook_wall_times_s"] = {"zeta": {"smoke": 5.0}, "alpha": {"smoke": 41.3, "paper": 3600.0}}
     return record
