@@ -3,6 +3,7 @@ the book's section, and a sweep's bookkeeping with a stand-in for the notebook r
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -14,6 +15,7 @@ from common import run_key, runner, seeds
 from common.config import registry
 from common.errors import DataError, ParameterError
 from common.report import book
+from common.report.progress import RunProgress
 
 EXPERIMENT = "multi-organ"
 # Accuracies of three seeds: mean 0.82, SD (ddof=1) sqrt(((-0.02)² + 0² + 0.02²) / 2) = 0.02.
@@ -303,7 +305,7 @@ class FakeRuns:
         ]
         executed.metadata["papermill"] = {"parameters": {"profile": profile, "output_dir": "staging"}}
         nbformat.write(executed, target / f"{experiment_id}.ipynb")
-        params = registry.resolve(experiment_id, profile, {"seed": seed}, data_dir)
+        params = registry.resolve(experiment_id, profile, dict(overrides), data_dir)
         parameters = params.as_dict()
         run_key.write(run_key.of_this_run(params), target)  # as the notebook's RunRecorder does
         record = {
@@ -356,6 +358,27 @@ def test_a_sweep_runs_each_seed_into_its_folder_and_leaves_out_a_failed_one(tmp_
     assert "profile smoke, not default" in run_key.stale_reason(seed_42, EXPERIMENT, "default", None, {"seed": 42})
     assert "parameter seed 42 -> 43" in run_key.stale_reason(seed_42, EXPERIMENT, "smoke", None, {"seed": 43})
     assert run_key.stale_reason(seed_42, EXPERIMENT, "smoke", None, {"seed": 42}) is None
+
+
+def test_the_experiments_own_run_of_a_seed_is_copied_not_run_again(tmp_path, monkeypatch):
+    fake = FakeRuns(fail=set())
+    monkeypatch.setattr(runner, "run_experiment", fake)
+    lines = RunProgress(io.StringIO(), live=False)
+    fake(EXPERIMENT, "smoke", None, {"seed": 42}, tmp_path, lines)  # the experiment's run, as camstudy book makes it
+    experiment_dir = tmp_path / EXPERIMENT
+    (experiment_dir / "failed").mkdir()
+    sweep = seeds.run_seeds(EXPERIMENT, (42, 43), "smoke", results_dir=tmp_path)
+    assert fake.calls == [42, 43]  # the first call made the main run; the sweep ran only 43
+    assert [bool(o.extra.get("reused")) for o in sweep.outcomes] == [True, False]
+    copied = experiment_dir / "seeds" / "42"
+    assert run_key.stale_reason(copied, EXPERIMENT, "smoke", None, {"seed": 42}) is None
+    assert not (copied / "failed").exists() and not (copied / "seeds").exists()
+    executed = nbformat.read(copied / f"{EXPERIMENT}.ipynb", 4)
+    assert executed.metadata["papermill"]["parameters"]["output_dir"] == f"{EXPERIMENT}/seeds/42"
+    assert sweep.aggregate.seeds == (42, 43)
+    # Another parameter than the main run's: seed 42 runs.
+    seeds.run_seeds(EXPERIMENT, (42, 43), "smoke", overrides={"epochs": 2}, results_dir=tmp_path)
+    assert fake.calls[2:] == [42, 43]
 
 
 def test_a_sweep_with_no_finished_seed_writes_nothing(tmp_path, monkeypatch):

@@ -616,6 +616,33 @@ def _reused(experiment_id: str, seed: int, run_dir: Path) -> RunOutcome:
     )
 
 
+def _copy_of_main_run(experiment_id: str, seed: int, experiment_dir: Path, run_dir: Path) -> RunOutcome:
+    """The seed's run taken from the experiment's own run of that seed, copied into the seed's folder.
+
+    The registry's seed is usually the experiment's own: when nothing its run depends on
+    differs from the seed's (:func:`common.run_key.stale_reason`), running it again would
+    only repeat it. The copy leaves out what the main folder carries of the sweep itself.
+    """
+    from common.runner import CARRIED_OVER
+
+    stage = run_dir.with_name(f".copy-{seed}-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    top_level = {name for name in CARRIED_OVER if "/" not in name}
+
+    def left_out(folder: str, names: list[str]) -> set[str]:
+        return top_level & set(names) if Path(folder) == experiment_dir else set()
+
+    shutil.copytree(experiment_dir, stage, ignore=left_out)
+    for name in CARRIED_OVER:
+        if "/" in name:  # a file of the sweep inside a copied folder (figures/seed_spread.png)
+            (stage / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(stage, run_dir)
+    _show_seed_folder(run_dir / f"{experiment_id}.ipynb", run_dir, f"{experiment_id}/{SEEDS_FOLDER}/{seed}")
+    return _reused(experiment_id, seed, run_dir)
+
+
 def run_seed(
     experiment_id: str,
     seed: int,
@@ -744,6 +771,10 @@ def run_seeds(
         seed_overrides = dict(overrides, seed=seed)
         if not force and run_key.stale_reason(run_dir, experiment_id, profile, data_dir, seed_overrides) is None:
             outcomes.append(_reused(experiment_id, seed, run_dir))
+        elif (
+            not force and run_key.stale_reason(experiment_dir, experiment_id, profile, data_dir, seed_overrides) is None
+        ):
+            outcomes.append(_copy_of_main_run(experiment_id, seed, experiment_dir, run_dir))
         else:
             outcomes.append(run_seed(experiment_id, seed, profile, data_dir, overrides, root, progress))
     finished = [o.extra["seed"] for o in outcomes if o.ok]
