@@ -73,8 +73,12 @@ def test_a_changed_module_reruns_and_is_named(tmp_path: Path, monkeypatch):
 
 
 def test_only_the_registry_parts_the_run_read_count(tmp_path: Path, monkeypatch):
+    # A run's kernel starts with nothing read; this test process has read other tests' parts.
+    monkeypatch.setattr(registry, "_READ", set())
     run_dir = tmp_path / "run"
     _finished_run(run_dir)
+    entries = [part for part in registry.parts_read() if part.startswith("experiments.")]
+    assert entries == [f"experiments.{EXPERIMENT}"]
     original = registry._load()
     edited = copy.deepcopy(original)
     other = next(e for e in edited["experiments"] if e != EXPERIMENT)
