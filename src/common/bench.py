@@ -79,9 +79,14 @@ def machine_identity(quick: bool) -> dict[str, Any]:
     return {"quick": quick, "processor": model, "cpu_count": os.cpu_count()}
 
 
+def _record_file(out: str | Path | None) -> Path:
+    """The bench record: ``out``, or ``results/bench.json``."""
+    return Path(out) if out else results_root() / "bench.json"
+
+
 def _key_file(out: str | Path | None) -> Path:
     """``bench_key.json`` beside the bench record (what the bench depended on, :mod:`common.run_key`)."""
-    record = Path(out) if out else results_root() / "bench.json"
+    record = _record_file(out)
     return record.with_name(f"{record.stem}_key.json")
 
 
@@ -93,8 +98,7 @@ def stale_reason(quick: bool = True, out: str | Path | None = None) -> str | Non
     """
     from common import run_key
 
-    record = Path(out) if out else results_root() / "bench.json"
-    if not record.is_file():
+    if not _record_file(out).is_file():
         return "no bench record"
     key_file = _key_file(out)
     recorded = run_key.read(key_file.parent, key_file.name)
@@ -363,7 +367,7 @@ def run(quick: bool = False, out: str | Path | None = None, progress: Callable[[
         "machine": machine(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_json_atomic(Path(out) if out else results_root() / "bench.json", record)
+    write_json_atomic(_record_file(out), record)
     from common import run_key
 
     key_file = _key_file(out)

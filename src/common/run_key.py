@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.config import registry
+from common.data.manifest import file_sha256, visible_files
 from common.errors import DataError
 from common.report.results import project_root, read_metrics, to_jsonable, write_json_atomic
 
@@ -74,10 +75,7 @@ def _canonical(value: Any) -> str:
 
 def file_digest(path: str | Path) -> str:
     """SHA-256 of a file's bytes, or ``"absent"`` when it does not exist."""
-    path = Path(path)
-    if not path.is_file():
-        return "absent"
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path) if Path(path).is_file() else "absent"
 
 
 def package_root() -> Path:
@@ -95,12 +93,9 @@ def folder_listing_digest(folder: str | Path) -> str:
     if not folder.is_dir():
         return "absent"
     lines = []
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if not path.is_file() or any(part.startswith(".") for part in relative.parts):
-            continue
+    for path in visible_files(folder):
         stat = path.stat()
-        lines.append(f"{relative.as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}")
+        lines.append(f"{path.relative_to(folder).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}")
     return _sha256_text("\n".join(lines))
 
 

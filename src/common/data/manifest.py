@@ -122,7 +122,7 @@ def data_fingerprint(samples: Any) -> str:
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
-def _visible_files(data_dir: Path) -> list[Path]:
+def visible_files(data_dir: Path) -> list[Path]:
     """Every non-hidden file below ``data_dir`` (hidden folders skipped too), sorted."""
     return sorted(
         path
@@ -139,7 +139,7 @@ def checksum_listing(data_dir: str | Path) -> dict[str, str]:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"Data folder {data_dir} does not exist; pass --data-dir with the data set's root.")
-    return {path.relative_to(data_dir).as_posix(): file_sha256(path) for path in _visible_files(data_dir)}
+    return {path.relative_to(data_dir).as_posix(): file_sha256(path) for path in visible_files(data_dir)}
 
 
 def _count_class_folder(folder: Path, unit: str) -> int:
@@ -147,7 +147,7 @@ def _count_class_folder(folder: Path, unit: str) -> int:
         return 0
     if unit == "series":
         return sum(1 for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
-    return sum(1 for path in _visible_files(folder) if path.suffix.lower() in IMAGE_SUFFIXES)
+    return sum(1 for path in visible_files(folder) if path.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def verify(manifest: Mapping[str, Any] | str | Path, data_dir: str | Path) -> dict[str, Any]:
@@ -178,7 +178,7 @@ def verify(manifest: Mapping[str, Any] | str | Path, data_dir: str | Path) -> di
     listed: Mapping[str, str] = manifest.get("files") or {}
     missing, changed, extra = [], [], []
     if listed:
-        present = {path.relative_to(data_dir).as_posix(): path for path in _visible_files(data_dir)}
+        present = {path.relative_to(data_dir).as_posix(): path for path in visible_files(data_dir)}
         missing = sorted(set(listed) - set(present))
         extra = sorted(set(present) - set(listed))
         changed = sorted(
