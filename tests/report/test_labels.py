@@ -34,6 +34,11 @@ def test_a_default_phantom_run_of_an_experiment_without_a_weights_parameter_trai
         f"random weights (trained from scratch); {PHANTOM_TEXT}."
     )
     assert not labels.comparable_with_paper(default)
+    default["runtime"] = {"precision": "bfloat16", "dtype_policy": "mixed_bfloat16"}
+    assert labels.run_label(default) == (
+        "**What ran:** the `default` profile on the phantom set `phantoms/organs`, random weights "
+        f"(trained from scratch), trained in bfloat16 and evaluated in float32; {PHANTOM_TEXT}."
+    )
 
 
 def test_the_paper_profile_on_the_experiments_real_data_is_comparable(tmp_path):

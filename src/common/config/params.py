@@ -139,6 +139,7 @@ class RunParams:
     sized_test: bool = parameter()
     strategy: str = parameter()
     gpu_speedups: str = parameter()
+    precision: str = parameter()
     annotations: str | None = parameter()
 
     def __post_init__(self) -> None:

@@ -163,11 +163,17 @@ def run_label(metrics: Mapping[str, Any]) -> str:
 
     Returns:
         E.g. "**What ran:** the `default` profile on the phantom set `phantoms/chest`, random weights
-        (trained from scratch); not comparable with the paper (phantoms: demonstrates the pipeline,
-        not the paper's numbers)."
+        (trained from scratch), trained in bfloat16 and evaluated in float32; not comparable with the
+        paper (phantoms: demonstrates the pipeline, not the paper's numbers)."
     """
     weights = (metrics.get("parameters") or {}).get("weights")
     return (
         f"**What ran:** the `{metrics.get('profile', '?')}` profile on {_data_text(metrics)}, "
-        f"{_weights_text(weights)}; {run_comparability(metrics).sentence}."
+        f"{_weights_text(weights)}{_precision_text(metrics)}; {run_comparability(metrics).sentence}."
     )
+
+
+def _precision_text(metrics: Mapping[str, Any]) -> str:
+    """How the run trained when not in float32 (``runtime.precision``), e.g. ", trained in bfloat16 ..."."""
+    trained_in = (metrics.get("runtime") or {}).get("precision", "float32")
+    return "" if trained_in == "float32" else f", trained in {trained_in} and evaluated in float32"

@@ -16,6 +16,7 @@ import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
 from common.errors import DataError, ParameterError
+from common.training import precision
 
 
 def compile_model(
@@ -208,7 +209,8 @@ def fit(
     Returns:
         One row per epoch: ``epoch`` (from 1), every logged quantity (loss,
         accuracy, val_loss, val_accuracy, ...) and ``time_s``. The model holds
-        the weights of the best epoch afterwards.
+        the weights of the best epoch afterwards and computes in float32, also
+        when it was built under a mixed policy (:mod:`common.training.precision`).
     """
     if epochs < 1:
         raise ParameterError(f"epochs={epochs} must be at least 1.")
@@ -230,6 +232,7 @@ def fit(
         verbose=verbose,
         shuffle=False,  # the dataset shuffles itself; Keras warns if asked to
     )
+    precision.to_float32(model)  # trained in mixed precision or not, it is evaluated and saved in float32
     table = pd.DataFrame(history.history)
     table.insert(0, "epoch", np.arange(1, len(table) + 1))
     table["time_s"] = timer.seconds

@@ -70,11 +70,13 @@ def test_a_real_two_class_folder_trains_with_a_label_map_parameter(tmp_path):
 
 def test_a_released_model_is_read_back_with_the_weights_it_trained(tmp_path):
     root = write_mixed_folder(tmp_path / "ct", 6)
-    overrides = {"epochs": 1, "batch_size": 4, "image_size": 32, "models": ["MobileNetV2"]}
+    # Trained in bfloat16, evaluated in float32: the model read back (built in float32) predicts the same.
+    overrides = {"epochs": 1, "batch_size": 4, "image_size": 32, "models": ["MobileNetV2"], "precision": "bfloat16"}
     params = registry.resolve("nine-models", "smoke", overrides, data_dir=root)
     samples = loading.split(params, loading.load_samples(params).samples)
     runs = nine_models.train_and_evaluate(params, samples, log=None, weights_dir=tmp_path / "models")
     run = runs["MobileNetV2"]
+    assert nine_models.model_records(runs)["MobileNetV2"]["training_precision"] == "bfloat16"
     assert run.model is None and run.weights_path == tmp_path / "models" / "MobileNetV2.weights.npz"
     # float32 weights, all of them and nothing else (no optimiser state)
     assert 4 * run.params_total < run.weights_path.stat().st_size < 4.1 * run.params_total

@@ -158,6 +158,7 @@ class ModelRun:
         train_cpu_seconds: CPU seconds of the process during training.
         inference_images_per_s: See :func:`inference_images_per_second`.
         inference_mode: ``"graph"`` or ``"eager"``, how the throughput was timed.
+        training_precision: ``"float32"`` or ``"bfloat16"``, what it trained in (it is evaluated in float32).
         weights_path: Where :meth:`release` wrote the weights, else None.
     """
 
@@ -173,6 +174,7 @@ class ModelRun:
     train_cpu_seconds: float
     inference_images_per_s: float
     inference_mode: str = "graph"
+    training_precision: str = "float32"
     weights_path: pathlib.Path | None = None
 
     def record(self) -> dict:
@@ -187,6 +189,7 @@ class ModelRun:
             "train_cpu_seconds": round(self.train_cpu_seconds, 2),
             "inference_images_per_s": round(self.inference_images_per_s, 2),
             "inference_mode": self.inference_mode,
+            "training_precision": self.training_precision,
         }
 
     def release(self, weights_dir: str | pathlib.Path) -> None:
@@ -255,8 +258,9 @@ def train_one(
     from common.training.runtime import set_seed
 
     settings, run_params = model_settings(params, name), model_parameters(params, name)
+    runtime = (runtime or Runtime.local()).with_precision(run_params.precision)  # a model_overrides row may set it
     set_seed(params.seed)
-    with (runtime or Runtime.local()).scope():
+    with runtime.scope():
         model = build_model(settings, len(params.classes), params.channels)
     data = fitting.datasets(run_params, samples, settings.preprocess, image_size=settings.input_size)
     wall_started, cpu_started = time.perf_counter(), _cpu_seconds()
@@ -292,6 +296,7 @@ def train_one(
             model, inputs, params.batch_size, min_images=params.throughput_images, as_graph=not params.run_eagerly
         ),
         inference_mode="eager" if params.run_eagerly else "graph",
+        training_precision=runtime.precision,
     )
 
 
