@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,8 +58,11 @@ def test_a_bad_seeds_value_is_one_line_and_status_2(tmp_path, args, says):
 
 
 @pytest.mark.late
-def test_a_two_seed_sweep_of_the_smoke_run(tmp_path):
+@pytest.mark.notebook(EXPERIMENT)
+def test_a_two_seed_sweep_of_the_smoke_run(tmp_path, smoke_results):
     first = registry.resolve(EXPERIMENT, "smoke").seed
+    # The experiment's own smoke run is there, as after `camstudy run`: the registry's seed is taken from it.
+    shutil.copytree(smoke_results(EXPERIMENT)["dir"], tmp_path / EXPERIMENT)
     done = camstudy(
         "run",
         EXPERIMENT,
@@ -78,6 +82,7 @@ def test_a_two_seed_sweep_of_the_smoke_run(tmp_path):
         assert (metrics["seed"], metrics["profile"]) == (seed, "smoke")
         assert (experiment_dir / "seeds" / str(seed) / f"{EXPERIMENT}.ipynb").exists()
         assert f"{EXPERIMENT} seed {seed}" in done.stdout
+        assert (f"{EXPERIMENT} seed {seed} (reused)" in done.stdout) == (seed == first)
         # The executed notebook names the seed's folder, not the staging folder it ran in.
         notebook = json.loads((experiment_dir / "seeds" / str(seed) / f"{EXPERIMENT}.ipynb").read_text())
         assert notebook["metadata"]["papermill"]["parameters"]["output_dir"] == f"{EXPERIMENT}/seeds/{seed}"
