@@ -79,6 +79,7 @@ def fake_bench_record() -> dict:
             "value": 0.912,
             "target": 0.95,
             "meets_target": False,
+            "median_of_pairs": 0.912,
             "spread": {"min": 0.881, "max": 0.95, "iqr": 0.031},
             "ratios": [0.881, 0.9, 0.912, 0.93, 0.95],
             "pairs": 5,
