@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -140,6 +141,11 @@ _SESSION_ENVIRONMENT = dict(os.environ)
 _SESSION_FOLDER = os.getcwd()
 
 
+def reads_background_job(item) -> bool:
+    """Whether a test reads a background job (``@pytest.mark.background``): those go last of all."""
+    return item.get_closest_marker("background") is not None
+
+
 def reads_smoke_runs(item) -> bool:
     """Whether a test reads the session's smoke runs (it waits for them), or is marked to run with those."""
     return (
@@ -149,6 +155,7 @@ def reads_smoke_runs(item) -> bool:
             for marker in item.iter_markers("notebook")
         )
         or item.get_closest_marker("late") is not None
+        or reads_background_job(item)
     )
 
 
@@ -158,13 +165,18 @@ def pytest_collection_modifyitems(config, items):
     once: list[str] = []
     twice: list[str] = []
     real: list[str] = []
+    jobs: list[str] = []
     for item in items:
         for marker in item.iter_markers("notebook"):
             once.extend(e for e in marker.args if e not in once)
             twice.extend(e for e in marker.kwargs.get("twice", ()) if e not in twice)
             real.extend(e for e in marker.kwargs.get("real", ()) if e not in real and IQOTH_DIR.is_dir())
-    config.stash[_PLANNED] = (once, twice, real)
-    items.sort(key=reads_smoke_runs)  # stable: each group keeps its order
+        for marker in item.iter_markers("background"):
+            jobs.extend(name for name in marker.args if name not in jobs)
+    config.stash[_PLANNED] = (once, twice, real, jobs)
+    # Stable: each group keeps its order. Tests that read background jobs go last, so the foreground
+    # runs the other late tests while the jobs run.
+    items.sort(key=lambda item: (reads_smoke_runs(item), reads_background_job(item)))
 
 
 class SmokeRuns:
@@ -174,30 +186,51 @@ class SmokeRuns:
     experiment id for the session's run of it (waiting for it), and
     :meth:`second` for an independent second run (its own results folder), and
     :meth:`real` for its run on the real IQ-OTH/NCCD copy (``<root>/real/<id>``,
-    as ``camstudy book --real`` lays it out; planned only when the copy is there).
+    as ``camstudy book --real`` lays it out; planned only when the copy is there);
+    :meth:`job` for a background job's result (:mod:`tests.background_jobs`).
     Each record holds ``dir`` (results/<id>), ``metrics`` (parsed
     metrics.json), ``seconds`` (wall time of the `camstudy run` process) and
     ``stdout``/``stderr`` (what the command printed).
     """
 
-    def __init__(self, root: Path, planned: tuple[list[str], list[str]], jobs: int, nice: int = 0):
+    def __init__(self, root: Path, planned: tuple[list[str], ...], jobs: int, nice: int = 0):
         self.root = root
         self._planned = planned
         self._pool = ThreadPoolExecutor(
             max_workers=jobs, thread_name_prefix="smoke-run", initializer=_lower_priority, initargs=(nice,)
         )
         self._futures: dict[tuple[str, int], Future] = {}
+        self._jobs: dict[str, Future] = {}
+        self._started = False
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Submit every planned run (once), the longest smoke budget first (nine-models)."""
+        """Submit every planned run (once), the longest smoke budget first (nine-models), then the background jobs."""
         with self._lock:
-            if self._futures:
+            if self._started:
                 return
-            once, twice, real = self._planned
+            self._started = True
+            once, twice, real, jobs = self._planned
             order = sorted(once, key=lambda e: -registry.experiment(e).get("budget_s", {}).get("smoke", 0))
             for key in [(e, REAL_RUN) for e in real] + [(e, 1) for e in order] + [(e, 2) for e in twice]:
                 self._submit(key)
+            for name in jobs:
+                self._submit_job(name)
+
+    def job(self, name: str) -> Any:
+        """The result of the background job ``name`` (:mod:`tests.background_jobs`), waiting for it."""
+        self.start()
+        with self._lock:
+            future = self._jobs.get(name) or self._submit_job(name)
+        return future.result()
+
+    def _submit_job(self, name: str) -> Future:
+        from tests.background_jobs import JOBS
+
+        root = self.root.with_name(f"{self.root.name}-{name}")
+        root.mkdir()
+        self._jobs[name] = self._pool.submit(JOBS[name], root, _SESSION_ENVIRONMENT, _SESSION_FOLDER)
+        return self._jobs[name]
 
     def __call__(self, experiment_id: str) -> dict:
         return self._record(experiment_id, 1)
@@ -265,7 +298,7 @@ def smoke_results(tmp_path_factory, pytestconfig):
     """The session's :class:`SmokeRuns` (call it with an experiment id)."""
     runs = SmokeRuns(
         tmp_path_factory.mktemp("results"),
-        pytestconfig.stash.get(_PLANNED, ([], [], [])),
+        pytestconfig.stash.get(_PLANNED, ([], [], [], [])),
         jobs=max(1, int(os.environ.get("CAMSTUDY_TEST_JOBS", "2"))),
         nice=int(os.environ.get("CAMSTUDY_TEST_NICE", "10")),
     )
@@ -276,5 +309,5 @@ def smoke_results(tmp_path_factory, pytestconfig):
 @pytest.fixture(scope="session", autouse=True)
 def start_smoke_runs(request, pytestconfig):
     """Start the planned smoke runs with the session's first test, when any is planned."""
-    if any(pytestconfig.stash.get(_PLANNED, ([], [], []))):
+    if any(pytestconfig.stash.get(_PLANNED, ([], [], [], []))):
         request.getfixturevalue("smoke_results").start()

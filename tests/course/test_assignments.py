@@ -5,16 +5,16 @@ own check of the solutions is left to the grading below), and two synthetic
 submissions of each are graded: the instructor's version, with the solutions,
 must get full marks; the student version, unchanged, must get zero on every
 autograded question without stopping the grader. The full-marks gradings run
-each assignment's smoke-profile experiment, so grading takes a few minutes;
-two submissions are graded at a time.
+each assignment's smoke-profile experiment, so grading takes a few minutes:
+the build and the grading run through ``camstudy assign`` as a background job
+of the session (:func:`tests.background_jobs.grade_assignments`), two
+submissions at a time, while the other late tests run.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,9 @@ import pytest
 from common import course
 from common.course.build import read_built_questions
 from common.course.notebooks import cell_text, read_notebook
+from tests.background_jobs import Grade
 
-# Grading runs notebooks for minutes: it goes last, where the smoke runs leave cores idle.
-pytestmark = pytest.mark.late
+pytestmark = [pytest.mark.late, pytest.mark.background("assignments")]
 
 SOURCE = Path(__file__).resolve().parents[2] / "assignments"
 NAMES = sorted(path.stem for path in SOURCE.glob("*.ipynb"))
@@ -68,24 +68,13 @@ def _solution_lines(code: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("assignments")
-    with ThreadPoolExecutor(max_workers=2) as pool:  # each otter assign keeps about one core busy
-        sources = [SOURCE / f"{name}.ipynb" for name in NAMES]
-        results = list(pool.map(lambda source: course.build_assignment(source, out, check=False), sources))
-    assert [b.name for b in results] == NAMES and all(b.ok for b in results), [b.error for b in results]
-    return out
+def built(smoke_results) -> Path:
+    return smoke_results.job("assignments").built
 
 
 @pytest.fixture(scope="module")
-def graded(built, tmp_path_factory) -> dict[tuple[str, str], course.GradedSubmission]:
-    submissions = tmp_path_factory.mktemp("submissions")
-    for name in NAMES:
-        for who, version in (("solutions", course.autograder_notebook), ("unchanged", course.student_notebook)):
-            (submissions / who).mkdir(exist_ok=True)
-            shutil.copy(version(built, name), submissions / who / f"{name}.ipynb")
-    report = course.grade_folder(submissions, built, timeout=600, jobs=2)
-    return {tuple(g.submission.removesuffix(".ipynb").split("/")): g for g in report.submissions}
+def graded(smoke_results) -> dict[tuple[str, str], Grade]:
+    return smoke_results.job("assignments").grades
 
 
 def test_there_are_five_assignments_one_per_experiment():
