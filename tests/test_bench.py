@@ -27,8 +27,12 @@ def test_quick_bench_measures_every_ratio(tmp_path, monkeypatch):
     from common.experiments import loading
 
     monkeypatch.setattr(loading, "phantom_root", lambda: tmp_path / "phantoms")
-    # Two pairs of epochs instead of the quick bench's seven: this test checks the record, not the speed.
-    monkeypatch.setitem(bench.SETTINGS, "quick", dict(bench.SETTINGS["quick"], epoch_pairs=2))
+    # Half the images, two pairs of epochs instead of seven, one timing of each CAM figure instead of five:
+    # this test checks the record, not the speed.
+    monkeypatch.setitem(
+        bench.SETTINGS, "quick", dict(bench.SETTINGS["quick"], n_images=32, epoch_pairs=2, cam_images=16)
+    )
+    monkeypatch.setattr(bench, "CAM_REPEATS", 1)
     out = tmp_path / "bench.json"
     record = bench.run(quick=True, out=out, progress=lambda line: None)
     written = json.loads(out.read_text())
