@@ -1,5 +1,6 @@
 """Tests of common.data.phantoms.cache: ensure_phantoms generates once, atomically, and reuses."""
 
+import functools
 import json
 
 import pytest
@@ -47,6 +48,28 @@ def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         ensure_phantoms("chest", tmp_path, n_per_class=1, size=24)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_set_another_process_finished_meanwhile_is_kept_for_its_readers(tmp_path, monkeypatch):
+    # Two runs that need the same set start together: both generate it, the other finishes first and starts
+    # reading. The slower one must not replace the finished folder under its reader (a smoke run once failed
+    # on a vanished image that way).
+    original = PHANTOM_KINDS["chest"].generator
+    finished_first = {}
+
+    @functools.wraps(original)  # the same signature, so the same set's folder
+    def slower(out_dir, **params):
+        monkeypatch.setitem(PHANTOM_KINDS, "chest", PhantomKind(original, PHANTOM_KINDS["chest"].scenes))
+        other = ensure_phantoms("chest", tmp_path, n_per_class=1, size=24)  # the other process
+        finished_first["image"] = other / "images/benign/benign_0000.png"
+        finished_first["inode"] = finished_first["image"].stat().st_ino
+        original(out_dir, **params)
+
+    monkeypatch.setitem(PHANTOM_KINDS, "chest", PhantomKind(slower, PHANTOM_KINDS["chest"].scenes))
+    folder = ensure_phantoms("chest", tmp_path, n_per_class=1, size=24)
+    assert finished_first["image"].parent.parent.parent == folder
+    assert finished_first["image"].stat().st_ino == finished_first["inode"]  # the same file, never replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]  # no staging folder left
 
 
 @pytest.mark.parametrize(

@@ -85,6 +85,9 @@ def ensure_phantoms(kind: str, root, **params) -> Path:
     try:
         generator(staging, **record["parameters"])
         (staging / MARKER_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        if (folder / MARKER_NAME).is_file():
+            # Another process generated the same set meanwhile and may be reading it: keep its folder.
+            return folder
         if folder.exists():  # left by something other than this function: no marker, so incomplete
             shutil.rmtree(folder)
         try:
