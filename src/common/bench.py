@@ -153,8 +153,11 @@ def epoch_ratios(model, pipeline_epoch, in_memory_epoch, pairs: int) -> dict[str
     bench), which moved the median of the pairs' ratios between 0.84 and 1.54
     in three back-to-back benches; a stall only ever adds time, so the fastest
     epoch is the best estimate of each source's cost (as ``timeit`` takes the
-    minimum). The pairs' ratios, their median and spread, and every epoch's
-    seconds are kept beside it.
+    minimum). It does not remove a second, slower mode: epochs also come at
+    about 2.15 s or about 2.55 s, and a process may stay in the slower one for all
+    of one source's epochs (one bench of three measured 1.075 that way). The
+    pairs' ratios, their median and spread, and every epoch's seconds are kept
+    beside it.
 
     Args:
         model: A compiled model.
