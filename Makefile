@@ -13,10 +13,16 @@ export PYTHONHASHSEED ?= 0
 
 install: $(STAMP)
 
+# uv installs the same pinned packages as pip, faster (a fresh install with an empty cache: 66 against 97 s
+# here, byte-compiled as pip does: this machine sets PYTHONDONTWRITEBYTECODE, and without .pyc files every
+# TensorFlow import takes 13 s instead of 6). uv reads no pip.conf: where it cannot reach the registry (a
+# mirror configured for pip only, say), pip installs instead.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,app]"
+	{ $(BIN)/python -m pip install --quiet uv && \
+	  $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[test,app]" ; } || \
+	{ echo "note: uv could not install the project; pip installs it" >&2 && \
+	  $(BIN)/python -m pip install --quiet --upgrade pip && $(BIN)/python -m pip install --quiet -e ".[test,app]" ; }
 	$(BIN)/python -m ipykernel install --sys-prefix --name camstudy --display-name "camstudy (.venv)" >/dev/null
 	touch $(STAMP)
 
