@@ -12,7 +12,7 @@ import pytest
 
 from common import run_key
 from common.config import registry
-from tests.conftest import IQOTH_DIR
+from tests.conftest import IQOTH_DIR, REAL_RUN_OPTIONS
 
 EXPERIMENTS = tuple(registry.experiment_ids())
 pytestmark = pytest.mark.notebook(*EXPERIMENTS, real=("iqoth",))
@@ -34,6 +34,8 @@ def test_the_real_run_is_keyed_by_its_data_folder(smoke_results):
     run = smoke_results.real("iqoth")
     key = run_key.read(run["dir"])
     assert key is not None and set(key.data) == {"data_dir"}
-    overrides = {"split": "grouped", "batch_size": 32}  # tests/conftest.py's REAL_RUN_OPTIONS
+    # The -p NAME=VALUE pairs of tests/conftest.py's REAL_RUN_OPTIONS, as the command line parses them.
+    overrides = registry.parse_overrides([v for flag, v in zip(REAL_RUN_OPTIONS, REAL_RUN_OPTIONS[1:]) if flag == "-p"])
+    assert overrides == {"split": "grouped", "batch_size": 128}
     assert run_key.stale_reason(run["dir"], "iqoth", "smoke", IQOTH_DIR, overrides) is None
     assert "parameter data_dir" in run_key.stale_reason(run["dir"], "iqoth", "smoke", None, overrides)
