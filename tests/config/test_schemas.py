@@ -59,7 +59,10 @@ def test_a_type_comes_from_the_annotation_and_null_from_optional():
     assert schemas.type_schema(dict[str, typing.Any]) == {"type": "object"}
     assert schemas.parameter_schema("cam_methods", list[str]) == {
         "type": "array",
-        "items": {"type": "string", "enum": ["gradcam", "gradcam++", "scorecam"]},
+        "items": {
+            "type": "string",
+            "enum": ["gradcam", "gradcam++", "scorecam", "hirescam", "layercam", "xgradcam", "eigencam", "random"],
+        },
         "minItems": 1,
         "uniqueItems": True,
     }

@@ -36,16 +36,20 @@ def random_images(model, n=4, seed=1):
     return np.random.default_rng(seed).random((n,) + tuple(model.inputs[0].shape[1:])).astype(np.float32)
 
 
-def hand_gradcam(model, images, class_index, layer="relu"):
-    """Grad-CAM by hand on the logit (or +-logit of a sigmoid unit), at feature-map resolution."""
+def hand_features_and_gradients(model, images, class_index, layer="relu"):
+    """A layer's feature maps A and the gradients G of the logit (or +-logit of a sigmoid unit), as arrays."""
     head = model.get_layer("head")
     features = keras.Model(model.inputs, [model.get_layer(layer).output, head.input])
     with tf.GradientTape() as tape:
         activations, pooled = features(tf.constant(images), training=False)
         logits = tf.matmul(pooled, head.kernel) + head.bias
         score = logits[:, 0] * (2 * class_index - 1) if logits.shape[-1] == 1 else logits[:, class_index]
-    gradients = tape.gradient(score, activations).numpy()
-    activations = activations.numpy()
+    return activations.numpy(), tape.gradient(score, activations).numpy()
+
+
+def hand_gradcam(model, images, class_index, layer="relu"):
+    """Grad-CAM by hand on the logit (or +-logit of a sigmoid unit), at feature-map resolution."""
+    activations, gradients = hand_features_and_gradients(model, images, class_index, layer)
     spatial_axes = tuple(range(1, activations.ndim - 1))
     weights = gradients.mean(axis=spatial_axes, keepdims=True)
     return np.maximum((weights * activations).sum(axis=-1), 0.0)

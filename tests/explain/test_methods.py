@@ -6,10 +6,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
-from scipy import ndimage
+from scipy import ndimage, stats
 
-from common.explain import cams
-from tests.explain.helpers import hand_gradcam, min_max, random_images, tiny_model
+from common.explain import cams, methods
+from tests.explain.helpers import (
+    INPUT_2D,
+    hand_features_and_gradients,
+    hand_gradcam,
+    min_max,
+    random_images,
+    tiny_model,
+)
 
 
 @pytest.mark.parametrize(
@@ -142,14 +149,23 @@ def test_scorecam_max_channels_limits_channels():
 
 def test_the_method_table_shares_one_base_and_gradient_methods_differ_in_channel_weights():
     from common.errors import ParameterError
-    from common.explain import methods
 
-    assert list(methods.METHODS) == ["gradcam", "gradcam++", "scorecam"]
+    assert list(methods.METHODS) == [
+        "gradcam", "gradcam++", "scorecam", "hirescam", "layercam", "xgradcam", "eigencam", "random"
+    ]  # fmt: skip
     assert all(issubclass(method, methods.CamMethod) for method in methods.METHODS.values())
-    gradient = [methods.METHODS["gradcam"], methods.METHODS["gradcam++"]]
-    assert all(issubclass(method, methods.GradientMethod) for method in gradient)
-    assert gradient[0].channel_weights is methods.gradcam_weights
-    assert gradient[1].channel_weights is methods.gradcam_plus_plus_weights
+    weights = {
+        "gradcam": methods.gradcam_weights,
+        "gradcam++": methods.gradcam_plus_plus_weights,
+        "hirescam": methods.hirescam_weights,
+        "layercam": methods.layercam_weights,
+        "xgradcam": methods.xgradcam_weights,
+        "eigencam": methods.eigencam_weights,
+    }
+    for name, channel_weights in weights.items():
+        assert issubclass(methods.METHODS[name], methods.GradientMethod)
+        assert methods.METHODS[name].channel_weights is channel_weights
+    assert [name for name, method in methods.METHODS.items() if method.baseline] == ["random"]
     view = cams.logit_model(tiny_model())
     assert isinstance(methods.make_method("scorecam", view, binary=False), methods.ScoreCam)
     assert methods.make_method("gradcam++", view, False, compile_after_batches=0).compile_after_batches == 0
@@ -170,3 +186,86 @@ def test_many_explainers_each_compiling_its_step_once_are_not_reported_as_retrac
             explainer.cams(images, 1, batch_size=2)  # one eager batch, one compiled
             assert all(entry["compiled"] for entry in explainer.algorithm.layer_steps.values())
     assert not [r.getMessage() for r in caplog.records if "retracing" in r.getMessage()]
+
+
+def _hand_maps(model, images, class_index, layer):
+    """Each gradient method's raw map by hand from A and G (numpy), at the layer's resolution."""
+    a, g = hand_features_and_gradients(model, images, class_index, layer)
+    spatial = tuple(range(1, a.ndim - 1))
+    flat = a.reshape(len(a), -1, a.shape[-1])
+    eigen = []
+    for matrix in flat:
+        first = np.linalg.svd(matrix, full_matrices=False)[2][0]
+        projection = matrix @ first
+        eigen.append(projection if projection.sum() >= 0 else -projection)
+    relu = lambda maps: np.maximum(maps, 0.0)  # noqa: E731
+    return {
+        "gradcam": relu((g.mean(axis=spatial, keepdims=True) * a).sum(-1)),
+        "hirescam": relu((g * a).sum(-1)),
+        "layercam": relu((np.maximum(g, 0.0) * a).sum(-1)),
+        "xgradcam": relu(((a * g).sum(axis=spatial, keepdims=True) / a.sum(axis=spatial, keepdims=True) * a).sum(-1)),
+        "eigencam": relu(np.stack(eigen).reshape(a.shape[:-1])),
+    }
+
+
+@pytest.mark.parametrize("method", ["hirescam", "layercam", "xgradcam", "eigencam"])
+@pytest.mark.parametrize("three_d", [False, True], ids=["2d", "3d"])
+def test_each_new_method_matches_its_hand_computation_at_a_finer_layer(method, three_d):
+    # "conv" of the pooled model lies before a pooling and another convolution: its gradients vary by position.
+    model = tiny_model(three_d=three_d, pooled=True, seed=5)
+    images = random_images(model, n=3)
+    expected = _hand_maps(model, images, 1, "conv")[method]
+    assert np.ptp(expected.reshape(3, -1), axis=1).min() > 0, "degenerate fixture: a flat hand map"
+    computed = cams.compute_cam(model, images, 1, method=method, layer="conv")
+    np.testing.assert_allclose(computed, min_max(expected), atol=1e-4)
+
+
+def test_before_global_pooling_hirescam_and_xgradcam_are_gradcam_and_layercam_drops_negative_channels():
+    model = tiny_model(seed=2)
+    images = random_images(model, n=3)
+    hand = _hand_maps(model, images, 1, "relu")
+    computed = {name: cams.compute_cam(model, images, 1, method=name, layer="relu") for name in hand}
+    np.testing.assert_allclose(computed["hirescam"], computed["gradcam"], atol=1e-5)
+    np.testing.assert_allclose(computed["xgradcam"], computed["gradcam"], atol=1e-5)
+    a, g = hand_features_and_gradients(model, images, 1, "relu")
+    channel = g[:, :1, :1, :]  # constant over positions here
+    np.testing.assert_allclose(g, np.broadcast_to(channel, g.shape), atol=1e-7)
+    layercam = np.maximum((np.maximum(channel, 0.0) * a).sum(-1), 0.0)
+    np.testing.assert_allclose(computed["layercam"], min_max(layercam), atol=1e-4)
+
+
+def test_eigencam_is_the_same_for_every_class_and_points_where_the_features_are_largest():
+    model = tiny_model(pooled=True, seed=5)
+    images = random_images(model, n=2)
+    first, second = (cams.compute_cam(model, images, c, method="eigencam", layer="conv") for c in (0, 1))
+    np.testing.assert_allclose(first, second, atol=1e-6)
+    # One channel: the first principal direction is that channel, so the map is the channel itself.
+    features = np.zeros((1, 4, 4, 1), np.float32)
+    features[0, 1, 2, 0] = 3.0
+    features[0, 3, 0, 0] = 1.0
+    maps = methods.GradCam.weighted_sum(features, methods.eigencam_weights(features, np.zeros_like(features)))
+    np.testing.assert_allclose(np.asarray(maps)[0], features[0, ..., 0], atol=1e-6)
+
+
+def test_the_random_baseline_is_the_same_for_the_same_image_and_independent_of_the_model():
+    model = tiny_model(pooled=True)
+    other = tiny_model(pooled=True, seed=9)
+    images = random_images(model, n=3)
+    batched = cams.compute_cam(model, images, [0, 1, 1], method="random", layer="conv2")
+    alone = cams.compute_cam(other, images[2:], 0, method="random", layer="conv2")
+    np.testing.assert_allclose(batched[2:], alone)  # another model, class and batch: the same map
+    assert not np.allclose(batched[0], batched[1])
+    assert not np.allclose(batched[0], cams.compute_cam(model, images[:1], 0, method="random", layer="conv")[0])
+
+
+def test_the_random_baseline_points_at_a_lesion_about_as_often_as_the_lesion_covers_the_image():
+    from common.explain import scores
+
+    model = tiny_model()  # "relu" has the input's 16 x 16 resolution: no upsampling
+    images = np.random.default_rng(3).random((400, *INPUT_2D), dtype=np.float32)
+    maps = cams.compute_cam(model, images, 0, method="random", layer="relu")
+    masks = np.zeros(maps.shape, bool)
+    masks[:, 2:10, 4:12] = True  # 64 of 256 pixels
+    hits = scores.pointing_game(maps, masks, tolerance_px=0)
+    low, high = stats.binomtest(int(hits.sum()), len(hits), 0.25).proportion_ci(0.99)
+    assert low <= 0.25 <= high, hits.mean()

@@ -28,14 +28,18 @@ def test_probabilities_equal_the_notebook_path(tiny_run, tmp_path):
     np.testing.assert_allclose(predicted, notebook_probabilities, atol=1e-6, rtol=0)
 
 
-def test_cam_methods_are_the_explain_methods_and_the_cli_offers_only_them(capsys):
+def test_cam_methods_are_the_explain_methods_but_the_baseline_and_the_cli_offers_only_them(capsys):
     from common.explain.methods import METHODS
 
-    assert predict.cam_methods() == tuple(METHODS)
+    assert predict.cam_methods() == tuple(name for name in METHODS if name != "random")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["predict", "x.png", "--experiment", EXPERIMENT, "--method", "random"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'random'" in capsys.readouterr().err  # a random map explains nothing
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["predict", "x.png", "--experiment", EXPERIMENT, "--method", "lime"])
     assert exit_info.value.code == 2
-    choices = ", ".join(repr(name) for name in METHODS)
+    choices = ", ".join(repr(name) for name in predict.cam_methods())
     assert f"invalid choice: 'lime' (choose from {choices})" in capsys.readouterr().err
     assert predict.app_script().is_file() and predict.app_script().name == "app.py"
 

@@ -7,13 +7,25 @@ in the channel weights ``w_k``:
 * the gradient methods (:class:`GradientMethod`) share one compiled step per
   layer: a forward pass to the feature maps ``A`` and the class score, and the
   score's gradient ``G`` with respect to ``A``, in a ``tf.function`` over a
-  whole batch. Grad-CAM and Grad-CAM++ differ only in
-  :meth:`GradientMethod.channel_weights` made from ``A`` and ``G``. Running
-  the gradient compiled rather than eagerly is what lets a batch of 32 images
-  cost much less than 32 single images on a CPU (see ``camstudy bench``).
+  whole batch. Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM, XGrad-CAM and
+  Eigen-CAM differ only in :meth:`GradientMethod.channel_weights` made from
+  ``A`` and ``G``: a weight per channel (N, 1.., K), or per channel and
+  position (N, ..., K) for the element-wise methods (HiResCAM, LayerCAM).
+  Eigen-CAM reads no gradient; it shares the step because the step costs
+  little more than the forward pass it needs anyway. Running the gradient
+  compiled rather than eagerly is what lets a batch of 32 images cost much
+  less than 32 single images on a CPU (see ``camstudy bench``).
 * Score-CAM (:class:`ScoreCam`) weights channels by the model's probability on
   inputs masked by each (upsampled) feature map; it is tf-keras-vis 0.8.7's
   ``Scorecam``, with its channel cap (``max_N``) and batched masked passes.
+* The random baseline (:class:`RandomMap`) is no method: a seeded uniform map
+  at the layer's resolution, upsampled like every CAM, so every score has the
+  floor a map that knows nothing reaches.
+
+At a layer followed only by global average pooling and a dense head (the last
+convolutional layer of every model here), the gradient is the same at every
+position of a channel, so HiResCAM and XGrad-CAM equal Grad-CAM there and
+LayerCAM is Grad-CAM without its negative channels; they differ at finer layers.
 
 Methods run on a view of the model whose output layer is linear
 (:func:`common.explain.cams.logit_model`). Scores: softmax (or linear) outputs
@@ -29,6 +41,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
+import hashlib
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
@@ -114,6 +127,73 @@ def gradcam_plus_plus_weights(features: tf.Tensor, gradients: tf.Tensor) -> tf.T
     return _spatial_sum(alphas * tf.nn.relu(gradients))
 
 
+def hirescam_weights(features: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
+    """HiResCAM (Draelos & Carin 2020): each position weighs its own gradient, ``ReLU(sum_k G_k * A_k)``.
+
+    Args:
+        features: Feature maps ``A`` (N, ..., K).
+        gradients: The class score's gradients ``G`` with respect to ``A``.
+
+    Returns:
+        Weights per channel and position (N, ..., K): the gradients themselves.
+    """
+    return gradients
+
+
+def layercam_weights(features: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
+    """LayerCAM (Jiang et al. 2021): each position weighs its positive gradient, ``ReLU(sum_k ReLU(G_k) * A_k)``.
+
+    Args:
+        features: Feature maps ``A`` (N, ..., K).
+        gradients: The class score's gradients ``G`` with respect to ``A``.
+
+    Returns:
+        Weights per channel and position (N, ..., K).
+    """
+    return tf.nn.relu(gradients)
+
+
+def xgradcam_weights(features: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
+    """XGrad-CAM (Fu et al. 2020): a channel weighs its gradient averaged with its own activations as weights.
+
+    ``w_k = sum(A_k * G_k) / sum(A_k)``; a channel that is zero everywhere weighs 0.
+
+    Args:
+        features: Feature maps ``A`` (N, ..., K).
+        gradients: The class score's gradients ``G`` with respect to ``A``.
+
+    Returns:
+        Channel weights (N, 1.., K).
+    """
+    return tf.math.divide_no_nan(_spatial_sum(features * gradients), _spatial_sum(features))
+
+
+def eigencam_weights(features: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
+    """Eigen-CAM (Muhammad & Yeasin 2020): the feature maps projected on their first principal direction.
+
+    Each image's maps, as a (positions x K) matrix, are decomposed by SVD (not
+    centred, as in the paper); the map is their projection on the first right
+    singular vector. An SVD's sign is arbitrary: the one that makes the
+    projection's sum positive is taken (for non-negative maps, the vector
+    whose entries are all non-negative). The class and the gradients play no
+    part: Eigen-CAM shows what the layer responds to most, whatever the class.
+
+    Args:
+        features: Feature maps ``A`` (N, ..., K).
+        gradients: Unused.
+
+    Returns:
+        Channel weights (N, 1.., K).
+    """
+    n_channels = tf.shape(features)[-1]
+    flat = tf.reshape(features, [tf.shape(features)[0], -1, n_channels])
+    _, _, right = tf.linalg.svd(flat)  # right: (N, K, K), the singular vectors in its columns
+    first = right[..., 0]
+    projected = tf.reduce_sum(tf.linalg.matvec(flat, first), axis=1)
+    first = first * tf.where(projected < 0, -1.0, 1.0)[:, None]
+    return tf.reshape(first, [-1] + [1] * (len(features.shape) - 2) + [n_channels])
+
+
 class CamMethod(abc.ABC):
     """A CAM method bound to a model's logit view.
 
@@ -124,6 +204,8 @@ class CamMethod(abc.ABC):
     """
 
     name: ClassVar[str]
+    baseline: ClassVar[bool] = False
+    """True for a reference map that explains nothing (:class:`RandomMap`): scored, never offered to explain."""
 
     def __init__(self, model: keras.Model, binary: bool) -> None:
         """Bind the method to a logit view.
@@ -137,7 +219,11 @@ class CamMethod(abc.ABC):
 
     @staticmethod
     def weighted_sum(features: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
-        """Every method's map: ``ReLU(sum_k w_k A_k)``, a (N, ...) map from (N, ..., K) features."""
+        """Every method's map: ``ReLU(sum_k w_k A_k)``, a (N, ...) map from (N, ..., K) features.
+
+        ``weights`` is (N, 1.., K) for a weight per channel, or (N, ..., K) for
+        a weight per channel and position.
+        """
         return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))
 
     @abc.abstractmethod
@@ -272,6 +358,34 @@ class GradCamPlusPlus(GradientMethod):
     channel_weights = staticmethod(gradcam_plus_plus_weights)
 
 
+class HiResCam(GradientMethod):
+    """HiResCAM: weights per channel and position :func:`hirescam_weights`."""
+
+    name = "hirescam"
+    channel_weights = staticmethod(hirescam_weights)
+
+
+class LayerCam(GradientMethod):
+    """LayerCAM: weights per channel and position :func:`layercam_weights`."""
+
+    name = "layercam"
+    channel_weights = staticmethod(layercam_weights)
+
+
+class XGradCam(GradientMethod):
+    """XGrad-CAM: channel weights :func:`xgradcam_weights`."""
+
+    name = "xgradcam"
+    channel_weights = staticmethod(xgradcam_weights)
+
+
+class EigenCam(GradientMethod):
+    """Eigen-CAM: channel weights :func:`eigencam_weights` (the first principal direction; no gradient read)."""
+
+    name = "eigencam"
+    channel_weights = staticmethod(eigencam_weights)
+
+
 def _two_logit_head(model: keras.Model) -> keras.Model:
     """Turn a single-logit output z into the logits [0, z] (softmax = [1 - sigmoid, sigmoid])."""
     logit = model.outputs[0]
@@ -336,8 +450,50 @@ class ScoreCam(CamMethod):
                 yield slice(i, i + 1), {layer: self._one_image(image, int(class_index), layer, options)}
 
 
-METHODS: dict[str, type[CamMethod]] = {method.name: method for method in (GradCam, GradCamPlusPlus, ScoreCam)}
-"""CAM method name -> its class: ``"gradcam"``, ``"gradcam++"``, ``"scorecam"``."""
+class RandomMap(CamMethod):
+    """The random baseline: uniform random values at the layer's resolution.
+
+    Each image's map is drawn from a generator seeded by ``seed``, the layer's
+    name and a digest of the image's bytes: the same image gets the same map
+    in any batch and any run, and its content plays no other part. Upsampled
+    like every CAM, a coarse layer's random map is smooth, a fine layer's
+    speckled: the floor matches the resolution of the methods scored beside it.
+
+    Attributes:
+        seed: Seed of the draws.
+    """
+
+    name = "random"
+    baseline = True
+
+    def __init__(self, model: keras.Model, binary: bool, seed: int = 0) -> None:
+        """Bind the baseline to a logit view (read for the layers' shapes only)."""
+        super().__init__(model, binary)
+        self.seed = seed
+
+    def _one_map(self, image: np.ndarray, layer: str, spatial: tuple[int, ...]) -> np.ndarray:
+        """The random map (h, w[, d]) of one image at one layer."""
+        digest = hashlib.blake2b(layer.encode() + b"\0" + np.ascontiguousarray(image).tobytes(), digest_size=8)
+        key = [self.seed, int.from_bytes(digest.digest(), "little")]
+        return np.random.default_rng(key).random(spatial, np.float32)
+
+    def raw_maps(
+        self, images: np.ndarray, classes: np.ndarray, layers: tuple[str, ...], options: CamOptions
+    ) -> RawMaps:
+        """Every layer's random maps, in one chunk."""
+        maps = {}
+        for layer in layers:
+            spatial = tuple(int(size) for size in self.model.get_layer(layer).output.shape[1:-1])
+            maps[layer] = np.stack([self._one_map(image, layer, spatial) for image in images])
+        yield slice(0, len(images)), maps
+
+
+METHODS: dict[str, type[CamMethod]] = {
+    method.name: method
+    for method in (GradCam, GradCamPlusPlus, ScoreCam, HiResCam, LayerCam, XGradCam, EigenCam, RandomMap)
+}
+"""CAM method name -> its class: ``"gradcam"``, ``"gradcam++"``, ``"scorecam"``, ``"hirescam"``,
+``"layercam"``, ``"xgradcam"``, ``"eigencam"``, and the baseline ``"random"``."""
 
 
 def make_method(name: str, model: keras.Model, binary: bool, compile_after_batches: int = 1) -> CamMethod:

@@ -74,14 +74,14 @@ class Prediction:
 
 
 def cam_methods() -> tuple[str, ...]:
-    """Names of the CAM methods, in the order of :data:`common.explain.methods.METHODS`.
+    """Names of the CAM methods, in the order of :data:`common.explain.methods.METHODS`, without the baselines.
 
     Read on call: the methods' module imports TensorFlow, which the command
     line does not load until a prediction needs it.
     """
     from common.explain.methods import METHODS
 
-    return tuple(METHODS)
+    return tuple(name for name, method in METHODS.items() if not method.baseline)
 
 
 def check_method(method: str) -> str:
