@@ -9,7 +9,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from common.errors import DataError, ParameterError
 from common.evaluation.classification import _point_estimates
-from common.evaluation.paired import _mcnemar, _SwapMetrics, paired_comparison
+from common.evaluation.paired import _mcnemar, _SwapMetrics, paired_comparison, paired_score_comparison
 from tests.scores import three_class_scores
 
 NAMES = ["benign", "malignant"]
@@ -158,3 +158,54 @@ def test_bad_inputs_raise_named_errors():
     result = paired_comparison(labels, probabilities, ["a", "b", "c"], metrics=("accuracy",))
     with pytest.raises(ParameterError, match="was not compared"):
         result.table("auc")
+
+
+def test_per_image_hits_are_compared_by_exact_mcnemar_and_scores_by_the_exact_permutation_test():
+    hits_best = np.ones(12, bool)
+    hits_other = hits_best.copy()
+    hits_other[:10] = False  # 10 images only the best hits, none only the other
+    share_best = np.linspace(0.2, 0.9, 8)
+    scores = {
+        "A": {"pointing_game": hits_best, "energy_share": np.r_[share_best, share_best[:4]]},
+        "B": {"pointing_game": hits_other, "energy_share": np.r_[share_best - 0.1, share_best[:4] - 0.1]},
+    }
+    comparison = paired_score_comparison(scores, n_resamples=10_000, alpha=0.05)
+    assert comparison.references == {"pointing_game": "A", "energy_share": "A"}
+    (hit,) = comparison.comparisons["pointing_game"]
+    assert comparison.tests["pointing_game"] == "exact McNemar" and hit.discordant == (10, 0)
+    assert hit.p == pytest.approx(2 * 0.5**10)  # exact binomial, two-sided
+    (share,) = comparison.comparisons["energy_share"]
+    # Every difference is 0.1: only the two all-same-sign swaps of the 2**12 are as extreme.
+    assert comparison.tests["energy_share"] == "paired permutation test"
+    assert share.p == pytest.approx(2 / 2**12) and not share.tie
+    assert comparison.values["energy_share"]["A"] == pytest.approx(np.mean(scores["A"]["energy_share"]))
+    assert comparison.n == 12 and json.dumps(comparison.record())
+
+
+def test_lower_is_better_picks_the_lowest_mean_and_equal_scores_tie():
+    deletion = np.linspace(0.1, 0.5, 10)  # 2 / 2**10 against random, times 2 by Holm
+    scores = {
+        "gradcam": {"deletion_auc": deletion},
+        "random": {"deletion_auc": deletion + 0.3},
+        "copy": {"deletion_auc": deletion.copy()},
+    }
+    comparison = paired_score_comparison(scores, lower_is_better=["deletion_auc"], n_resamples=1000)
+    assert comparison.best("deletion_auc") == ["gradcam", "copy"]
+    assert comparison.worse("deletion_auc") == ["random"]
+    assert comparison.record()["metrics"]["deletion_auc"]["better"] == "lower"
+    assert "Deletion auc: gradcam is best, tied with copy" in comparison.summary()
+    table = comparison.table("deletion_auc")
+    assert list(table.index) == ["gradcam", "copy", "random"] and table.loc["copy", "verdict"] == "tie with best"
+
+
+def test_per_image_scores_that_do_not_line_up_are_refused():
+    with pytest.raises(DataError, match="empty"):
+        paired_score_comparison({})
+    with pytest.raises(DataError, match="same images"):
+        paired_score_comparison({"A": {"iou": np.ones(3)}, "B": {"iou": np.ones(4)}})
+    with pytest.raises(DataError, match="expected"):
+        paired_score_comparison({"A": {"iou": np.ones(3)}, "B": {"energy_share": np.ones(3)}})
+    with pytest.raises(DataError, match="finite"):
+        paired_score_comparison({"A": {"iou": np.ones(3)}, "B": {"iou": np.array([1.0, np.nan, 0.0])}})
+    with pytest.raises(ParameterError, match="alpha"):
+        paired_score_comparison({"A": {"iou": np.ones(3)}}, alpha=1.0)

@@ -41,7 +41,7 @@ from common.evaluation.classification import (
     confusion_rates,
 )
 from common.evaluation.intervals import bootstrap_units, resample_batch
-from common.evaluation.tables import MISSING, VALUE_DIGITS
+from common.evaluation.tables import MISSING, VALUE_DIGITS, join_words
 
 # How a metric is named in a sentence.
 METRIC_TITLES = {
@@ -106,6 +106,7 @@ class PairedComparison:
         alpha: Significance level of the Holm-adjusted tests.
         n_resamples: Permutations of each permutation test.
         seed: Seed of the permutations.
+        lower_is_better: The metrics whose best value is the lowest (a deletion AUC, say).
     """
 
     models: tuple[str, ...]
@@ -119,23 +120,27 @@ class PairedComparison:
     alpha: float
     n_resamples: int
     seed: int
+    lower_is_better: frozenset[str] = frozenset()
 
     def _check_metric(self, metric: str) -> None:
         if metric not in self.metrics:
             raise ParameterError(f"metric={metric!r} was not compared; compared: {list(self.metrics)}.")
 
+    def _better_first(self, metric: str, models: Sequence[str]) -> list[str]:
+        """``models`` from the best value of ``metric`` to the worst."""
+        sign = 1.0 if metric in self.lower_is_better else -1.0
+        return sorted(models, key=lambda model: sign * self.values[metric][model])
+
     def best(self, metric: str) -> list[str]:
         """The best model of ``metric`` and every model tied with it, best first, then by value."""
         self._check_metric(metric)
-        tied = [c.model for c in self.comparisons[metric] if c.tie]
-        tied.sort(key=lambda model: -self.values[metric][model])
+        tied = self._better_first(metric, [c.model for c in self.comparisons[metric] if c.tie])
         return [self.references[metric], *tied]
 
     def worse(self, metric: str) -> list[str]:
         """The models significantly worse than the best in ``metric`` (Holm-adjusted), by value."""
         self._check_metric(metric)
-        worse = [c.model for c in self.comparisons[metric] if not c.tie]
-        return sorted(worse, key=lambda model: -self.values[metric][model])
+        return self._better_first(metric, [c.model for c in self.comparisons[metric] if not c.tie])
 
     def record(self) -> dict[str, Any]:
         """The JSON record: settings, then per metric the reference, the test, the values and the comparisons."""
@@ -147,6 +152,7 @@ class PairedComparison:
             "seed": int(self.seed),
             "metrics": {
                 metric: {
+                    "better": "lower" if metric in self.lower_is_better else "higher",
                     "reference": self.references[metric],
                     "test": self.tests[metric],
                     "values": {model: float(value) for model, value in self.values[metric].items()},
@@ -190,11 +196,11 @@ class PairedComparison:
         return "\n".join(f"- {self._sentence(metric)}" for metric in self.metrics)
 
     def _sentence(self, metric: str) -> str:
-        title, best = METRIC_TITLES[metric], self.references[metric]
+        title, best = METRIC_TITLES.get(metric, metric.replace("_", " ").capitalize()), self.references[metric]
         if len(self.models) == 1:
             return f"{title}: {best} is the only model; there is nothing to compare."
         tied, n_worse = self.best(metric)[1:], len(self.worse(metric))
-        ties = f", tied with {_join(tied)}" if tied else ""
+        ties = f", tied with {join_words(tied)}" if tied else ""
         worse = {0: "no model is worse", 1: "1 model is worse"}.get(n_worse, f"{n_worse} models are worse")
         return f"{title}: {best} is best{ties} (Holm-adjusted {self.tests[metric]}, alpha {self.alpha:g}); {worse}."
 
@@ -207,11 +213,6 @@ def _format_p(p: float) -> str:
 def _p_text(p: float) -> str:
     """A p-value in a verdict: ``= 0.003`` or ``< 0.001``."""
     return f"< {P_FLOOR:g}" if p < P_FLOOR else f"= {p:.3f}"
-
-
-def _join(names: Sequence[str]) -> str:
-    """``A``, ``A and B``, ``A, B and C``."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _rank_auc(scores: np.ndarray, is_positive: np.ndarray) -> np.ndarray:
@@ -385,4 +386,114 @@ def paired_comparison(
         alpha=float(alpha),
         n_resamples=int(n_resamples),
         seed=int(seed),
+    )
+
+
+def _mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The mean of the paired differences ``x - y`` along ``axis`` (vectorised for permutation_test)."""
+    return np.mean(np.asarray(x) - np.asarray(y), axis=axis)
+
+
+def paired_score_comparison(
+    scores: Mapping[str, Mapping[str, Any]],
+    lower_is_better: Sequence[str] = (),
+    seed: int = 0,
+    n_resamples: int = 1000,
+    alpha: float = 0.05,
+) -> PairedComparison:
+    """Per-image scores of several candidates on the same images: each against the best of every metric.
+
+    The same verdicts as :func:`paired_comparison`, for scores that exist image
+    by image (an explanation's pointing-game hit or deletion AUC, say) rather
+    than metrics of a whole split. A metric's value is the mean over images,
+    its reference the candidate with the best mean; a boolean score (a hit) is
+    tested by the exact McNemar test, any other by a paired permutation test
+    of the mean difference (each permutation swaps the two candidates' scores
+    on a random set of images); Holm's correction within each metric.
+
+    Args:
+        scores: Candidate (a CAM method, say) -> metric -> its (N,) scores of
+            the same N images in the same order; every candidate has every metric.
+        lower_is_better: Metrics whose best mean is the lowest.
+        seed: Seed of the permutations.
+        n_resamples: Permutations of each permutation test (all of them, exactly, when fewer).
+        alpha: Significance level of the Holm-adjusted tests.
+
+    Returns:
+        The :class:`PairedComparison` (its ``models`` are the candidates).
+
+    Raises:
+        DataError: No candidates, missing metrics, scores of different lengths, or non-finite scores.
+        ParameterError: An ``alpha`` outside (0, 1).
+    """
+    if not scores:
+        raise DataError("No candidates to compare: scores is empty.")
+    if not 0 < alpha < 1:
+        raise ParameterError(f"alpha must lie strictly between 0 and 1; got {alpha}.")
+    candidates = tuple(scores)
+    metrics = tuple(next(iter(scores.values())))
+    arrays: dict[str, dict[str, np.ndarray]] = {metric: {} for metric in metrics}
+    for candidate, by_metric in scores.items():
+        if set(by_metric) != set(metrics):
+            raise DataError(f"{candidate} has metrics {sorted(by_metric)}; expected {sorted(metrics)}")
+        for metric in metrics:
+            arrays[metric][candidate] = np.asarray(by_metric[metric])
+    lengths = {values.shape for by_candidate in arrays.values() for values in by_candidate.values()}
+    if len(lengths) != 1 or len(next(iter(lengths))) != 1:
+        raise DataError(f"every score must be one value per image of the same images; got shapes {sorted(lengths)}")
+    if not all(
+        np.isfinite(values.astype(float)).all() for by_candidate in arrays.values() for values in by_candidate.values()
+    ):
+        raise DataError("scores must be finite")
+    lower = frozenset(lower_is_better)
+    values = {
+        metric: {candidate: float(np.mean(array)) for candidate, array in by_candidate.items()}
+        for metric, by_candidate in arrays.items()
+    }
+    references, comparisons, tests = {}, {}, {}
+    for metric in metrics:
+        pick = min if metric in lower else max
+        reference = pick(candidates, key=values[metric].__getitem__)
+        binary = all(array.dtype == bool for array in arrays[metric].values())
+        tests[metric] = MCNEMAR if binary else PERMUTATION
+        others = [candidate for candidate in candidates if candidate != reference]
+        raw: list[float] = []
+        discordant: list[tuple[int, int] | None] = []
+        for candidate in others:
+            mine, best = arrays[metric][candidate], arrays[metric][reference]
+            if binary:
+                p, counts = _mcnemar(best, mine)
+                discordant.append(counts)
+            else:
+                result = scipy.stats.permutation_test(
+                    (best.astype(float), mine.astype(float)),
+                    _mean_difference,
+                    permutation_type="samples",
+                    vectorized=True,
+                    n_resamples=int(n_resamples),
+                    alternative="two-sided",
+                    rng=np.random.default_rng(seed),
+                )
+                p = float(min(result.pvalue, 1.0))
+                discordant.append(None)
+            raw.append(p)
+        holm = multipletests(raw, alpha=alpha, method="holm")[1] if raw else []
+        references[metric] = reference
+        comparisons[metric] = tuple(
+            Comparison(candidate, reference, p, float(p_holm), bool(p_holm >= alpha), counts)
+            for candidate, p, p_holm, counts in zip(others, raw, holm, discordant)
+        )
+    return PairedComparison(
+        models=candidates,
+        metrics=metrics,
+        values=values,
+        references=references,
+        comparisons=comparisons,
+        tests=tests,
+        n=int(next(iter(lengths))[0]),
+        n_groups=None,
+        alpha=float(alpha),
+        n_resamples=int(n_resamples),
+        seed=int(seed),
+        lower_is_better=lower,
     )

@@ -170,6 +170,11 @@ def format_estimate(entry: Any, digits: int = VALUE_DIGITS, ci_digits: int = CI_
     return text
 
 
+def join_words(names: Sequence[str]) -> str:
+    """Names in a sentence: ``A``, ``A and B``, ``A, B and C``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def sample_size(metrics: Mapping) -> str | None:
     """How many units a model's metrics were measured on, as a table shows it.
 

@@ -142,7 +142,7 @@ Explainer: TypeAlias = "keras.Model | FoldModels"
 """One model for every image, or :class:`FoldModels`."""
 
 
-def _assigned(model: Explainer, n_images: int) -> FoldModels:
+def as_fold_models(model: Explainer, n_images: int) -> FoldModels:
     """``model`` as :class:`FoldModels` of ``n_images`` images (one model: it owns them all)."""
     if not isinstance(model, FoldModels):
         return FoldModels({0: model}, np.zeros(n_images, dtype=int))
@@ -172,7 +172,7 @@ def owned_cams(
     Returns:
         float32 CAMs (N, H, W) or (N, H, W, D) in [0, 1].
     """
-    assigned = _assigned(model, len(images))
+    assigned = as_fold_models(model, len(images))
     targets = np.asarray(targets)
     maps = np.zeros(images.shape[:-1], dtype=np.float32)
     for key, owner in assigned.models.items():
