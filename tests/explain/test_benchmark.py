@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from common.errors import DataError
-from common.explain import benchmark, faithfulness
+from common.evaluation.paired import paired_score_comparison
+from common.explain import benchmark
 from common.explain.driver import ExplainSettings, FoldModels, ImageSubset
 from common.explain.faithfulness import Perturbation
+from common.explain.metric_names import FAITHFULNESS, LOCALISATION, LOWER_IS_BETTER, NO_MASKS
 
 SIDE = 16
 SETTINGS = ExplainSettings(seed=0, n_resamples=200)
@@ -55,7 +57,7 @@ def test_on_a_brightness_model_gradcam_beats_the_random_map_on_every_metric():
     model = brightness_model()
     images, masks = lesion_images()
     found = benchmark.benchmark(model, subset(images, masks), ["gradcam", "random"], SETTINGS, STEPS, layer="relu")
-    assert found.has_masks and found.metrics == benchmark.LOCALISATION + faithfulness.METRICS
+    assert found.has_masks and found.metrics == LOCALISATION + FAITHFULNESS
     gradcam, random = found.per_image["gradcam"], found.per_image["random"]
     assert gradcam["pointing_game"].all() and gradcam["energy_share"].mean() > 0.5 > random["energy_share"].mean()
     assert gradcam["iou"].mean() > 0.9
@@ -64,10 +66,13 @@ def test_on_a_brightness_model_gradcam_beats_the_random_map_on_every_metric():
     assert (gradcam["deletion_auc"] < random["deletion_auc"]).all()
     for metric in ("pointing_game", "energy_share", "iou", "deletion_auc", "average_drop"):
         assert found.best(metric) == ["gradcam"], metric
-    assert "gradcam" in found.disagreements() and "random baseline" in found.disagreements()
+    sentence = found.disagreements()
+    assert sentence.startswith("`gradcam` is among the best on every metric that separates the methods"), sentence
+    assert "the best methods beat the random map" in sentence, sentence
     table = found.table()
     assert list(table.index) == ["gradcam", "random"] and table.index.name == "method (n = 12)"
-    assert table.loc["gradcam", "deletion auc"].endswith("◆") and not table.loc["random", "iou"].endswith("◆")
+    assert table.loc["gradcam", "deletion AUC (lower is better)"].endswith("◆")
+    assert not table.loc["random", "IoU"].endswith("◆")
     record = json.loads(json.dumps(found.record()))
     assert record["n"] == 12 and record["layer"] == "relu" and set(record["methods"]) == {"gradcam", "random"}
     assert record["paired_tests"]["metrics"]["deletion_auc"]["better"] == "lower"
@@ -79,11 +84,11 @@ def test_without_masks_only_faithfulness_is_scored_and_the_table_says_no_masks()
     found = benchmark.benchmark(
         model, subset(images, np.zeros((6, SIDE, SIDE), bool)), ["gradcam", "eigencam"], SETTINGS, STEPS, layer="relu"
     )
-    assert not found.has_masks and found.metrics == faithfulness.METRICS
-    assert set(found.per_image["gradcam"]) == set(faithfulness.METRICS)
+    assert not found.has_masks and found.metrics == FAITHFULNESS
+    assert set(found.per_image["gradcam"]) == set(FAITHFULNESS)
     table = found.table()
-    assert (table["pointing game"] == benchmark.NO_MASKS).all()
-    assert found.record()["localisation"] == benchmark.NO_MASKS
+    assert (table["pointing game"] == NO_MASKS).all()
+    assert found.record()["localisation"] == NO_MASKS
 
 
 def test_fold_models_score_each_image_on_its_own_model():
@@ -113,3 +118,49 @@ def test_a_single_method_has_no_comparison_and_bad_subsets_are_refused():
         benchmark.benchmark(model, subset(images[:0], masks[:0]), ["gradcam"], SETTINGS, STEPS)
     with pytest.raises(DataError, match="unknown CAM method"):
         benchmark.benchmark(model, subset(images, masks), ["lime"], SETTINGS, STEPS)
+
+
+def test_the_sentence_says_when_no_metric_separates_the_methods_and_when_metrics_disagree():
+    model = brightness_model()
+    images, masks = lesion_images(6)
+    # Before global pooling HiResCAM is Grad-CAM: nothing can separate them.
+    same = benchmark.benchmark(model, subset(images, masks), ["gradcam", "hirescam"], SETTINGS, STEPS, layer="relu")
+    assert same.disagreements().startswith("On these 6 images no metric tells the methods apart"), same.disagreements()
+    low = np.linspace(0.1, 0.4, 12)
+    per_image = {
+        "A": {"deletion_auc": low, "insertion_auc": low, "average_drop": low, "increase_in_confidence": low > 1},
+        "B": {
+            "deletion_auc": low + 0.3,
+            "insertion_auc": low + 0.3,
+            "average_drop": low,
+            "increase_in_confidence": low > 1,
+        },
+    }
+    comparison = paired_score_comparison(per_image, lower_is_better=LOWER_IS_BETTER, n_resamples=2000)
+    split = benchmark.Benchmark(("A", "B"), "relu", np.arange(12), False, per_image, comparison, {}, {})
+    assert split.disagreements() == (
+        "The metrics disagree on the best method (deletion AUC: `A`; insertion AUC: `B`). "
+        "Average drop and increase in confidence: every method ties (n = 12)."
+    )
+
+
+def test_the_sanity_check_scores_the_random_map_one_and_a_gradient_map_below_one():
+    from tests.explain.helpers import random_images, tiny_model
+
+    model = tiny_model(pooled=True, seed=4)
+    images = random_images(model, n=6)
+    masks = np.zeros(images.shape[:-1], bool)
+    masks[:, 4:10, 4:10] = True
+    chosen = ImageSubset(np.arange(6), images, np.ones(6, int), masks)
+    found = benchmark.benchmark(
+        model, chosen, ["gradcam", "random"], SETTINGS, STEPS, layer="conv", randomisation_layers=2
+    )
+    assert found.metrics[-1] == "randomisation_spearman"
+    np.testing.assert_allclose(found.per_image["random"]["randomisation_spearman"], 1.0)  # it ignores the model
+    assert found.per_image["gradcam"]["randomisation_spearman"].mean() < 0.99
+    assert "randomisation Spearman (lower is better)" in found.table().columns
+    without = benchmark.benchmark(model, chosen, ["gradcam", "random"], SETTINGS, STEPS, layer="conv")
+    assert "randomisation_spearman" not in without.metrics
+    np.testing.assert_allclose(
+        model.predict(images, verbose=0), tiny_model(pooled=True, seed=4).predict(images, verbose=0)
+    )

@@ -165,3 +165,16 @@ def test_randomisation_table_is_the_check_as_a_table():
     table = em.randomisation_table(model, images, labels, n_layers=2, seed=3, layer="conv")
     assert list(table.columns) == ["step", "layer", "spearman"]
     assert table.to_dict("records") == [{k: step[k] for k in ("step", "layer", "spearman")} for step in steps]
+
+
+def test_a_map_that_is_exactly_the_lesion_scores_the_maximum_of_every_localisation_score():
+    masks = np.zeros((3, 16, 16), bool)
+    masks[0, 2:6, 3:9] = True
+    masks[1, 10:14, 10:12] = True
+    masks[2, 0:16, 0:1] = True
+    maps = masks.astype(np.float32)
+    assert em.pointing_game(maps, masks).all()
+    np.testing.assert_allclose(em.energy_share(maps, masks), 1.0)
+    np.testing.assert_allclose(em.iou(maps, masks), 1.0)
+    # Any mass outside the lesion lowers the energy share below that maximum.
+    assert (em.energy_share(maps + 0.01, masks) < 1.0).all()

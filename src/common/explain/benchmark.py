@@ -35,11 +35,15 @@ from common.explain.driver import Explainer, ExplainSettings, FoldModels, ImageS
 from common.explain.faithfulness import Perturbation
 from common.explain.layers import last_conv_layer
 from common.explain.methods import METHODS
-
-LOCALISATION = ("pointing_game", "energy_share", "iou")
-"""The localisation metrics (they need lesion masks), in table order."""
-NO_MASKS = "no masks"
-"""What a localisation cell says when the images have no lesion masks."""
+from common.explain.metric_names import (
+    FAITHFULNESS,
+    LOCALISATION,
+    LOWER_IS_BETTER,
+    NO_MASKS,
+    RANDOMISATION,
+    column_title,
+    metric_name,
+)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # arrays inside: compared by identity
@@ -57,6 +61,7 @@ class Benchmark:
         cams: Method -> the maps (N, H, W[, D]) in [0, 1], for figures.
         seed: Bootstrap seed of the intervals.
         n_resamples: Bootstrap resamples.
+        masks: The images' lesion masks (all empty without masks), or None.
     """
 
     methods: tuple[str, ...]
@@ -69,11 +74,13 @@ class Benchmark:
     cams: Mapping[str, np.ndarray]
     seed: int = 0
     n_resamples: int = 1000
+    masks: np.ndarray | None = None
 
     @property
     def metrics(self) -> tuple[str, ...]:
         """The metrics scored, in table order."""
-        return (LOCALISATION if self.has_masks else ()) + faithfulness.METRICS
+        scored = next(iter(self.per_image.values()), {})
+        return tuple(metric for metric in (*LOCALISATION, *FAITHFULNESS, *RANDOMISATION) if metric in scored)
 
     def estimates(self) -> dict[str, dict[str, Any]]:
         """Method -> metric -> its estimate (mean with 95% interval, and n)."""
@@ -102,45 +109,64 @@ class Benchmark:
                 marker = " ◆" if self.comparison is not None and method in self.best(metric) else ""
                 row[metric] = tables.format_estimate(found[method][metric]) + marker
             rows[method] = row
-        table = pd.DataFrame.from_dict(rows, orient="index")[list(LOCALISATION) + list(faithfulness.METRICS)]
-        table.columns = [_column(metric) for metric in table.columns]
+        columns = [*LOCALISATION, *(metric for metric in self.metrics if metric not in LOCALISATION)]
+        table = pd.DataFrame.from_dict(rows, orient="index")[columns]
+        table.columns = [column_title(metric) for metric in table.columns]
         table.index.name = f"method (n = {len(self.positions)})"
         return table
 
     def disagreements(self) -> str:
-        """A Markdown sentence: where the metrics crown different methods, and where the random baseline stands."""
+        """A Markdown sentence: which metrics separate the methods, whether they agree, where the random map stands.
+
+        A metric separates the methods when the paired test finds at least one
+        method worse than its best; the others crown nobody.
+        """
         if self.comparison is None:
             return "One method: nothing to compare."
-        crowned = {metric: self.comparison.references[metric] for metric in self.metrics}
-        leaders = sorted(set(crowned.values()), key=list(self.methods).index)
-        if len(leaders) == 1:
-            sentence = f"Every metric ranks {leaders[0]} first."
+        n = len(self.positions)
+        separating = [metric for metric in self.metrics if self.comparison.worse(metric)]
+        if not separating:
+            return (
+                f"On these {n} images no metric tells the methods apart: every method, the random map included, "
+                "ties with the best of every metric. More images (`benchmark_images`) would be needed to rank them."
+            )
+        best_sets = {metric: set(self.best(metric)) for metric in separating}
+        common = [method for method in self.methods if all(method in best for best in best_sets.values())]
+        named = tables.join_words([metric_name(metric) for metric in separating])
+        if common:
+            verb = "is" if len(common) == 1 else "are"
+            sentence = f"{_methods(common)} {verb} among the best on every metric that separates the methods"
+            sentence += f" ({named})."
         else:
-            parts = [
-                f"{leader} on {tables.join_words([_column(m) for m, won in crowned.items() if won == leader])}"
-                for leader in leaders
-            ]
-            sentence = f"The metrics disagree: the best is {tables.join_words(parts)}."
-        random_ties = [m for m in self.metrics if "random" in self.best(m)]
+            parts = [f"{metric_name(metric)}: {_methods(self.best(metric))}" for metric in separating]
+            sentence = f"The metrics disagree on the best method ({'; '.join(parts)})."
         if "random" in self.methods:
-            if random_ties:
-                where = tables.join_words([_column(metric) for metric in random_ties])
+            chance = [metric for metric in separating if "random" in best_sets[metric]]
+            if chance:
+                where = tables.join_words([metric_name(metric) for metric in chance])
                 sentence += (
-                    f" The random baseline cannot be told from the best on {where}"
-                    f" (n = {len(self.positions)}): there, no method shows more than chance."
+                    f" On {where} the random map is the best or ties with it: there, no method shows more than chance."
                 )
             else:
-                sentence += " The best method beats the random baseline on every metric."
+                sentence += " On each of these the best methods beat the random map."
+        unseparated = [metric for metric in self.metrics if metric not in separating]
+        if unseparated:
+            tied = tables.join_words([metric_name(metric) for metric in unseparated])
+            sentence += f" {tied[:1].upper()}{tied[1:]}: every method ties (n = {n})."
         return sentence
 
     def record(self) -> dict[str, Any]:
-        """The JSON record: layer, n, per method and metric its estimate, the paired tests and the seconds."""
+        """The JSON record: layer, n, the sentence, per metric the best methods, per method and metric its
+        estimate, the paired tests and the seconds."""
         found = self.estimates()
         return {
             "layer": self.layer,
             "n": len(self.positions),
             "localisation": "scored" if self.has_masks else NO_MASKS,
-            "lower_is_better": list(faithfulness.LOWER_IS_BETTER),
+            "lower_is_better": list(LOWER_IS_BETTER),
+            "summary": self.disagreements(),
+            "best": {metric: self.best(metric) for metric in self.metrics},
+            "separating": [metric for metric in self.metrics if self.comparison and self.comparison.worse(metric)],
             "methods": {
                 method: {metric: estimate.to_record() for metric, estimate in found[method].items()}
                 for method in self.methods
@@ -150,9 +176,9 @@ class Benchmark:
         }
 
 
-def _column(metric: str) -> str:
-    """A metric's column title: ``pointing_game`` -> ``pointing game``."""
-    return metric.replace("_", " ")
+def _methods(names: Sequence[str]) -> str:
+    """Method names in a sentence, each in backticks (code in Markdown)."""
+    return tables.join_words([f"`{name}`" for name in names])
 
 
 def benchmark(
@@ -163,8 +189,16 @@ def benchmark(
     perturbation: Perturbation = faithfulness.DEFAULT_PERTURBATION,
     alpha: float = 0.05,
     layer: str | None = None,
+    randomisation_layers: int | None = 0,
 ) -> Benchmark:
     """Every method's maps of the subset at one layer, scored by localisation (with masks) and faithfulness.
+
+    With ``randomisation_layers`` (a number, or None for every layer), each
+    method is also scored by the sanity check of Adebayo et al. (2018) in one
+    step: each image's map is correlated (Spearman) with its map by a copy of
+    the model whose top ``randomisation_layers`` weighted layers are
+    re-initialised (:func:`common.explain.scores.randomised_copy`); lower is
+    better, and the random map, which ignores the model, scores 1.
 
     Args:
         model: One model, or :class:`~common.explain.driver.FoldModels` with an owner per image.
@@ -175,6 +209,7 @@ def benchmark(
         perturbation: Steps, batching and blur of the deletion and insertion curves.
         alpha: Significance level of the Holm-adjusted paired tests.
         layer: CAM layer; None: the (first) model's last convolutional layer.
+        randomisation_layers: Layers re-initialised for the sanity check; 0: no check.
 
     Returns:
         The :class:`Benchmark`.
@@ -196,10 +231,19 @@ def benchmark(
     has_masks = bool(with_lesion.all())
     first = model.first() if isinstance(model, FoldModels) else model
     chosen = layer or last_conv_layer(first)
+    randomised = None
+    if randomisation_layers != 0:
+        owned = as_fold_models(model, len(subset))
+        reinitialised = {
+            key: scores.randomised_copy(owner, randomisation_layers, settings.seed)
+            for key, owner in owned.models.items()
+        }
+        randomised = FoldModels(reinitialised, owned.owners)
     per_image, seconds, maps_of = {}, {}, {}
     for method in methods:
+        cap = settings.max_channels(method)
         started = time.perf_counter()
-        maps = owned_cams(model, subset.images, subset.targets, method, chosen, settings.max_channels(method))
+        maps = owned_cams(model, subset.images, subset.targets, method, chosen, cap)
         seconds[method] = round(time.perf_counter() - started, 2)
         found: dict[str, np.ndarray] = {}
         if has_masks:
@@ -207,12 +251,15 @@ def benchmark(
             found["energy_share"] = scores.energy_share(maps, subset.masks)
             found["iou"] = scores.iou(maps, subset.masks, settings.fraction)
         found |= _owned_faithfulness(model, subset, maps, perturbation)
+        if randomised is not None:
+            changed = owned_cams(randomised, subset.images, subset.targets, method, chosen, cap)
+            found["randomisation_spearman"] = scores.spearman_per_image(maps, changed)
         per_image[method], maps_of[method] = found, maps
     comparison = None
     if len(methods) > 1:
         comparison = paired_score_comparison(
             per_image,
-            lower_is_better=faithfulness.LOWER_IS_BETTER,
+            lower_is_better=LOWER_IS_BETTER,
             seed=settings.seed,
             n_resamples=settings.n_resamples,
             alpha=alpha,
@@ -228,6 +275,7 @@ def benchmark(
         maps_of,
         settings.seed,
         settings.n_resamples,
+        subset.masks,
     )
 
 
@@ -236,7 +284,7 @@ def _owned_faithfulness(
 ) -> dict[str, np.ndarray]:
     """Faithfulness of every image's map on its own model (one model, or each fold's)."""
     assigned = as_fold_models(model, len(subset))
-    found = {metric: np.zeros(len(subset), dtype=float) for metric in faithfulness.METRICS}
+    found = {metric: np.zeros(len(subset), dtype=float) for metric in FAITHFULNESS}
     found["increase_in_confidence"] = np.zeros(len(subset), dtype=bool)
     for key, owner in assigned.models.items():
         mine = np.flatnonzero(assigned.owners == key)

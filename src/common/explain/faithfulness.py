@@ -28,7 +28,6 @@ voxels the same way.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import Literal
 
 import keras
@@ -146,25 +145,31 @@ def _ranks(maps: np.ndarray) -> np.ndarray:
     return ranks.reshape(maps.shape)
 
 
-def _perturbed(
-    images: np.ndarray, maps: np.ndarray, mode: Mode, setting: Perturbation
-) -> Iterator[tuple[slice, np.ndarray]]:
-    """Chunks of images and their ``steps + 1`` perturbed copies each: (rows, copies (n, steps + 1, ...))."""
+def _copies(images: np.ndarray, maps: np.ndarray, mode: Mode, setting: Perturbation) -> np.ndarray:
+    """Every image's ``steps + 1`` perturbed copies, (N, steps + 1, ...): step k has changed k / steps of the pixels."""
     n_pixels = int(np.prod(maps.shape[1:]))
     changed_after = np.round(np.arange(setting.steps + 1) / setting.steps * n_pixels).astype(int)
-    per_chunk = max(1, setting.batch_size // (setting.steps + 1))
-    sigma = setting.blur_sigma(maps.shape[1:])
-    for start in range(0, len(images), per_chunk):
-        rows = slice(start, start + per_chunk)
-        original = images[rows]
-        ranks = _ranks(maps[rows])
-        thresholds = changed_after.reshape((1, -1) + (1,) * (maps.ndim - 1))
-        changed = (ranks[:, None] < thresholds)[..., None]  # (n, steps + 1, ..., 1): every channel of a pixel
-        if mode == "deletion":
-            copies = np.where(changed, _fill(original)[:, None], original[:, None])
-        else:
-            copies = np.where(changed, original[:, None], _canvas(original, sigma)[:, None])
-        yield rows, copies.astype(np.float32)
+    thresholds = changed_after.reshape((1, -1) + (1,) * (maps.ndim - 1))
+    changed = (_ranks(maps)[:, None] < thresholds)[..., None]  # (N, steps + 1, ..., 1): every channel of a pixel
+    if mode == "deletion":
+        copies = np.where(changed, _fill(images)[:, None], images[:, None])
+    else:
+        copies = np.where(changed, images[:, None], _canvas(images, setting.blur_sigma(maps.shape[1:]))[:, None])
+    return copies.astype(np.float32)
+
+
+def _seen_through(images: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    """Each image seen through its map in [0, 1]: ``fill + map * (image - fill)``."""
+    if maps.size and (maps.min() < 0 or maps.max() > 1):
+        raise DataError("confidence_change needs maps in [0, 1] (compute_cam returns such)")
+    fill = _fill(images)
+    return (fill + maps[..., None] * (images - fill)).astype(np.float32)
+
+
+def _drop_and_rise(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Chattopadhyay et al.'s per-image drop ``max(0, Y - O) / Y`` and whether ``O > Y``."""
+    drop = np.divide(np.maximum(before - after, 0.0), before, out=np.zeros_like(before), where=before > 0)
+    return drop, after > before
 
 
 def perturbation_curves(
@@ -196,13 +201,10 @@ def perturbation_curves(
     if mode not in ("deletion", "insertion"):
         raise ParameterError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
     images, maps, labels = _checked(images, cams, classes)
-    curves = np.empty((len(images), setting.steps + 1))
-    for rows, copies in _perturbed(images, maps, mode, setting):
-        n = copies.shape[0]
-        flat = copies.reshape(n * (setting.steps + 1), *copies.shape[2:])
-        repeated = np.repeat(labels[rows], setting.steps + 1)
-        curves[rows] = class_probability(model, flat, repeated, setting.batch_size).reshape(n, setting.steps + 1)
-    return curves
+    copies = _copies(images, maps, mode, setting)
+    flat = copies.reshape(-1, *copies.shape[2:])
+    probabilities = class_probability(model, flat, np.repeat(labels, setting.steps + 1), setting.batch_size)
+    return probabilities.reshape(len(images), setting.steps + 1)
 
 
 def curve_auc(curves: npt.ArrayLike) -> np.ndarray:
@@ -247,14 +249,10 @@ def confidence_change(
         ``(drop (N,) in [0, 1], rose (N,) bool)``.
     """
     images, maps, labels = _checked(images, cams, classes)
-    if maps.size and (maps.min() < 0 or maps.max() > 1):
-        raise DataError("confidence_change needs maps in [0, 1] (compute_cam returns such)")
-    fill = _fill(images)
-    seen = (fill + maps[..., None] * (images - fill)).astype(np.float32)
-    before = class_probability(model, images, labels, batch_size)
-    after = class_probability(model, seen, labels, batch_size)
-    drop = np.divide(np.maximum(before - after, 0.0), before, out=np.zeros_like(before), where=before > 0)
-    return drop, after > before
+    both = class_probability(
+        model, np.concatenate([images, _seen_through(images, maps)]), np.tile(labels, 2), batch_size
+    )
+    return _drop_and_rise(both[: len(images)], both[len(images) :])
 
 
 def per_image_faithfulness(
@@ -274,22 +272,29 @@ def per_image_faithfulness(
         setting: Steps, batching and blur of the curves.
 
     Returns:
-        Metric (:data:`METRICS`) -> (N,) values; ``increase_in_confidence`` is boolean.
+        Metric (:data:`~common.explain.metric_names.FAITHFULNESS`) -> (N,) values;
+        ``increase_in_confidence`` is boolean.
     """
     images, maps, labels = _checked(images, cams, classes)
-    drop, rose = confidence_change(model, images, maps, labels, setting.batch_size)
+    n, points = len(images), setting.steps + 1
+    # One prediction call for everything: on a model that runs eagerly, each call costs a pass of Python
+    # over every layer, whatever its batch.
+    curves = [
+        _copies(images, maps, mode, setting).reshape(n * points, *images.shape[1:])
+        for mode in ("deletion", "insertion")
+    ]
+    stacked = np.concatenate([images, _seen_through(images, maps), *curves])
+    every = np.concatenate([labels, labels, np.repeat(labels, points), np.repeat(labels, points)])
+    probabilities = class_probability(model, stacked, every, setting.batch_size)
+    before, after = probabilities[:n], probabilities[n : 2 * n]
+    deletion, insertion = probabilities[2 * n :].reshape(2, n, points)
+    drop, rose = _drop_and_rise(before, after)
     return {
-        "deletion_auc": curve_auc(perturbation_curves(model, images, maps, labels, "deletion", setting)),
-        "insertion_auc": curve_auc(perturbation_curves(model, images, maps, labels, "insertion", setting)),
+        "deletion_auc": curve_auc(deletion),
+        "insertion_auc": curve_auc(insertion),
         "average_drop": drop,
         "increase_in_confidence": rose,
     }
-
-
-METRICS = ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence")
-"""The faithfulness metrics, in table order."""
-LOWER_IS_BETTER = ("deletion_auc", "average_drop")
-"""The faithfulness metrics whose best value is the lowest."""
 
 
 def summarise(values: np.ndarray, seed: int = 0, n_resamples: int = 1000) -> Estimate:
@@ -331,8 +336,8 @@ def score_faithfulness(
         n_resamples: Bootstrap resamples.
 
     Returns:
-        Metric (:data:`METRICS`) -> its :class:`~common.evaluation.estimate.Estimate` record with ``n``;
-        lower is better for :data:`LOWER_IS_BETTER`, higher for the others.
+        Metric -> its :class:`~common.evaluation.estimate.Estimate` record with ``n``; lower is better for
+        :data:`~common.explain.metric_names.LOWER_IS_BETTER`, higher for the others.
     """
     per_image = per_image_faithfulness(model, images, cams, classes, setting)
     return {name: summarise(values, seed, n_resamples).to_record() for name, values in per_image.items()}

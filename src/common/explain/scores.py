@@ -152,6 +152,30 @@ def iou_curve(
     return fractions, np.array([iou(cams, masks, fraction).mean() for fraction in fractions])
 
 
+def randomised_copy(model: keras.Model, n_layers: int | None, seed: int) -> keras.Model:
+    """A copy of the model with its top ``n_layers`` weighted layers re-initialised at once (None: all).
+
+    The end state of :func:`randomisation_check`'s cascade, in one step: each
+    layer's weights are redrawn from its own initializers, seeded from ``seed``.
+    The given model is not touched.
+    """
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    weighted_layers = [candidate for candidate in reversed(copy.layers) if candidate.weights]
+    if n_layers is not None:
+        if n_layers < 1:
+            raise ParameterError(f"n_layers must be >= 1 or None, got {n_layers}")
+        weighted_layers = weighted_layers[:n_layers]
+    for layer, layer_seed in zip(weighted_layers, np.random.SeedSequence(seed).spawn(len(weighted_layers))):
+        _reinitialise(layer, layer_seed)
+    return copy
+
+
+def spearman_per_image(trained: np.ndarray, randomised: np.ndarray) -> np.ndarray:
+    """Rank correlation of each pair of maps (N,); 0 where either map is constant."""
+    return np.array([_spearman(a, b) for a, b in zip(trained, randomised)])
+
+
 def _spearman(trained: np.ndarray, randomised: np.ndarray) -> float:
     """Rank correlation of two maps; 0 when either is constant (it carries no ranking)."""
     trained, randomised = trained.ravel(), randomised.ravel()
