@@ -60,6 +60,30 @@ def test_explanations_are_scored_per_method(smoke_results):
             assert_metric_entry(scores[name])
 
 
+@pytest.mark.parametrize(
+    "experiment_id",
+    [
+        pytest.param("resnet50-gradcam", marks=pytest.mark.notebook("resnet50-gradcam")),
+        pytest.param("iqoth", marks=pytest.mark.notebook("iqoth")),
+    ],
+)
+def test_every_cam_method_and_the_random_map_are_benchmarked_on_the_same_images(smoke_results, experiment_id):
+    record = smoke_results(experiment_id)
+    metrics = record["metrics"]
+    found = metrics["cam_benchmark"]
+    params = metrics["parameters"]
+    assert list(found["methods"]) == params["benchmark_methods"] and "random" in found["methods"]
+    assert found["n"] == params["benchmark_images"] and found["localisation"] == "scored"
+    assert found["layer"] == metrics["cam_layer_selection"]["chosen"]  # where the methods can differ
+    for scores in found["methods"].values():
+        for name in ("pointing_game", "energy_share", "iou", "deletion_auc", "insertion_auc", "average_drop"):
+            assert_metric_entry(scores[name])
+            assert scores[name]["n"] == found["n"]
+    tests = found["paired_tests"]["metrics"]
+    assert tests["pointing_game"]["test"] == "exact McNemar" and tests["deletion_auc"]["better"] == "lower"
+    assert_png(record["dir"] / "figures" / "cam_methods.png")
+
+
 @pytest.mark.notebook("resnet50-gradcam")
 def test_paper_table_is_generated_from_the_registry(smoke_results):
     metrics = smoke_results("resnet50-gradcam")["metrics"]

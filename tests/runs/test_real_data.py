@@ -52,3 +52,16 @@ def test_the_run_records_that_the_copy_matches_its_manifest_and_shows_the_warnin
     shown = "\n".join(str(output.get("data", {}).get("text/markdown", "")) for output in outputs)
     assert "**Warning: possible shortcut.** Pure subgroup: 31 images at 623 x 512: 100% malignant" in shown
     assert "**Data check** against manifest `iqothnccd`: the local copy matches its manifest" in shown
+
+
+def test_on_scans_without_masks_the_cam_benchmark_reports_faithfulness_only(real_run):
+    found = real_run["metrics"]["cam_benchmark"]
+    params = real_run["metrics"]["parameters"]
+    assert found["localisation"] == "no masks" and found["layer"] == params["cam_layer_candidates"][0]
+    for scores in found["methods"].values():
+        assert set(scores) == {"deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence"}
+        assert 0 <= scores["deletion_auc"]["value"] <= 1 and scores["deletion_auc"]["n"] == found["n"] > 0
+    notebook = nbformat.read(real_run["dir"] / "iqoth.ipynb", as_version=4)
+    outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+    shown = "\n".join(str(output.get("data", {}).get("text/plain", "")) for output in outputs)
+    assert "no masks" in shown and "deletion AUC (lower is better)" in shown

@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 
 from common.config.params import ImageRunParams, RunParams
+from common.errors import ParameterError
 from common.evaluation import tables
 from common.experiments.loading import read_masks
 
 if TYPE_CHECKING:
     from common.experiments.fitting import FitResult
+    from common.explain.benchmark import Benchmark
     from common.explain.driver import Explanation, ExplanationSet, ImageSubset, LayerSelection
 
 
@@ -304,6 +306,106 @@ def explain_test_images(
     if not test.has_masks:
         return None
     return explain_test_split(params, model, data, samples, test.inputs, test.probabilities, layer)
+
+
+def run_benchmark(params: RunParams, model, subset: ImageSubset, layer: str) -> Benchmark:
+    """:func:`common.explain.benchmark.benchmark` of ``params.benchmark_methods`` with the run's settings.
+
+    The sanity check re-initialises the run's ``randomisation_layers`` (none where the run has no such parameter).
+
+    Args:
+        params: Run parameters (``benchmark_methods``, ``deletion_steps``, ``seed``, ``n_resamples``...).
+        model: The model, or :class:`~common.explain.driver.FoldModels` with an owner per image of ``subset``.
+        subset: The images.
+        layer: The layer every method's maps are taken at.
+    """
+    from common.explain import benchmark, driver
+    from common.explain.faithfulness import Perturbation
+
+    if not params.benchmark_methods:
+        raise ParameterError("benchmark_methods is null: this run benchmarks no CAM method")
+    settings = driver.ExplainSettings.from_params(params)
+    return benchmark.benchmark(
+        model,
+        subset,
+        params.benchmark_methods,
+        settings,
+        Perturbation(steps=params.deletion_steps),
+        layer=layer,
+        randomisation_layers=getattr(params, "randomisation_layers", 0),
+    )
+
+
+def benchmark_test_images(
+    params: RunParams, model, test: TestImages, explained: Explanation | ExplanationSet | None, layer: str
+) -> Benchmark | None:
+    """Every method of ``params.benchmark_methods`` on the same test images (:mod:`common.explain.benchmark`).
+
+    With lesion masks: the first ``params.benchmark_images`` of the images the
+    explanation scores used, at the layer chosen on validation when one was
+    (where the methods can differ: at the last layer before global pooling
+    HiResCAM and XGrad-CAM equal Grad-CAM), else at the explanation's layer.
+    Without masks (real scans): the first ``benchmark_images`` correctly
+    classified test images, each explaining its class, by faithfulness only,
+    at the first of ``cam_layer_candidates`` where the run has them (without
+    masks no layer is chosen on validation, and the coarsest layer would make
+    the methods agree), else at ``layer``.
+
+    Args:
+        params: Run parameters.
+        model: The trained model.
+        test: The test split.
+        explained: The scored explanations (an :class:`ExplanationSet` or one
+            :class:`Explanation`), or None when nothing was scored.
+        layer: The CAM layer.
+
+    Returns:
+        The benchmark; None when ``benchmark_methods`` is null, or when the test
+        split has masks but no image was scored.
+    """
+    from common.explain.driver import ExplanationSet, ImageSubset
+
+    if not params.benchmark_methods:
+        return None
+    n = params.benchmark_images
+    if test.has_masks:
+        if isinstance(explained, ExplanationSet):
+            explained = explained.chosen or explained.last
+        if explained is None or not len(explained.positions):
+            return None
+        positions, masks, layer = explained.positions[:n], explained.masks[:n], explained.layer
+    else:
+        positions = np.flatnonzero(test.probabilities.argmax(axis=1) == test.labels)[:n]
+        masks = np.zeros((len(positions), *test.inputs.shape[1:-1]), bool)
+        candidates = getattr(params, "cam_layer_candidates", None)
+        layer = candidates[0] if candidates else layer
+    if not len(positions):
+        return None
+    return run_benchmark(params, model, ImageSubset.take(test.inputs, test.labels, positions, masks), layer)
+
+
+def method_panels(
+    params: RunParams, test: TestImages, found: Benchmark, k: int = 3
+) -> tuple[list[np.ndarray], list[str], list[np.ndarray | None]]:
+    """The first ``k`` benchmarked images under every method: the image, then one overlay per method.
+
+    Returns:
+        ``(panels, titles, masks)``, ``1 + len(methods)`` of each per image (the lesion outline on every
+        panel where the image has a mask), for :func:`common.report.figures.image_grid`.
+    """
+    from common.explain import overlays
+
+    panels, titles, masks = [], [], []
+    for row, position in enumerate(found.positions[:k]):
+        image = test.display[position]
+        lesion = found.masks[row] if found.masks is not None and found.masks[row].any() else None
+        panels.append(image)
+        titles.append(f"{test.samples.label[position]} ({found.layer})")
+        for method in found.methods:
+            panels.append(overlays.overlay(image, found.cams[method][row]))
+            titles.append(method)
+        masks += [lesion] * (1 + len(found.methods))
+    return panels, titles, masks
 
 
 def extreme_rows(params: RunParams, test: TestImages, scored: ExplanationSet, k: int = 3) -> tuple[list[dict], str]:

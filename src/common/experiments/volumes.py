@@ -27,7 +27,7 @@ import pandas as pd
 from common.config.params import Gradcam3dParams
 from common.data import annotations, volume_sets
 from common.experiments.cross_validation import CrossValidation
-from common.experiments.explaining import explained_subset
+from common.experiments.explaining import explained_subset, run_benchmark
 from common.experiments.loading import (
     PHANTOM_OUTLINES,
     LoadedData,
@@ -42,6 +42,7 @@ from common.experiments.loading import (
 if TYPE_CHECKING:
     import keras
 
+    from common.explain.benchmark import Benchmark
     from common.explain.driver import Explanation
 
 MODEL_NAME = "CNN3D"
@@ -182,6 +183,61 @@ def explain_folds(
     return driver.explain(
         cv.fold_models(positions), subset, params.cam_methods, driver.ExplainSettings.from_params(params), layer
     )
+
+
+def benchmark_volumes(
+    params: Gradcam3dParams,
+    cv: CrossValidation,
+    volumes: np.ndarray,
+    samples: pd.DataFrame,
+    explained: LayerExplanations,
+    layer: str | None = None,
+) -> Benchmark | None:
+    """The CAM benchmark (:mod:`common.explain.benchmark`) on the first ``benchmark_images`` scored volumes.
+
+    Each volume is explained by the model of its test fold, at ``layer`` (default: the paper's CAM layer).
+
+    Returns:
+        The benchmark; None without scored volumes or with ``benchmark_methods`` null.
+    """
+    from common.explain import driver
+
+    layer = layer or explained.cam_layer
+    if not params.benchmark_methods or not explained.scored or layer not in explained.by_layer:
+        return None
+    scored = explained.by_layer[layer]
+    positions = scored.positions[: params.benchmark_images]
+    subset = driver.ImageSubset.take(
+        volumes, samples["label_index"].to_numpy(), positions, scored.masks[: params.benchmark_images]
+    )
+    return run_benchmark(params, cv.fold_models(positions), subset, layer)
+
+
+def method_slices(
+    volumes: np.ndarray, found: Benchmark, k: int = 2
+) -> tuple[list[np.ndarray], list[str], list[np.ndarray | None]]:
+    """The first ``k`` benchmarked volumes under every method, each at the axial slice with the most lesion.
+
+    Returns:
+        ``(panels, titles, masks)``, ``1 + len(methods)`` of each per volume (the slice, then one overlay per
+        method; the lesion outline on every panel), for :func:`common.report.figures.image_grid`.
+    """
+    from common.explain import overlays
+
+    panels, titles, masks = [], [], []
+    for row, position in enumerate(found.positions[:k]):
+        lesion = found.masks[row] if found.masks is not None and found.masks[row].any() else None
+        weights = lesion if lesion is not None else found.cams[found.methods[0]][row]
+        depth = int(np.asarray(weights).sum(axis=(0, 1)).argmax())
+        image = volumes[position, :, :, depth, 0]
+        image = (image - image.min()) / max(float(np.ptp(image)), 1e-12)
+        panels.append(image)
+        titles.append(f"volume {position}, slice {depth} ({found.layer})")
+        for method in found.methods:
+            panels.append(overlays.overlay(image, found.cams[method][row][:, :, depth]))
+            titles.append(method)
+        masks += [None if lesion is None else lesion[:, :, depth]] * (1 + len(found.methods))
+    return panels, titles, masks
 
 
 def fold_cam(
