@@ -44,6 +44,7 @@ def test_every_template_renders_and_an_unknown_name_is_an_error():
         "performance.md.j2",
         "real_banner.md.j2",
         "real_scans.md.j2",
+        "which_cam.md.j2",
     ]
     assert render.render("missing.md.j2", title="T", experiment_id="x").startswith("# T\n\nThis experiment")
     with pytest.raises(jinja2.UndefinedError):

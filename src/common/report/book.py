@@ -54,6 +54,7 @@ from common.report.performance import (
     with_current_wall_times,
 )
 from common.report.results import project_root, read_metrics, results_root
+from common.report.which_cam import which_cam_markdown
 
 __all__ = [
     "BENCH_FIGURE",
@@ -126,6 +127,7 @@ def assemble(results_dir: Path | None = None, book_root: Path | None = None) -> 
         overview_markdown(found, generated / "figures", results_dir), encoding="utf-8"
     )
     (generated / "datasets.md").write_text(datasets_markdown(), encoding="utf-8")
+    (generated / "which-cam.md").write_text(which_cam_markdown(found), encoding="utf-8")
     record = with_current_wall_times(read_bench(results_dir), results_dir)
     (generated / "performance.md").write_text(performance_markdown(record, generated / "figures"), encoding="utf-8")
     return found
