@@ -64,6 +64,7 @@ COINCIDENCES = {
         "src/common/explain/scores.py",
         224,
     ): "the pointing game's tolerance is defined at a 224 px reference side, not an input size",
+    ("src/common/explain/faithfulness.py", 224): "RISE's insertion blur is defined at a 224 px side, not an input size",
     ("src/common/data/phantoms/scenes.py", 0.075): "a phantom ventricle horn's size as a share of the image side",
     ("src/common/data/phantoms/scenes.py", 0.82): "a phantom body's half-width range",
     ("src/common/data/phantoms/scenes.py", 0.86): "a phantom sternum's position",

@@ -59,7 +59,10 @@ def test_on_scans_without_masks_the_cam_benchmark_reports_faithfulness_only(real
     params = real_run["metrics"]["parameters"]
     assert found["localisation"] == "no masks" and found["layer"] == params["cam_layer_candidates"][0]
     for scores in found["methods"].values():
-        assert set(scores) == {"deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence"}
+        # Faithfulness and the sanity check need no mask; localisation does.
+        assert set(scores) == {
+            "deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence", "randomisation_spearman"
+        }  # fmt: skip
         assert 0 <= scores["deletion_auc"]["value"] <= 1 and scores["deletion_auc"]["n"] == found["n"] > 0
     notebook = nbformat.read(real_run["dir"] / "iqoth.ipynb", as_version=4)
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
