@@ -269,3 +269,19 @@ def test_the_random_baseline_points_at_a_lesion_about_as_often_as_the_lesion_cov
     hits = scores.pointing_game(maps, masks, tolerance_px=0)
     low, high = stats.binomtest(int(hits.sum()), len(hits), 0.25).proportion_ci(0.99)
     assert low <= 0.25 <= high, hits.mean()
+
+
+@pytest.mark.parametrize("three_d", [False, True], ids=["2d", "3d"])
+@pytest.mark.parametrize("units,activation", [(2, "softmax"), (1, "sigmoid")])
+def test_one_shared_pass_gives_every_gradient_method_its_own_maps(three_d, units, activation):
+    model = tiny_model(three_d=three_d, units=units, activation=activation, pooled=True, seed=5)
+    images = random_images(model, n=5)
+    classes = [0, 1, 1, 0, 1]
+    shared = cams.CamExplainer(model).cams_of_gradient_methods(images, classes, "conv", methods.GRADIENT_METHODS, 2)
+    assert list(shared) == list(methods.GRADIENT_METHODS) and "scorecam" not in shared
+    for name, maps in shared.items():
+        np.testing.assert_allclose(maps, cams.compute_cam(model, images, classes, name, "conv"), atol=1e-5)
+    from common.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="not all of"):
+        cams.CamExplainer(model).cams_of_gradient_methods(images, classes, "conv", ["gradcam", "scorecam"])

@@ -9,6 +9,12 @@ scores every map image by image:
 * faithfulness, everywhere (:mod:`common.explain.faithfulness`): deletion and
   insertion AUC, average drop and increase in confidence.
 
+The six gradient methods take their maps from one shared forward and
+backward pass per batch (:func:`common.explain.driver.owned_gradient_cams`);
+Score-CAM and the random map are computed on their own. With a sanity check
+the same maps are taken once more from a copy of the model whose top layers
+are re-initialised (:func:`common.explain.scores.randomised_copy`).
+
 Each metric is summarised with its 95% interval, and every method is tested
 against the best method of the metric on the same images
 (:func:`common.evaluation.paired.paired_score_comparison`, the test the model
@@ -31,10 +37,18 @@ from common.errors import DataError
 from common.evaluation import tables
 from common.evaluation.paired import PairedComparison, paired_score_comparison
 from common.explain import faithfulness, scores
-from common.explain.driver import Explainer, ExplainSettings, FoldModels, ImageSubset, as_fold_models, owned_cams
+from common.explain.driver import (
+    Explainer,
+    ExplainSettings,
+    FoldModels,
+    ImageSubset,
+    as_fold_models,
+    owned_cams,
+    owned_gradient_cams,
+)
 from common.explain.faithfulness import Perturbation
 from common.explain.layers import last_conv_layer
-from common.explain.methods import METHODS
+from common.explain.methods import GRADIENT_METHODS, METHODS
 from common.explain.metric_names import (
     FAITHFULNESS,
     LOCALISATION,
@@ -44,6 +58,9 @@ from common.explain.metric_names import (
     column_title,
     metric_name,
 )
+
+GRADIENT_PASS = "gradient methods, one pass"
+"""The key of the shared pass of the gradient methods in :attr:`Benchmark.seconds`."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # arrays inside: compared by identity
@@ -239,12 +256,14 @@ def benchmark(
             for key, owner in owned.models.items()
         }
         randomised = FoldModels(reinitialised, owned.owners)
-    per_image, seconds, maps_of = {}, {}, {}
+    per_image: dict[str, dict[str, np.ndarray]] = {}
+    seconds: dict[str, float] = {}
+    maps_of = _maps_of_every_method(model, subset, methods, chosen, settings, seconds)
+    changed_maps = (
+        {} if randomised is None else _maps_of_every_method(randomised, subset, methods, chosen, settings, {})
+    )
     for method in methods:
-        cap = settings.max_channels(method)
-        started = time.perf_counter()
-        maps = owned_cams(model, subset.images, subset.targets, method, chosen, cap)
-        seconds[method] = round(time.perf_counter() - started, 2)
+        maps = maps_of[method]
         found: dict[str, np.ndarray] = {}
         if has_masks:
             found["pointing_game"] = scores.pointing_game(maps, subset.masks)
@@ -252,9 +271,8 @@ def benchmark(
             found["iou"] = scores.iou(maps, subset.masks, settings.fraction)
         found |= _owned_faithfulness(model, subset, maps, perturbation)
         if randomised is not None:
-            changed = owned_cams(randomised, subset.images, subset.targets, method, chosen, cap)
-            found["randomisation_spearman"] = scores.spearman_per_image(maps, changed)
-        per_image[method], maps_of[method] = found, maps
+            found["randomisation_spearman"] = scores.spearman_per_image(maps, changed_maps[method])
+        per_image[method] = found
     comparison = None
     if len(methods) > 1:
         comparison = paired_score_comparison(
@@ -277,6 +295,34 @@ def benchmark(
         settings.n_resamples,
         subset.masks,
     )
+
+
+def _maps_of_every_method(
+    model: Explainer,
+    subset: ImageSubset,
+    methods: Sequence[str],
+    layer: str,
+    settings: ExplainSettings,
+    seconds: dict[str, float],
+) -> dict[str, np.ndarray]:
+    """Every method's maps of the subset: the gradient methods from one shared pass, the others one by one.
+
+    Records the seconds in ``seconds``, the shared pass under :data:`GRADIENT_PASS`.
+    """
+    shared = [method for method in methods if method in GRADIENT_METHODS]
+    maps: dict[str, np.ndarray] = {}
+    if shared:
+        started = time.perf_counter()
+        maps |= owned_gradient_cams(model, subset.images, subset.targets, shared, layer)
+        seconds[GRADIENT_PASS] = round(time.perf_counter() - started, 2)
+    for method in methods:
+        if method not in maps:
+            started = time.perf_counter()
+            maps[method] = owned_cams(
+                model, subset.images, subset.targets, method, layer, settings.max_channels(method)
+            )
+            seconds[method] = round(time.perf_counter() - started, 2)
+    return maps
 
 
 def _owned_faithfulness(

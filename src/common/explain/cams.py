@@ -25,7 +25,7 @@ import numpy as np
 
 from common.errors import DataError, ParameterError
 from common.explain.layers import last_conv_layer
-from common.explain.methods import METHODS, CamMethod, CamOptions, make_method
+from common.explain.methods import METHODS, CamMethod, CamOptions, make_method, several_gradient_maps
 
 ClassIndices = int | Sequence[int] | np.ndarray
 """One class index for all images, or one per image."""
@@ -219,12 +219,7 @@ class CamExplainer:
         Returns:
             Layer name -> float32 CAMs in [0, 1] at the input's spatial size.
         """
-        images = np.asarray(images, dtype=np.float32)
-        if images.ndim != self.input_rank:
-            raise DataError(
-                f"images must have shape (N, ...) of rank {self.input_rank} matching the model input "
-                f"{tuple(self.model.inputs[0].shape)}, got {images.shape}"
-            )
+        images = self._checked_images(images)
         options = CamOptions(batch_size, max_channels, score_batch_size)
         unique = tuple(dict.fromkeys(layers))
         if not unique:
@@ -237,6 +232,49 @@ class CamExplainer:
             for layer, maps in raw.items():
                 cams[layer][rows] = normalise_cams(upsample_cams(maps, images.shape[1:-1]))
         return cams
+
+    def cams_of_gradient_methods(
+        self,
+        images: np.ndarray,
+        class_indices: ClassIndices,
+        layer: str | None,
+        methods: Sequence[str],
+        batch_size: int = 32,
+    ) -> dict[str, np.ndarray]:
+        """CAMs of several gradient methods at one layer from one forward and backward pass per batch.
+
+        Each method's maps equal its own explainer's (:meth:`cams`); the pass runs eagerly.
+
+        Args:
+            images: Model-ready inputs, see :func:`compute_cam`.
+            class_indices: One class index for all images or one per image.
+            layer: Layer name; None: the last convolutional layer.
+            methods: Keys of :data:`common.explain.methods.GRADIENT_METHODS`.
+            batch_size: Images per pass.
+
+        Returns:
+            Method -> float32 CAMs in [0, 1] at the input's spatial size.
+        """
+        images = self._checked_images(images)
+        layer = self.default_layer if layer is None else layer
+        self._check_spatial(layer)
+        indices = _class_index_array(class_indices, len(images), self.n_outputs)
+        names = tuple(dict.fromkeys(methods))
+        cams = {name: np.empty(images.shape[:-1], dtype=np.float32) for name in names}
+        for rows, raw in several_gradient_maps(self.model, self.binary, images, indices, layer, names, batch_size):
+            for name, maps in raw.items():
+                cams[name][rows] = normalise_cams(upsample_cams(maps, images.shape[1:-1]))
+        return cams
+
+    def _checked_images(self, images: np.ndarray) -> np.ndarray:
+        """float32 images of the model input's rank."""
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != self.input_rank:
+            raise DataError(
+                f"images must have shape (N, ...) of rank {self.input_rank} matching the model input "
+                f"{tuple(self.model.inputs[0].shape)}, got {images.shape}"
+            )
+        return images
 
     def _check_spatial(self, layer: str) -> None:
         """Check that ``layer`` exists and has spatial feature maps of the input's rank."""

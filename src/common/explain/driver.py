@@ -182,6 +182,35 @@ def owned_cams(
     return maps
 
 
+def owned_gradient_cams(
+    model: Explainer, images: np.ndarray, targets: np.ndarray, methods: Sequence[str], layer: str | None
+) -> dict[str, np.ndarray]:
+    """CAMs of several gradient methods, every image by its own model, from one pass per batch and model.
+
+    Args:
+        model: One model, or :class:`FoldModels` with an owner per image.
+        images: Model-ready inputs (N, ...).
+        targets: The class explained in each image (N,).
+        methods: Keys of :data:`common.explain.methods.GRADIENT_METHODS`.
+        layer: CAM layer; None: each model's last convolutional layer.
+
+    Returns:
+        Method -> float32 CAMs (N, H, W) or (N, H, W, D) in [0, 1].
+    """
+    assigned = as_fold_models(model, len(images))
+    targets = np.asarray(targets)
+    maps = {method: np.zeros(images.shape[:-1], dtype=np.float32) for method in methods}
+    for key, owner in assigned.models.items():
+        mine = np.flatnonzero(assigned.owners == key)
+        if mine.size:
+            found = CamExplainer(owner, methods[0]).cams_of_gradient_methods(
+                images[mine], targets[mine], layer, methods
+            )
+            for method, cams in found.items():
+                maps[method][mine] = cams
+    return maps
+
+
 @dataclasses.dataclass(frozen=True, eq=False)  # arrays inside: compared by identity
 class Explanation:
     """The CAMs of a subset of images at one layer, by one or more methods, scored against lesion masks.

@@ -244,7 +244,11 @@ class CamMethod(abc.ABC):
 
 
 class _GradientStep:
-    """One gradient method's batch step at some layers: images, classes -> raw CAM per layer.
+    """The batch step of one or more gradient methods at some layers: images, classes -> raw maps.
+
+    One forward and one backward pass give every layer's feature maps and
+    gradients; each method's channel weights (``weighs``) then make its map,
+    so several methods cost about what one does.
 
     An object rather than a closure: TensorFlow's retracing detector counts the traces of
     every ``tf.function`` made from the same function code together, so the steps of many
@@ -253,12 +257,12 @@ class _GradientStep:
     own, so the warning now means what it says: this very step was traced again.
     """
 
-    def __init__(self, probe: keras.Model, weigh: Callable, combine: Callable, binary: bool) -> None:
-        """Keep the probe (inputs -> [feature maps per layer], logits) and how maps are made."""
-        self.probe, self.weigh, self.combine, self.binary = probe, weigh, combine, binary
+    def __init__(self, probe: keras.Model, weighs: tuple[Callable, ...], combine: Callable, binary: bool) -> None:
+        """Keep the probe (inputs -> [feature maps per layer], logits), the methods' weights and how maps are made."""
+        self.probe, self.weighs, self.combine, self.binary = probe, weighs, combine, binary
 
     def __call__(self, images: tf.Tensor, classes: tf.Tensor) -> list[tf.Tensor]:
-        """Raw maps (N, ...) per layer of the images for their classes."""
+        """Raw maps (N, ...) of the images for their classes, layer by layer and, within a layer, method by method."""
         with tf.GradientTape() as tape:
             features, logits = self.probe(images, training=False)
             if self.binary:  # +z for class 1, -z for class 0
@@ -267,10 +271,10 @@ class _GradientStep:
                 scores = tf.gather(logits, classes, axis=1, batch_dims=1)
         # Images are independent, so the gradient of the summed scores is each image's own.
         gradients = tape.gradient(scores, features)
-        maps = []
+        maps: list[tf.Tensor] = []
         for feature, gradient in zip(features, gradients):
             feature, gradient = tf.cast(feature, tf.float32), tf.cast(gradient, tf.float32)
-            maps.append(self.combine(feature, self.weigh(feature, gradient)))
+            maps.extend(self.combine(feature, weigh(feature, gradient)) for weigh in self.weighs)
         return maps
 
 
@@ -307,7 +311,7 @@ class GradientMethod(CamMethod):
         probe = keras.Model(
             self.model.inputs, [[self.model.get_layer(layer).output for layer in layers], self.model.outputs[0]]
         )
-        return _GradientStep(probe, self.channel_weights, self.weighted_sum, self.binary)
+        return _GradientStep(probe, (self.channel_weights,), self.weighted_sum, self.binary)
 
     def gradient_step(self, layers: tuple[str, ...]) -> Callable[[tf.Tensor, tf.Tensor], list[tf.Tensor]]:
         """The batch step at ``layers``, counted as one more batch run.
@@ -342,6 +346,44 @@ class GradientMethod(CamMethod):
             step = self.gradient_step(layers)  # eager at first, compiled once it runs again
             raw = step(tf.constant(images[start:stop]), tf.constant(classes[start:stop], tf.int32))
             yield slice(start, stop), {layer: maps.numpy() for layer, maps in zip(layers, raw)}
+
+
+def several_gradient_maps(
+    model: keras.Model,
+    binary: bool,
+    images: np.ndarray,
+    classes: np.ndarray,
+    layer: str,
+    names: tuple[str, ...],
+    batch_size: int,
+) -> RawMaps:
+    """Raw maps of several gradient methods at one layer from one pass per batch, run eagerly.
+
+    Args:
+        model: The logit view.
+        binary: True when ``model`` ends in a single logit.
+        images: float32 model inputs, already checked.
+        classes: One class index per image, already checked.
+        layer: A layer with spatial outputs.
+        names: Keys of :data:`METHODS` whose classes are :class:`GradientMethod`.
+        batch_size: Images per pass.
+
+    Yields:
+        ``(rows, {method: maps})`` at the layer's resolution.
+
+    Raises:
+        ParameterError: A name that is not a gradient method.
+    """
+    chosen = [METHODS.get(name) for name in names]
+    if not all(method is not None and issubclass(method, GradientMethod) for method in chosen):
+        raise ParameterError(f"not all of {list(names)} are gradient methods ({list(GRADIENT_METHODS)})")
+    probe = keras.Model(model.inputs, [[model.get_layer(layer).output], model.outputs[0]])
+    weighs = tuple(method.channel_weights for method in chosen)  # type: ignore[union-attr]
+    step = _GradientStep(probe, weighs, CamMethod.weighted_sum, binary)
+    for start in range(0, len(images), batch_size):
+        stop = start + batch_size
+        raw = step(tf.constant(images[start:stop]), tf.constant(classes[start:stop], tf.int32))
+        yield slice(start, stop), {name: maps.numpy() for name, maps in zip(names, raw)}
 
 
 class GradCam(GradientMethod):
@@ -494,6 +536,8 @@ METHODS: dict[str, type[CamMethod]] = {
 }
 """CAM method name -> its class: ``"gradcam"``, ``"gradcam++"``, ``"scorecam"``, ``"hirescam"``,
 ``"layercam"``, ``"xgradcam"``, ``"eigencam"``, and the baseline ``"random"``."""
+GRADIENT_METHODS = tuple(name for name, method in METHODS.items() if issubclass(method, GradientMethod))
+"""The methods that share one forward and backward pass (:func:`several_gradient_maps`)."""
 
 
 def make_method(name: str, model: keras.Model, binary: bool, compile_after_batches: int = 1) -> CamMethod:
