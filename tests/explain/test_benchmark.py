@@ -158,7 +158,7 @@ def test_the_sanity_check_scores_the_random_map_one_and_a_gradient_map_below_one
     assert found.metrics[-1] == "randomisation_spearman"
     np.testing.assert_allclose(found.per_image["random"]["randomisation_spearman"], 1.0)  # it ignores the model
     assert found.per_image["gradcam"]["randomisation_spearman"].mean() < 0.99
-    assert "randomisation Spearman (lower is better)" in found.table().columns
+    assert "randomisation |Spearman| (lower is better)" in found.table().columns
     without = benchmark.benchmark(model, chosen, ["gradcam", "random"], SETTINGS, STEPS, layer="conv")
     assert "randomisation_spearman" not in without.metrics
     np.testing.assert_allclose(

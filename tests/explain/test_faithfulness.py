@@ -157,3 +157,17 @@ def test_bad_arguments_are_refused():
         faithfulness.confidence_change(model, images, np.full((3, SIDE, SIDE), 2.0), 1)
     with pytest.raises(ParameterError, match="steps"):
         Perturbation(steps=0)
+
+
+def test_several_maps_scored_together_equal_each_map_alone_in_any_grouping():
+    model = one_pixel_model()
+    images = images_with_bright_pixel(3)
+    maps = {"peak": map_peaked_at(PIXEL), "corner": map_peaked_at((0, 0)), "flat": np.full((3, SIDE, SIDE), 0.5)}
+    setting = Perturbation(steps=4)
+    together = faithfulness.faithfulness_of_maps(model, images, maps, 1, setting)
+    one_per_call = faithfulness.faithfulness_of_maps(model, images, maps, 1, setting, max_bytes=1)
+    for name, found in maps.items():
+        alone = faithfulness.per_image_faithfulness(model, images, found, 1, setting)
+        for metric, values in alone.items():
+            np.testing.assert_allclose(together[name][metric], values, rtol=1e-6, err_msg=f"{name} {metric}")
+            np.testing.assert_allclose(one_per_call[name][metric], values, rtol=1e-6, err_msg=f"{name} {metric}")

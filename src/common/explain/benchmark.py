@@ -212,7 +212,7 @@ def benchmark(
 
     With ``randomisation_layers`` (a number, or None for every layer), each
     method is also scored by the sanity check of Adebayo et al. (2018) in one
-    step: each image's map is correlated (Spearman) with its map by a copy of
+    step: each image's map is rank-correlated (absolute Spearman) with its map by a copy of
     the model whose top ``randomisation_layers`` weighted layers are
     re-initialised (:func:`common.explain.scores.randomised_copy`); lower is
     better, and the random map, which ignores the model, scores 1.
@@ -262,6 +262,7 @@ def benchmark(
     changed_maps = (
         {} if randomised is None else _maps_of_every_method(randomised, subset, methods, chosen, settings, {})
     )
+    faithful = _owned_faithfulness(model, subset, maps_of, perturbation)
     for method in methods:
         maps = maps_of[method]
         found: dict[str, np.ndarray] = {}
@@ -269,9 +270,10 @@ def benchmark(
             found["pointing_game"] = scores.pointing_game(maps, subset.masks)
             found["energy_share"] = scores.energy_share(maps, subset.masks)
             found["iou"] = scores.iou(maps, subset.masks, settings.fraction)
-        found |= _owned_faithfulness(model, subset, maps, perturbation)
+        found |= faithful[method]
         if randomised is not None:
-            found["randomisation_spearman"] = scores.spearman_per_image(maps, changed_maps[method])
+            # Anti-correlated maps have changed with the model too: the size of the correlation counts.
+            found["randomisation_spearman"] = np.abs(scores.spearman_per_image(maps, changed_maps[method]))
         per_image[method] = found
     comparison = None
     if len(methods) > 1:
@@ -326,18 +328,21 @@ def _maps_of_every_method(
 
 
 def _owned_faithfulness(
-    model: Explainer, subset: ImageSubset, maps: np.ndarray, perturbation: Perturbation
-) -> dict[str, np.ndarray]:
-    """Faithfulness of every image's map on its own model (one model, or each fold's)."""
+    model: Explainer, subset: ImageSubset, maps_of: Mapping[str, np.ndarray], perturbation: Perturbation
+) -> dict[str, dict[str, np.ndarray]]:
+    """Faithfulness of every method's maps, each image on its own model (one model, or each fold's)."""
     assigned = as_fold_models(model, len(subset))
-    found = {metric: np.zeros(len(subset), dtype=float) for metric in FAITHFULNESS}
-    found["increase_in_confidence"] = np.zeros(len(subset), dtype=bool)
+    found = {method: {metric: np.zeros(len(subset), dtype=float) for metric in FAITHFULNESS} for method in maps_of}
+    for method in maps_of:
+        found[method]["increase_in_confidence"] = np.zeros(len(subset), dtype=bool)
     for key, owner in assigned.models.items():
         mine = np.flatnonzero(assigned.owners == key)
         if mine.size:
-            scored = faithfulness.per_image_faithfulness(
-                owner, subset.images[mine], maps[mine], subset.targets[mine], perturbation
+            mine_maps = {method: maps[mine] for method, maps in maps_of.items()}
+            scored = faithfulness.faithfulness_of_maps(
+                owner, subset.images[mine], mine_maps, subset.targets[mine], perturbation
             )
-            for metric, values in scored.items():
-                found[metric][mine] = values
+            for method, by_metric in scored.items():
+                for metric, values in by_metric.items():
+                    found[method][metric][mine] = values
     return found

@@ -11,7 +11,7 @@ LOCALISATION = ("pointing_game", "energy_share", "iou")
 FAITHFULNESS = ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence")
 """The faithfulness metrics, in table order."""
 RANDOMISATION = ("randomisation_spearman",)
-"""The sanity check (Adebayo et al. 2018): each map's rank correlation with the map of the model with its top
+"""The sanity check (Adebayo et al. 2018): each map's absolute rank correlation with the map of the model with its top
 layers re-initialised; a map that explains the model changes with it."""
 LOWER_IS_BETTER = ("deletion_auc", "average_drop", "randomisation_spearman")
 """The metrics whose best value is the lowest."""
@@ -25,7 +25,7 @@ METRIC_NAMES = {
     "insertion_auc": "insertion AUC",
     "average_drop": "average drop",
     "increase_in_confidence": "increase in confidence",
-    "randomisation_spearman": "randomisation Spearman",
+    "randomisation_spearman": "randomisation |Spearman|",
 }
 """Each metric as a sentence names it."""
 
