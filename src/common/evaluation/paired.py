@@ -295,6 +295,21 @@ def _mcnemar(right_reference: np.ndarray, right_model: np.ndarray) -> tuple[floa
     return float(mcnemar([[both, b], [c, neither]], exact=True).pvalue), (b, c)
 
 
+def _holm_comparisons(
+    others: Sequence[str],
+    reference: str,
+    raw: Sequence[float],
+    discordant: Sequence[tuple[int, int] | None],
+    alpha: float,
+) -> tuple[Comparison, ...]:
+    """One metric's comparisons with the reference: the raw p-values adjusted by Holm's method (statsmodels)."""
+    holm = multipletests(raw, alpha=alpha, method="holm")[1] if raw else []
+    return tuple(
+        Comparison(other, reference, p, float(p_holm), bool(p_holm >= alpha), counts)
+        for other, p, p_holm, counts in zip(others, raw, holm, discordant)
+    )
+
+
 def _check(metrics: Sequence[str], alpha: float, probabilities: Mapping) -> None:
     """Raise ParameterError for unknown metrics or an alpha outside (0, 1), DataError for no models."""
     unknown = [metric for metric in metrics if metric not in SUMMARY_METRICS]
@@ -368,12 +383,8 @@ def paired_comparison(
                 p = _permutation_p(swaps, metric, n_units, seed, int(n_resamples))
             raw.append(p)
             discordant.append(counts if metric == "accuracy" else None)
-        holm = multipletests(raw, alpha=alpha, method="holm")[1] if raw else []
         references[metric] = reference
-        comparisons[metric] = tuple(
-            Comparison(model, reference, p, float(p_holm), bool(p_holm >= alpha), counts)
-            for model, p, p_holm, counts in zip(others, raw, holm, discordant)
-        )
+        comparisons[metric] = _holm_comparisons(others, reference, raw, discordant, alpha)
     return PairedComparison(
         models=tuple(probs),
         metrics=metrics,
@@ -477,12 +488,8 @@ def paired_score_comparison(
                 p = float(min(result.pvalue, 1.0))
                 discordant.append(None)
             raw.append(p)
-        holm = multipletests(raw, alpha=alpha, method="holm")[1] if raw else []
         references[metric] = reference
-        comparisons[metric] = tuple(
-            Comparison(candidate, reference, p, float(p_holm), bool(p_holm >= alpha), counts)
-            for candidate, p, p_holm, counts in zip(others, raw, holm, discordant)
-        )
+        comparisons[metric] = _holm_comparisons(others, reference, raw, discordant, alpha)
     return PairedComparison(
         models=candidates,
         metrics=metrics,
