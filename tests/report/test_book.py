@@ -89,7 +89,7 @@ def test_toc_holds_every_experiment_and_every_hand_written_page():
     for page in BOOK_PAGES:
         # only_build_toc_files: a page missing from the toc would silently vanish.
         assert f"{book.BOOK_DIR}/{page.stem}" in files
-    assert f"{book.GENERATED}/overview" in files
+    assert f"{book.GENERATED}/overview" in files and f"{book.GENERATED}/which-cam" in files
 
 
 MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
