@@ -63,7 +63,7 @@ def test_the_page_shows_every_benchmark_its_sentence_and_the_randomisation_check
     page = which_cam.which_cam_markdown(found)
     assert page.startswith("# Which CAM should I trust?")
     assert "[The experiment's page](../experiments/resnet50-gradcam): 24 images at layer `conv2_block3_out`." in page
-    assert "re-initialising the top 2 layers correlates with the trained model's by ρ = 0.12" in page
+    assert "re-initialising the top 3 layers correlates with the trained model's by ρ = 0.12" in page
     assert "| gradcam | 0.200 (0.15–0.25) ◆ |" in page  # pointing game, tied
     assert "| random | 0.800 (0.75–0.85) ◆ | " in page and "0.800 (0.75–0.85) |" in page  # not on deletion
     iqoth = page.split("## IQ-OTH")[1] if "## IQ-OTH" in page else page.split("iqoth)")[1]

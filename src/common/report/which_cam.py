@@ -52,12 +52,12 @@ class BenchmarkSection:
 
 
 def _randomisation(metrics: Mapping[str, Any]) -> str | None:
-    """Grad-CAM's Spearman correlation once the most layers were re-initialised, as a sentence; None without one."""
+    """Grad-CAM's Spearman correlation after the last step of the cascade (one step per layer), as a sentence."""
     for model, methods in (metrics.get("explanations") or {}).items():
         spearman = (methods.get("gradcam") or {}).get("randomisation_spearman")
         if spearman:
             return (
-                f"Grad-CAM of {model} after re-initialising the top {len(spearman) - 1} layers correlates with the "
+                f"Grad-CAM of {model} after re-initialising the top {len(spearman)} layers correlates with the "
                 f"trained model's by ρ = {spearman[-1]:.2f} (Spearman; 1 would mean the heatmap ignores the weights)."
             )
     return None
