@@ -324,6 +324,8 @@ def run_benchmark(params: RunParams, model, subset: ImageSubset, layer: str) -> 
 
     if not params.benchmark_methods:
         raise ParameterError("benchmark_methods is null: this run benchmarks no CAM method")
+    from common.config import registry
+
     settings = driver.ExplainSettings.from_params(params)
     return benchmark.benchmark(
         model,
@@ -331,6 +333,7 @@ def run_benchmark(params: RunParams, model, subset: ImageSubset, layer: str) -> 
         params.benchmark_methods,
         settings,
         Perturbation(steps=params.deletion_steps),
+        alpha=float(registry.section("statistics")["alpha"]),  # the model comparisons' level too
         layer=layer,
         randomisation_layers=getattr(params, "randomisation_layers", 0),
     )

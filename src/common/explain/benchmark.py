@@ -26,6 +26,7 @@ a sentence where the metrics crown different methods.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -45,6 +46,7 @@ from common.explain.driver import (
     as_fold_models,
     owned_cams,
     owned_gradient_cams,
+    owned_rows,
 )
 from common.explain.faithfulness import Perturbation
 from common.explain.layers import last_conv_layer
@@ -99,8 +101,9 @@ class Benchmark:
         scored = next(iter(self.per_image.values()), {})
         return tuple(metric for metric in (*LOCALISATION, *FAITHFULNESS, *RANDOMISATION) if metric in scored)
 
+    @functools.cached_property
     def estimates(self) -> dict[str, dict[str, Any]]:
-        """Method -> metric -> its estimate (mean with 95% interval, and n)."""
+        """Method -> metric -> its estimate (mean with 95% interval, and n), bootstrapped once."""
         return {
             method: {
                 metric: faithfulness.summarise(values, self.seed, self.n_resamples)
@@ -118,7 +121,7 @@ class Benchmark:
 
         Localisation columns say :data:`NO_MASKS` when the images have none.
         """
-        found = self.estimates()
+        found = self.estimates
         rows = {}
         for method in self.methods:
             row = {metric: NO_MASKS for metric in LOCALISATION if not self.has_masks}
@@ -175,7 +178,7 @@ class Benchmark:
     def record(self) -> dict[str, Any]:
         """The JSON record: layer, n, the sentence, per metric the best methods, per method and metric its
         estimate, the paired tests and the seconds."""
-        found = self.estimates()
+        found = self.estimates
         return {
             "layer": self.layer,
             "n": len(self.positions),
@@ -331,18 +334,15 @@ def _owned_faithfulness(
     model: Explainer, subset: ImageSubset, maps_of: Mapping[str, np.ndarray], perturbation: Perturbation
 ) -> dict[str, dict[str, np.ndarray]]:
     """Faithfulness of every method's maps, each image on its own model (one model, or each fold's)."""
-    assigned = as_fold_models(model, len(subset))
     found = {method: {metric: np.zeros(len(subset), dtype=float) for metric in FAITHFULNESS} for method in maps_of}
     for method in maps_of:
         found[method]["increase_in_confidence"] = np.zeros(len(subset), dtype=bool)
-    for key, owner in assigned.models.items():
-        mine = np.flatnonzero(assigned.owners == key)
-        if mine.size:
-            mine_maps = {method: maps[mine] for method, maps in maps_of.items()}
-            scored = faithfulness.faithfulness_of_maps(
-                owner, subset.images[mine], mine_maps, subset.targets[mine], perturbation
-            )
-            for method, by_metric in scored.items():
-                for metric, values in by_metric.items():
-                    found[method][metric][mine] = values
+    for owner, mine in owned_rows(model, len(subset)):
+        mine_maps = {method: maps[mine] for method, maps in maps_of.items()}
+        scored = faithfulness.faithfulness_of_maps(
+            owner, subset.images[mine], mine_maps, subset.targets[mine], perturbation
+        )
+        for method, by_metric in scored.items():
+            for metric, values in by_metric.items():
+                found[method][metric][mine] = values
     return found

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import keras
@@ -151,6 +151,15 @@ def as_fold_models(model: Explainer, n_images: int) -> FoldModels:
     return model
 
 
+def owned_rows(model: Explainer, n_images: int) -> Iterator[tuple[keras.Model, np.ndarray]]:
+    """Each model with the positions of the images it owns (one model: all of them); models owning none are skipped."""
+    assigned = as_fold_models(model, n_images)
+    for key, owner in assigned.models.items():
+        mine = np.flatnonzero(assigned.owners == key)
+        if mine.size:
+            yield owner, mine
+
+
 def owned_cams(
     model: Explainer,
     images: np.ndarray,
@@ -172,13 +181,10 @@ def owned_cams(
     Returns:
         float32 CAMs (N, H, W) or (N, H, W, D) in [0, 1].
     """
-    assigned = as_fold_models(model, len(images))
     targets = np.asarray(targets)
     maps = np.zeros(images.shape[:-1], dtype=np.float32)
-    for key, owner in assigned.models.items():
-        mine = np.flatnonzero(assigned.owners == key)
-        if mine.size:
-            maps[mine] = CamExplainer(owner, method).cams(images[mine], targets[mine], layer, max_channels=max_channels)
+    for owner, mine in owned_rows(model, len(images)):
+        maps[mine] = CamExplainer(owner, method).cams(images[mine], targets[mine], layer, max_channels=max_channels)
     return maps
 
 
@@ -197,17 +203,12 @@ def owned_gradient_cams(
     Returns:
         Method -> float32 CAMs (N, H, W) or (N, H, W, D) in [0, 1].
     """
-    assigned = as_fold_models(model, len(images))
     targets = np.asarray(targets)
     maps = {method: np.zeros(images.shape[:-1], dtype=np.float32) for method in methods}
-    for key, owner in assigned.models.items():
-        mine = np.flatnonzero(assigned.owners == key)
-        if mine.size:
-            found = CamExplainer(owner, methods[0]).cams_of_gradient_methods(
-                images[mine], targets[mine], layer, methods
-            )
-            for method, cams in found.items():
-                maps[method][mine] = cams
+    for owner, mine in owned_rows(model, len(images)):
+        found = CamExplainer(owner, methods[0]).cams_of_gradient_methods(images[mine], targets[mine], layer, methods)
+        for method, cams in found.items():
+            maps[method][mine] = cams
     return maps
 
 
