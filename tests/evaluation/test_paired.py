@@ -8,6 +8,7 @@ import scipy.stats
 from sklearn.metrics import f1_score, roc_auc_score
 
 from common.errors import DataError, ParameterError
+from common.evaluation import paired
 from common.evaluation.classification import _point_estimates
 from common.evaluation.paired import _mcnemar, _SwapMetrics, paired_comparison, paired_score_comparison
 from tests.scores import three_class_scores
@@ -209,3 +210,18 @@ def test_per_image_scores_that_do_not_line_up_are_refused():
         paired_score_comparison({"A": {"iou": np.ones(3)}, "B": {"iou": np.array([1.0, np.nan, 0.0])}})
     with pytest.raises(ParameterError, match="alpha"):
         paired_score_comparison({"A": {"iou": np.ones(3)}}, alpha=1.0)
+
+
+@pytest.mark.parametrize(
+    "p_values", [[0.01, 0.04, 0.03, 0.2], [0.5, 0.5, 0.01], [0.001], [], [0.02, 0.02, 0.9, 0.04, 0.3]]
+)
+def test_holm_matches_statsmodels(p_values):
+    from statsmodels.stats.multitest import multipletests
+
+    expected = multipletests(p_values, method="holm")[1] if p_values else np.array([])
+    np.testing.assert_allclose(paired.holm(p_values), expected)
+
+
+def test_holm_by_hand():
+    # Sorted 0.01, 0.03, 0.04, 0.2 times 4, 3, 2, 1 -> 0.04, 0.09, 0.08 -> 0.09 (monotone), 0.2.
+    np.testing.assert_allclose(paired.holm([0.01, 0.04, 0.03, 0.2]), [0.04, 0.09, 0.09, 0.2])

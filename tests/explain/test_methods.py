@@ -137,6 +137,56 @@ def test_sigmoid_model_matches_its_two_unit_softmax_equivalent(method, class_zer
     np.testing.assert_allclose(cams.compute_cam(binary, images, classes, method=method), expected, atol=1e-4)
 
 
+@pytest.mark.parametrize("three_d", [False, True], ids=["2d", "3d"])
+@pytest.mark.parametrize("units,activation", [(3, "softmax"), (1, "sigmoid")])
+@pytest.mark.parametrize("max_channels", [None, 2])
+def test_batched_scorecam_reproduces_tf_keras_vis_image_by_image(max_channels, units, activation, three_d):
+    """Many images per call give tf-keras-vis 0.8.7's Score-CAM of each image alone (the reference)."""
+    from tf_keras_vis.scorecam import Scorecam
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    model = tiny_model(three_d=three_d, units=units, activation=activation, pooled=True, seed=3)
+    images = random_images(model, n=4)
+    classes = [0, 1, 1, 0]
+    view = cams.logit_model(model)
+    reference = Scorecam(methods._two_logit_head(view) if units == 1 else view, clone=False)
+    raw = [
+        np.asarray(
+            reference(
+                CategoricalScore([c]),
+                image[None],
+                penultimate_layer="relu",
+                seek_penultimate_conv_layer=False,
+                normalize_cam=False,
+                expand_cam=False,
+                max_N=max_channels,
+            )
+        )[0]
+        for image, c in zip(images, classes)
+    ]
+    expected = cams.normalise_cams(cams.upsample_cams(np.stack(raw), images.shape[1:-1]))
+    assert np.ptp(expected.reshape(4, -1), axis=1).min() > 0, "degenerate fixture: a flat reference CAM"
+    computed = cams.compute_cam(model, images, classes, method="scorecam", layer="relu", max_channels=max_channels)
+    np.testing.assert_allclose(computed, expected, atol=1e-4)
+
+
+def test_scorecam_maps_do_not_depend_on_the_call_or_its_chunks(monkeypatch):
+    """An image's Score-CAM is the same alone, among others, and when the masked copies are made in chunks."""
+    model = tiny_model(pooled=True, seed=3)
+    images = random_images(model, n=5)
+    together = cams.compute_cam(model, images, 1, method="scorecam", layer="relu", max_channels=2)
+    alone = cams.compute_cam(model, images[3:4], 1, method="scorecam", layer="relu", max_channels=2)
+    np.testing.assert_allclose(alone[0], together[3], atol=1e-5)
+    # Room for the masked copies of one image at a time: five chunks, the same maps.
+    monkeypatch.setattr(methods, "SCORE_BYTES", 2 * images[0].nbytes)
+    explainer = cams.CamExplainer(model, "scorecam")
+    chunks = list(explainer.algorithm.raw_maps(images, np.ones(5, int), ("relu",), methods.CamOptions(max_channels=2)))
+    assert [rows for rows, _ in chunks] == [slice(i, i + 1) for i in range(5)]
+    np.testing.assert_allclose(
+        cams.compute_cam(model, images, 1, method="scorecam", layer="relu", max_channels=2), together, atol=1e-5
+    )
+
+
 def test_scorecam_max_channels_limits_channels():
     model = tiny_model(pooled=True)
     images = random_images(model, n=2)

@@ -16,8 +16,8 @@ in the channel weights ``w_k``:
   compiled rather than eagerly is what lets a batch of 32 images cost much
   less than 32 single images on a CPU (see ``camstudy bench``).
 * Score-CAM (:class:`ScoreCam`) weights channels by the model's probability on
-  inputs masked by each (upsampled) feature map; it is tf-keras-vis 0.8.7's
-  ``Scorecam``, with its channel cap (``max_N``) and batched masked passes.
+  inputs masked by each (upsampled) feature map, with tf-keras-vis 0.8.7's
+  channel cap (``max_N``), every image's masked copies in shared prediction calls.
 * The random baseline (:class:`RandomMap`) is no method: a seeded uniform map
   at the layer's resolution, upsampled like every CAM, so every score has the
   floor a map that knows nothing reaches.
@@ -39,18 +39,14 @@ exactly ``[1 - sigmoid(z), sigmoid(z)]``.
 from __future__ import annotations
 
 import abc
-import contextlib
 import dataclasses
 import hashlib
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tf_keras_vis.scorecam import Scorecam
-from tf_keras_vis.utils.scores import CategoricalScore
 
 from common.errors import ParameterError
 
@@ -435,61 +431,75 @@ def _two_logit_head(model: keras.Model) -> keras.Model:
     return keras.Model(model.inputs, pair, name=f"{model.name}_two_logits")
 
 
-@contextlib.contextmanager
-def _quiet_predict() -> Iterator[None]:
-    """Silence the progress bar and input-structure warning of Score-CAM's model.predict."""
-    was_interactive = keras.config.is_interactive_logging_enabled()
-    keras.config.disable_interactive_logging()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The structure of `inputs`")
-            yield
-    finally:
-        if was_interactive:
-            keras.config.enable_interactive_logging()
+SCORE_BYTES = 256 * 2**20
+"""At most this many bytes of masked inputs are made at once by :class:`ScoreCam`."""
 
 
 class ScoreCam(CamMethod):
-    """Score-CAM: channel weights are the class probability of the input masked by each feature map.
+    """Score-CAM (Wang et al. 2020): a channel's weight is the class probability of the image masked by its map.
 
-    tf-keras-vis 0.8.7's ``Scorecam`` keeps the union of every image's top
-    channels, so a multi-image call would make a CAM depend on its batch
-    neighbours: it explains one image per call, its masked copies batched by
-    ``score_batch_size``.
+    Per image and layer: the feature maps ``A_k`` (with a channel cap, the
+    ``max_channels`` of largest spatial standard deviation, the "Faster
+    Score-CAM" selection), each upsampled linearly to the input and scaled to
+    [0, 1]; the image times each scaled map goes through the model, and the
+    softmax probability of the class is the channel's weight. Every image
+    keeps its own channels, so a map never depends on the other images of a
+    call; the masked copies of many images share one prediction call (at most
+    :data:`SCORE_BYTES` of them at a time), in batches of ``score_batch_size``.
+    The maps are tf-keras-vis 0.8.7's ``Scorecam``, image by image (a test
+    checks it), which made and predicted each image on its own.
     """
 
     name = "scorecam"
 
     def __init__(self, model: keras.Model, binary: bool) -> None:
-        """Wrap the logit view (two logits ``[0, z]`` for a single unit) in tf-keras-vis' visualiser."""
+        """Bind to the logit view (two logits ``[0, z]`` for a single unit, whose softmax is the sigmoid)."""
         super().__init__(model, binary)
-        self._scorecam = Scorecam(_two_logit_head(model) if binary else model, clone=False)
+        self._scored = _two_logit_head(model) if binary else model
+        self._features: dict[str, keras.Model] = {}
 
-    def _one_image(self, image: np.ndarray, class_index: int, layer: str, options: CamOptions) -> np.ndarray:
-        """Raw Score-CAM (1, ...) of one image at layer resolution."""
-        n_channels = int(self.model.get_layer(layer).output.shape[-1])
-        max_channels = options.max_channels
-        with _quiet_predict():
-            return np.asarray(
-                self._scorecam(
-                    CategoricalScore([class_index]),
-                    image[None],
-                    penultimate_layer=layer,
-                    seek_penultimate_conv_layer=False,
-                    normalize_cam=False,
-                    expand_cam=False,  # upsampled by the explainer, cell-centred
-                    max_N=None if max_channels is None else min(int(max_channels), n_channels),
-                    batch_size=options.score_batch_size,
-                )
-            )
+    def _feature_model(self, layer: str) -> keras.Model:
+        """Inputs -> the layer's feature maps (made once per layer)."""
+        if layer not in self._features:
+            self._features[layer] = keras.Model(self.model.inputs, self.model.get_layer(layer).output)
+        return self._features[layer]
+
+    def _maps(self, images: np.ndarray, classes: np.ndarray, layer: str, options: CamOptions) -> np.ndarray:
+        """Raw Score-CAMs (n, ...) of some images at one layer's resolution."""
+        from scipy import ndimage
+
+        features = np.asarray(self._feature_model(layer)(images, training=False), dtype=np.float32)
+        spatial = tuple(range(1, features.ndim - 1))
+        n_channels = features.shape[-1]
+        kept = n_channels if options.max_channels is None else min(int(options.max_channels), n_channels)
+        if kept < n_channels:
+            spread = features.std(axis=spatial)  # (n, K)
+            top = np.argsort(-spread, axis=1, kind="stable")[:, :kept]
+            features = np.take_along_axis(features, top.reshape(len(images), *(1,) * len(spatial), kept), axis=-1)
+        factors = (1, *(i / f for f, i in zip(features.shape[1:-1], images.shape[1:-1])), 1)
+        masks = ndimage.zoom(features, factors, order=1, mode="nearest")
+        low, high = masks.min(axis=spatial, keepdims=True), masks.max(axis=spatial, keepdims=True)
+        masks = (masks - low) / (high - low + keras.config.epsilon())
+        # (n, ..., k) -> (n, k, ..., 1): each image times each of its k scaled maps, on every input channel.
+        masks = np.moveaxis(masks, -1, 1)[..., None]
+        masked = (images[:, None] * masks).reshape(-1, *images.shape[1:])
+        logits = np.asarray(self._scored.predict(masked, batch_size=options.score_batch_size, verbose=0))
+        probabilities = np.asarray(tf.nn.softmax(logits.astype(np.float32)))
+        weights = probabilities[np.arange(len(masked)), np.repeat(classes, kept)].reshape(len(images), kept)
+        weights = weights.reshape(len(images), *(1,) * len(spatial), kept)
+        return np.asarray(self.weighted_sum(tf.constant(features), tf.constant(weights)))
 
     def raw_maps(
         self, images: np.ndarray, classes: np.ndarray, layers: tuple[str, ...], options: CamOptions
     ) -> RawMaps:
-        """Layer by layer, one image at a time."""
+        """Layer by layer, as many images at a time as :data:`SCORE_BYTES` of masked copies allow."""
         for layer in layers:
-            for i, (image, class_index) in enumerate(zip(images, classes)):
-                yield slice(i, i + 1), {layer: self._one_image(image, int(class_index), layer, options)}
+            n_channels = int(self.model.get_layer(layer).output.shape[-1])
+            kept = n_channels if options.max_channels is None else min(int(options.max_channels), n_channels)
+            chunk = max(1, SCORE_BYTES // (kept * images[0].nbytes))
+            for start in range(0, len(images), chunk):
+                rows = slice(start, min(start + chunk, len(images)))
+                yield rows, {layer: self._maps(images[rows], classes[rows], layer, options)}
 
 
 class RandomMap(CamMethod):
