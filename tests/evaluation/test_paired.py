@@ -225,3 +225,15 @@ def test_holm_matches_statsmodels(p_values):
 def test_holm_by_hand():
     # Sorted 0.01, 0.03, 0.04, 0.2 times 4, 3, 2, 1 -> 0.04, 0.09, 0.08 -> 0.09 (monotone), 0.2.
     np.testing.assert_allclose(paired.holm([0.01, 0.04, 0.03, 0.2]), [0.04, 0.09, 0.09, 0.2])
+
+
+def test_paired_scores_of_one_image_tie_every_candidate():
+    """One image cannot separate anything: every permutation p-value is 1, every candidate ties with the best."""
+    found = paired_score_comparison(
+        {
+            "a": {"auc": np.array([0.9]), "hit": np.array([True])},
+            "b": {"auc": np.array([0.1]), "hit": np.array([False])},
+        }
+    )
+    assert found.n == 1 and found.worse("auc") == [] and found.worse("hit") == []
+    assert [c.p for c in found.comparisons["auc"]] == [1.0]

@@ -164,3 +164,41 @@ def test_the_sanity_check_scores_the_random_map_one_and_a_gradient_map_below_one
     np.testing.assert_allclose(
         model.predict(images, verbose=0), tiny_model(pooled=True, seed=4).predict(images, verbose=0)
     )
+
+
+def test_pooled_benchmarks_test_every_models_images_together():
+    """Two models' few images each tie everything alone; pooled, the same per-image scores separate the methods."""
+    images, masks = lesion_images(12)
+    parts = {
+        name: benchmark.benchmark(
+            brightness_model(), subset(images[rows], masks[rows]), ["gradcam", "random"], SETTINGS, STEPS, layer="relu"
+        )
+        for name, rows in (("first", slice(0, 3)), ("second", slice(3, 12)))
+    }
+    assert parts["first"].best("deletion_auc") == ["gradcam", "random"]  # 3 images cannot separate them
+    pooled = benchmark.pooled(parts)
+    assert pooled.layer == benchmark.POOLED_LAYER and len(pooled.positions) == 12 and pooled.has_masks
+    for method in ("gradcam", "random"):
+        np.testing.assert_array_equal(
+            pooled.per_image[method]["deletion_auc"],
+            np.concatenate(
+                [parts["first"].per_image[method]["deletion_auc"], parts["second"].per_image[method]["deletion_auc"]]
+            ),
+        )
+    assert pooled.best("deletion_auc") == ["gradcam"] and pooled.cams == {}
+    assert pooled.seconds["random"] == pytest.approx(
+        parts["first"].seconds["random"] + parts["second"].seconds["random"], abs=0.02
+    )
+    assert json.loads(json.dumps(pooled.record()))["n"] == 12
+    unmasked = benchmark.benchmark(
+        brightness_model(),
+        subset(images[:3], np.zeros((3, SIDE, SIDE), bool)),
+        ["gradcam", "random"],
+        SETTINGS,
+        STEPS,
+        layer="relu",
+    )
+    with pytest.raises(DataError, match="masks in all of them or in none"):
+        benchmark.pooled({"masked": parts["first"], "unmasked": unmasked})
+    with pytest.raises(DataError, match="no benchmarks"):
+        benchmark.pooled({})

@@ -75,3 +75,14 @@ def test_without_any_benchmark_the_page_says_so():
     assert "No run of this book benchmarked its CAM methods." in which_cam.which_cam_markdown(
         {"iqoth": run_record(None)}
     )
+
+
+def test_a_pooled_benchmark_says_over_how_many_models():
+    pooled = benchmark_record() | {
+        "layer": "each model's own",
+        "n": 36,
+        "models": {"VGG16": benchmark_record()} | {"ResNet50": benchmark_record()},
+    }
+    page = which_cam.which_cam_markdown({"nine-models": run_record(pooled)})
+    assert "36 images pooled over 2 models, each image scored with its own model's maps" in page
+    assert "at layer `each model's own`" not in page

@@ -33,6 +33,7 @@ FIGURES = (
     "cam_layers_VGG19",
     "cam_layers_InceptionV3",
     "explanation_scores",
+    "cam_methods",
 )
 COSTS = ("params_total", "params_trainable", "train_seconds", "inference_images_per_s")
 
@@ -116,3 +117,30 @@ def test_figures_cam_layers_and_explanations(smoke_results):
     assert not any(
         output.get("output_type") == "error" for cell in notebook.cells for output in cell.get("outputs", [])
     )
+
+
+@pytest.mark.notebook(EXPERIMENT)
+def test_every_model_benchmarks_every_cam_method_and_the_pool_tests_them_together(smoke_results):
+    metrics = smoke_results(EXPERIMENT)["metrics"]
+    found, params = metrics["cam_benchmark"], metrics["parameters"]
+    assert list(found["models"]) == NINE and found["layer"] == "each model's own"
+    assert found["n"] == sum(model["n"] for model in found["models"].values())
+    chosen = metrics["cam_layers"]["chosen_on_validation"]
+    for name, model in found["models"].items():
+        assert list(model["methods"]) == params["benchmark_methods"] and "random" in model["methods"]
+        assert 1 <= model["n"] <= params["benchmark_images"] and model["localisation"] == "scored"
+        if name in chosen and chosen[name]["chosen"]:
+            assert model["layer"] == chosen[name]["chosen"], name  # the layer its explanation was scored at
+        for scores in model["methods"].values():
+            for metric in (
+                "pointing_game",
+                "energy_share",
+                "iou",
+                "deletion_auc",
+                "insertion_auc",
+                "randomisation_spearman",
+            ):
+                assert_metric_entry(scores[metric])
+                assert scores[metric]["n"] == model["n"]
+        assert model["paired_tests"]["metrics"]["deletion_auc"]["better"] == "lower"
+    assert found["methods"]["random"]["randomisation_spearman"]["value"] == pytest.approx(1.0)

@@ -243,6 +243,8 @@ class NineModelsParams(ImageRunParams):
     cam_finest_stride: int | None = parameter()
     release_models: bool = parameter()
     throughput_images: int = parameter()
+    scorecam_max_channels: int | None = parameter()
+    randomisation_layers: int = parameter()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -492,6 +492,11 @@ def paired_score_comparison(
             if binary:
                 p, counts = _mcnemar(best, mine)
                 discordant.append(counts)
+            elif len(best) < 2:
+                # One image: swapped or not, |difference| is the same, so the exact p-value is 1
+                # (scipy's permutation test refuses a single observation).
+                p = 1.0
+                discordant.append(None)
             else:
                 result = scipy.stats.permutation_test(
                     (best.astype(float), mine.astype(float)),

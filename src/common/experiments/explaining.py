@@ -344,15 +344,10 @@ def benchmark_test_images(
 ) -> Benchmark | None:
     """Every method of ``params.benchmark_methods`` on the same test images (:mod:`common.explain.benchmark`).
 
-    With lesion masks: the first ``params.benchmark_images`` of the images the
-    explanation scores used, at the layer chosen on validation when one was
-    (where the methods can differ: at the last layer before global pooling
-    HiResCAM and XGrad-CAM equal Grad-CAM), else at the explanation's layer.
-    Without masks (real scans): the first ``benchmark_images`` correctly
-    classified test images, each explaining its class, by faithfulness only,
-    at the first of ``cam_layer_candidates`` where the run has them (without
-    masks no layer is chosen on validation, and the coarsest layer would make
-    the methods agree), else at ``layer``.
+    The images and the layer are :func:`benchmark_subset`'s; without masks the
+    layer is the first of ``cam_layer_candidates`` where the run has them
+    (without masks no layer is chosen on validation, and the coarsest layer
+    would make the methods agree), else ``layer``.
 
     Args:
         params: Run parameters.
@@ -363,28 +358,69 @@ def benchmark_test_images(
         layer: The CAM layer.
 
     Returns:
-        The benchmark; None when ``benchmark_methods`` is null, or when the test
-        split has masks but no image was scored.
+        The benchmark; None when ``benchmark_methods`` is null, or when there is no image to benchmark.
+    """
+    if not params.benchmark_methods:
+        return None
+    candidates = getattr(params, "cam_layer_candidates", None)
+    found = benchmark_subset(
+        params,
+        test.inputs,
+        test.labels,
+        test.probabilities,
+        test.has_masks,
+        explained,
+        candidates[0] if candidates else layer,
+    )
+    return None if found is None else run_benchmark(params, model, *found)
+
+
+def benchmark_subset(
+    params: RunParams,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    has_masks: bool,
+    explained: Explanation | ExplanationSet | None,
+    unmasked_layer: str,
+) -> tuple[ImageSubset, str] | None:
+    """The test images and the layer a CAM benchmark scores.
+
+    With lesion masks: the first ``params.benchmark_images`` of the images the
+    explanation scores used, at the layer chosen on validation when one was
+    (where the methods can differ: at the last layer before global pooling
+    HiResCAM and XGrad-CAM equal Grad-CAM), else at the explanation's layer.
+    Without masks (real scans): the first ``benchmark_images`` correctly
+    classified test images, each explaining its class, by faithfulness only, at ``unmasked_layer``.
+
+    Args:
+        params: Run parameters (``benchmark_images``).
+        inputs: The model's test inputs.
+        labels: Their true class indices.
+        probabilities: The model's test probabilities.
+        has_masks: Whether the test split has lesion masks.
+        explained: The scored explanations, or None when nothing was scored.
+        unmasked_layer: The layer of a benchmark without masks.
+
+    Returns:
+        ``(images, layer)``; None when the split has masks but no image was scored, or no image is right.
     """
     from common.explain.driver import ExplanationSet, ImageSubset
 
-    if not params.benchmark_methods:
-        return None
     n = params.benchmark_images
-    if test.has_masks:
+    if has_masks:
         if isinstance(explained, ExplanationSet):
             explained = explained.chosen or explained.last
         if explained is None or not len(explained.positions):
             return None
         positions, masks, layer = explained.positions[:n], explained.masks[:n], explained.layer
     else:
-        positions = np.flatnonzero(test.probabilities.argmax(axis=1) == test.labels)[:n]
-        masks = np.zeros((len(positions), *test.inputs.shape[1:-1]), bool)
-        candidates = getattr(params, "cam_layer_candidates", None)
-        layer = candidates[0] if candidates else layer
+        positions = np.flatnonzero(probabilities.argmax(axis=1) == labels)[:n]
+        masks = np.zeros((len(positions), *inputs.shape[1:-1]), bool)
+        layer = unmasked_layer
     if not len(positions):
         return None
-    return run_benchmark(params, model, ImageSubset.take(test.inputs, test.labels, positions, masks), layer)
+    return ImageSubset.take(inputs, labels, positions, masks), layer
 
 
 def method_panels(

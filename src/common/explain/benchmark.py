@@ -302,6 +302,65 @@ def benchmark(
     )
 
 
+POOLED_LAYER = "each model's own"
+"""The :attr:`Benchmark.layer` of a :func:`pooled` benchmark."""
+
+
+def pooled(benchmarks: Mapping[str, Benchmark], alpha: float = 0.05) -> Benchmark:
+    """Several models' benchmarks as one: every image scored with its own model's maps, tested together.
+
+    A method is then ranked over all the models' images at once (each image
+    paired with itself across methods, as within one benchmark), so models
+    with a few images each add up to a test that can separate methods; it
+    answers "which method is best on these models", not on any one of them.
+
+    Args:
+        benchmarks: Model -> its benchmark; the same methods, and masks in all or in none.
+        alpha: Significance level of the Holm-adjusted paired tests.
+
+    Returns:
+        A :class:`Benchmark` at layer :data:`POOLED_LAYER`, its positions ``0..n-1`` in model order, without
+        maps (images of different sizes), its seconds the sum of the models'.
+
+    Raises:
+        DataError: No benchmarks, or benchmarks of different methods or with and without masks.
+    """
+    if not benchmarks:
+        raise DataError("no benchmarks to pool")
+    first = next(iter(benchmarks.values()))
+    if any(b.methods != first.methods or b.has_masks != first.has_masks for b in benchmarks.values()):
+        raise DataError("pooled benchmarks need the same methods, and lesion masks in all of them or in none")
+    per_image = {
+        method: {
+            metric: np.concatenate([b.per_image[method][metric] for b in benchmarks.values()])
+            for metric in first.per_image[method]
+        }
+        for method in first.methods
+    }
+    seconds: dict[str, float] = {}
+    for b in benchmarks.values():
+        for key, value in b.seconds.items():
+            seconds[key] = round(seconds.get(key, 0.0) + value, 2)
+    n = sum(len(b.positions) for b in benchmarks.values())
+    comparison = None
+    if len(first.methods) > 1:
+        comparison = paired_score_comparison(
+            per_image, lower_is_better=LOWER_IS_BETTER, seed=first.seed, n_resamples=first.n_resamples, alpha=alpha
+        )
+    return Benchmark(
+        first.methods,
+        POOLED_LAYER,
+        np.arange(n),
+        first.has_masks,
+        per_image,
+        comparison,
+        seconds,
+        {},
+        first.seed,
+        first.n_resamples,
+    )
+
+
 def _maps_of_every_method(
     model: Explainer,
     subset: ImageSubset,

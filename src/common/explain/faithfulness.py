@@ -39,6 +39,7 @@ from scipy import ndimage
 from common.errors import DataError, ParameterError
 from common.evaluation.estimate import Estimate
 from common.evaluation.intervals import mean_estimate, wilson_interval
+from common.explain import forward
 
 Mode = Literal["deletion", "insertion"]
 
@@ -116,7 +117,7 @@ def class_probability(model: keras.Model, images: np.ndarray, classes: np.ndarra
     Returns:
         float64 probabilities (N,).
     """
-    outputs = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float64)
+    outputs = forward.outputs(model, images, batch_size).astype(np.float64)
     if outputs.shape[-1] == 1:
         positive = outputs[:, 0]
         return np.where(classes == 1, positive, 1.0 - positive)

@@ -49,6 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.errors import ParameterError
+from common.explain import forward
 
 RawMaps = Iterator[tuple[slice, dict[str, np.ndarray]]]
 """Raw maps chunk by chunk: (the images' rows, layer -> their maps at layer resolution)."""
@@ -483,7 +484,7 @@ class ScoreCam(CamMethod):
         # (n, ..., k) -> (n, k, ..., 1): each image times each of its k scaled maps, on every input channel.
         masks = np.moveaxis(masks, -1, 1)[..., None]
         masked = (images[:, None] * masks).reshape(-1, *images.shape[1:])
-        logits = np.asarray(self._scored.predict(masked, batch_size=options.score_batch_size, verbose=0))
+        logits = forward.outputs(self._scored, masked, options.score_batch_size)
         probabilities = np.asarray(tf.nn.softmax(logits.astype(np.float32)))
         weights = probabilities[np.arange(len(masked)), np.repeat(classes, kept)].reshape(len(images), kept)
         weights = weights.reshape(len(images), *(1,) * len(spatial), kept)

@@ -17,6 +17,8 @@ LOWER_IS_BETTER = ("deletion_auc", "average_drop", "randomisation_spearman")
 """The metrics whose best value is the lowest."""
 NO_MASKS = "no masks"
 """What a localisation cell says when the images have no lesion masks."""
+ALL_TIE = "all tie"
+"""A ranking cell where the paired tests separate no method."""
 METRIC_NAMES = {
     "pointing_game": "pointing game",
     "energy_share": "energy share",

@@ -17,11 +17,9 @@ from typing import Any
 
 from common.config import registry
 from common.evaluation.tables import format_estimate, join_words
-from common.explain.metric_names import FAITHFULNESS, LOCALISATION, NO_MASKS, RANDOMISATION, column_title
+from common.explain.metric_names import ALL_TIE, FAITHFULNESS, LOCALISATION, NO_MASKS, RANDOMISATION, column_title
 from common.report.render import render
 
-ALL_TIE = "all tie"
-"""A ranking cell where the paired tests separate no method."""
 NOT_RUN = "not benchmarked"
 """A ranking cell of an experiment without a CAM benchmark."""
 
@@ -39,6 +37,7 @@ class BenchmarkSection:
         header: The table's column titles (method, then one per metric).
         rows: One row per method: its name, then each metric's value with its interval (``◆``: best or tied).
         randomisation: A sentence on Grad-CAM's randomisation check, or None.
+        models: How many models' benchmarks the section pools (0: one model's own).
     """
 
     experiment: str
@@ -49,6 +48,7 @@ class BenchmarkSection:
     header: list[str]
     rows: list[list[str]]
     randomisation: str | None
+    models: int = 0
 
 
 def _randomisation(metrics: Mapping[str, Any]) -> str | None:
@@ -82,6 +82,7 @@ def section(experiment_id: str, metrics: Mapping[str, Any]) -> BenchmarkSection 
         header=["method", *(column_title(metric) for metric in shown)],
         rows=rows,
         randomisation=_randomisation(metrics),
+        models=len(found.get("models") or {}),
     )
 
 

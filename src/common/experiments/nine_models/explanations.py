@@ -11,6 +11,7 @@ Fig. 3, Fig. 4 and Fig. S3), and the driver's scores and layer choices.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 
 import keras
@@ -24,7 +25,9 @@ from common.evaluation import tables
 from common.evaluation.estimate import Estimate
 from common.experiments.nine_models.runs import ModelRun
 from common.experiments.nine_models.settings import ModelSettings, model_parameters
+from common.explain.benchmark import Benchmark
 from common.explain.driver import LOCALISATION_METRICS, ExplanationSet
+from common.explain.metric_names import ALL_TIE, column_title
 
 # The scores of every explanation, in table order (the driver's).
 EXPLANATION_SCORES = LOCALISATION_METRICS
@@ -141,6 +144,8 @@ class ModelExplanations:
             no image to score are absent.
         pointed: Model -> per test image, whether its last-layer Grad-CAM pointed at the lesion
             (:func:`common.experiments.detectability.pointed_flags`; NaN where not scored).
+        benchmarks: Model -> its CAM benchmark (:mod:`common.explain.benchmark`); models without an image
+            to benchmark are absent.
     """
 
     positions: np.ndarray
@@ -152,6 +157,63 @@ class ModelExplanations:
     scores: dict[str, dict] = dataclasses.field(default_factory=dict)
     selections: dict[str, dict] = dataclasses.field(default_factory=dict)
     pointed: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    benchmarks: dict[str, Benchmark] = dataclasses.field(default_factory=dict)
+
+    @functools.cached_property
+    def pooled_benchmark(self) -> Benchmark | None:
+        """The models' benchmarks pooled (:func:`common.explain.benchmark.pooled`), or None without any."""
+        from common.config import registry
+        from common.explain import benchmark
+
+        if not self.benchmarks:
+            return None
+        return benchmark.pooled(self.benchmarks, alpha=float(registry.section("statistics")["alpha"]))
+
+    def benchmark_table(self) -> pd.DataFrame:
+        """Per model (rows) and metric: the best method and those tied with it, or "all tie"; n per model."""
+        rows = {}
+        for name, found in self.benchmarks.items():
+            separating = found.comparison.worse if found.comparison else (lambda metric: [])
+            rows[f"{name} (n = {len(found.positions)})"] = {
+                column_title(metric): tables.join_words(found.best(metric)) if separating(metric) else ALL_TIE
+                for metric in found.metrics
+            }
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+    def benchmark_panels(
+        self, test: pd.DataFrame, size: int, with_masks: bool
+    ) -> tuple[list[np.ndarray], list[str], list[np.ndarray | None]]:
+        """One row per model: its first benchmarked test image, then that image's map under every method.
+
+        Args:
+            test: The test sample table (the benchmarks' positions index it).
+            size: Display side in pixels.
+            with_masks: Outline the lesion on every panel (the data set has masks).
+
+        Returns:
+            ``(panels, titles, outlines)`` for :func:`common.report.figures.image_grid`.
+        """
+        from common.experiments.nine_models.panels import ShownImages
+        from common.explain import overlays
+
+        panels, titles, outlines = [], [], []
+        for name, found in self.benchmarks.items():
+            shown = ShownImages.load(test, found.positions[:1], size, with_masks)
+            image, outline = shown.images[0], None if shown.masks is None else shown.masks[0]
+            panels.append(image)
+            titles.append(f"{name} ({found.layer})")
+            for method in found.methods:
+                panels.append(overlays.overlay(image, found.cams[method][0]))
+                titles.append(method)
+            outlines += [outline] * (1 + len(found.methods))
+        return panels, titles, outlines
+
+    def benchmark_record(self) -> dict | None:
+        """The pooled benchmark's record with every model's own under ``"models"``; None without a benchmark."""
+        pooled = self.pooled_benchmark
+        if pooled is None:
+            return None
+        return {**pooled.record(), "models": {name: found.record() for name, found in self.benchmarks.items()}}
 
     def chosen_labels(self) -> dict[str, str]:
         """Row label ``"<model> at <chosen layer>"`` -> model, for the models with chosen-layer heatmaps."""
@@ -298,6 +360,33 @@ def _add_shown_cams(
         out.layer_records[name] = {"layers": listed, "groups": groups}
 
 
+def _benchmark(
+    params: NineModelsParams,
+    run: ModelRun,
+    model: keras.Model,
+    samples: pd.DataFrame,
+    scored: ExplanationSet | None,
+    has_masks: bool,
+    last: str,
+) -> Benchmark | None:
+    """One model's CAM benchmark (:func:`common.experiments.explaining.benchmark_subset`'s images and layer).
+
+    Without masks the layer is the first of the model's finer layers (the
+    methods agree at the last one), or the last when the run scores no finer layer.
+    """
+    from common.experiments import explaining
+    from common.explain.layers import finer_layers
+
+    if not params.benchmark_methods:
+        return None
+    finer = finer_layers(model, params.cam_finest_stride) if params.cam_finest_stride and not has_masks else []
+    labels = samples.loc[samples["split"] == "test", "label_index"].to_numpy()
+    found = explaining.benchmark_subset(
+        params, run.test_inputs, labels, run.probabilities, has_masks, scored, finer[0] if finer else last
+    )
+    return None if found is None else explaining.run_benchmark(params, model, *found)
+
+
 def explain_models(
     params: NineModelsParams,
     runs: Mapping[str, ModelRun],
@@ -343,8 +432,12 @@ def explain_models(
         with run.loaded() as model:
             last = last_conv_layer(model)
             chosen = None
+            scored = None
             if score:
                 scored, candidates = _score_model(params, name, run, model, samples, last, target_class)
                 chosen = out.add_scores(name, scored, params.cam_methods, candidates, len(run.probabilities))
             _add_shown_cams(out, params, name, run, model, target, last, chosen)
+            found = _benchmark(params, run, model, samples, scored, score, last)
+            if found is not None:
+                out.benchmarks[name] = found
     return out
