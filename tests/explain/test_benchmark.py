@@ -76,6 +76,10 @@ def test_on_a_brightness_model_gradcam_beats_the_random_map_on_every_metric():
     record = json.loads(json.dumps(found.record()))
     assert record["n"] == 12 and record["layer"] == "relu" and set(record["methods"]) == {"gradcam", "random"}
     assert record["paired_tests"]["metrics"]["deletion_auc"]["better"] == "lower"
+    assert (
+        record["seconds"][benchmark.WHOLE]
+        >= record["seconds"]["random"] + record["seconds"]["gradient methods, one pass"]
+    )
 
 
 def test_without_masks_only_faithfulness_is_scored_and_the_table_says_no_masks():

@@ -20,7 +20,9 @@ against the best method of the metric on the same images
 (:func:`common.evaluation.paired.paired_score_comparison`, the test the model
 comparisons use), Holm-corrected; a method is "best" together with every
 method the test cannot tell from it. :meth:`Benchmark.disagreements` says in
-a sentence where the metrics crown different methods.
+a sentence where the metrics crown different methods. :func:`pooled` tests
+several models' benchmarks together, each image with its own model's maps
+(the nine-models comparison: a few images per model, 36 in all).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ from common.explain.metric_names import (
 
 GRADIENT_PASS = "gradient methods, one pass"
 """The key of the shared pass of the gradient methods in :attr:`Benchmark.seconds`."""
+WHOLE = "whole benchmark"
+"""The key of the benchmark's own wall time in :attr:`Benchmark.seconds`: maps, sanity check, curves and tests."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # arrays inside: compared by identity
@@ -76,7 +80,8 @@ class Benchmark:
         has_masks: Whether localisation was scored (the images have lesion masks).
         per_image: Method -> metric -> (N,) scores.
         comparison: Every method against the best per metric (None for a single method).
-        seconds: Method -> seconds its maps took (not the scoring).
+        seconds: Method -> seconds its maps took (not the scoring); the gradient methods' shared pass under
+            :data:`GRADIENT_PASS`, and everything the benchmark did under :data:`WHOLE`.
         cams: Method -> the maps (N, H, W[, D]) in [0, 1], for figures.
         seed: Bootstrap seed of the intervals.
         n_resamples: Bootstrap resamples.
@@ -249,6 +254,7 @@ def benchmark(
             "or none with masks"
         )
     has_masks = bool(with_lesion.all())
+    started = time.perf_counter()
     first = model.first() if isinstance(model, FoldModels) else model
     chosen = layer or last_conv_layer(first)
     randomised = None
@@ -287,6 +293,7 @@ def benchmark(
             n_resamples=settings.n_resamples,
             alpha=alpha,
         )
+    seconds[WHOLE] = round(time.perf_counter() - started, 2)
     return Benchmark(
         tuple(methods),
         chosen,
