@@ -95,7 +95,7 @@ def test_image_subset_take_and_length_check():
 def test_settings_from_params_read_the_runs_typed_parameters():
     iqoth = registry.resolve("iqoth", "smoke", {"seed": 1, "n_resamples": 20, "scorecam_max_channels": 8})
     assert driver.ExplainSettings.from_params(iqoth) == driver.ExplainSettings(1, 20, iqoth.cam_fraction, 8)
-    volume = registry.resolve("gradcam-3d", "smoke", {"seed": 1, "n_resamples": 20})  # no Score-CAM cap
+    volume = registry.resolve("gradcam-3d", "smoke", {"seed": 1, "n_resamples": 20, "scorecam_max_channels": None})
     assert driver.ExplainSettings.from_params(volume) == driver.ExplainSettings(1, 20, volume.cam_fraction, None)
     assert SETTINGS.max_channels("scorecam") == 2 and SETTINGS.max_channels("gradcam++") is None
     with pytest.raises(dataclasses.FrozenInstanceError):

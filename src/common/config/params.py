@@ -273,6 +273,7 @@ class Gradcam3dParams(RunParams):
     val_fraction: float = parameter()
     augment_rotation: float = parameter()
     compare_cam_layer: str | None = parameter()
+    scorecam_max_channels: int | None = parameter()
     randomisation_layers: int = parameter()
 
 

@@ -55,8 +55,8 @@ class ExplainSettings:
         """The run's ``seed``, ``n_resamples``, ``cam_fraction`` and Score-CAM cap.
 
         Args:
-            params: Run parameters; an experiment without ``scorecam_max_channels``
-                (the 3D one, which runs no Score-CAM) gets None.
+            params: Run parameters; an experiment without ``scorecam_max_channels`` gets None
+                (every channel).
         """
         return cls(
             seed=params.seed,

@@ -55,13 +55,14 @@ class Perturbation:
     Attributes:
         steps: Points of a deletion or insertion curve after its start: step k
             has changed ``k / steps`` of the pixels.
-        batch_size: Perturbed images per forward pass.
+        batch_size: Perturbed images per forward pass (128: a few hundred images then run eagerly in a few
+            calls, faster than tracing the model, see :mod:`common.explain.forward`).
         blur_sigma_px: The insertion canvas' blur in pixels; None: RISE's,
             scaled to the image's larger side.
     """
 
     steps: int = 16
-    batch_size: int = 64
+    batch_size: int = 128
     blur_sigma_px: float | None = None
 
     def __post_init__(self) -> None:
@@ -105,7 +106,7 @@ def _checked(images: npt.ArrayLike, cams: npt.ArrayLike, classes: npt.ArrayLike)
     return images, maps, labels.astype(int)
 
 
-def class_probability(model: keras.Model, images: np.ndarray, classes: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def class_probability(model: keras.Model, images: np.ndarray, classes: np.ndarray, batch_size: int = 128) -> np.ndarray:
     """The model's probability of each image's class.
 
     Args:
@@ -229,7 +230,7 @@ def confidence_change(
     images: npt.ArrayLike,
     cams: npt.ArrayLike,
     classes: npt.ArrayLike,
-    batch_size: int = 64,
+    batch_size: int = 128,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each image's drop in class probability when seen through its map, and whether the probability rose.
 

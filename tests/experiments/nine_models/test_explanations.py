@@ -117,3 +117,38 @@ def test_the_drivers_records_fill_scores_and_layer_choices():
     table = out.selection_table()
     assert table.loc["A", "last layer"] == "last (2 x 2)" and table.loc["A", "chosen on validation"] == "fine (4 x 4)"
     assert table.loc["A", "pointing_game, chosen"] == "1.00 (n = 2)"
+
+
+def _benchmark(n: int, gap: float):
+    """A hand-made benchmark of gradcam and the random map on n images: gradcam's deletion AUC lower by ``gap``."""
+    from common.evaluation.paired import paired_score_comparison
+    from common.explain.benchmark import Benchmark
+    from common.explain.metric_names import LOWER_IS_BETTER
+
+    rng = np.random.default_rng(n)
+    noise = 0.01 * rng.standard_normal(n)
+    per_image = {
+        "gradcam": {"deletion_auc": 0.3 + noise, "insertion_auc": 0.6 + noise},
+        "random": {"deletion_auc": 0.3 + gap + noise[::-1], "insertion_auc": 0.6 + noise[::-1]},
+    }
+    comparison = paired_score_comparison(per_image, lower_is_better=LOWER_IS_BETTER, n_resamples=200)
+    cams = {method: np.zeros((n, 4, 4)) for method in per_image}
+    return Benchmark(("gradcam", "random"), "conv", np.arange(n), False, per_image, comparison, {}, cams, 0, 200)
+
+
+def test_the_models_benchmarks_pool_and_say_when_no_model_alone_can_separate_methods():
+    few = nine_models.ModelExplanations(positions=np.arange(2), benchmarks={"A": _benchmark(4, 0.5)})
+    assert few.separating_models() == []
+    # Four images: an exact paired test's smallest two-sided p-value is 2/16, above 0.05 however large the gap.
+    assert "cannot give a p-value below 2/2^4 = 0.125" in few.benchmark_note()
+    both = nine_models.ModelExplanations(
+        positions=np.arange(2), benchmarks={"A": _benchmark(4, 0.5), "B": _benchmark(12, 0.5)}
+    )
+    assert both.separating_models() == ["B"] and both.benchmark_note().startswith("On its own images, B separates")
+    table = both.benchmark_table()
+    assert list(table.index) == ["A (n = 4)", "B (n = 12)"]
+    assert table.loc["B (n = 12)", "deletion AUC (lower is better)"] == "gradcam"
+    assert table.loc["A (n = 4)", "deletion AUC (lower is better)"] == "all tie"
+    record = both.benchmark_record()
+    assert record["n"] == 16 and set(record["models"]) == {"A", "B"} and record["best"]["deletion_auc"] == ["gradcam"]
+    assert nine_models.ModelExplanations(positions=np.arange(2)).benchmark_record() is None

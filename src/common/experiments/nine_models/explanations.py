@@ -33,6 +33,13 @@ from common.explain.metric_names import ALL_TIE, column_title
 EXPLANATION_SCORES = LOCALISATION_METRICS
 
 
+def _alpha() -> float:
+    """The significance level of every paired test (the registry's ``statistics.alpha``)."""
+    from common.config import registry
+
+    return float(registry.section("statistics")["alpha"])
+
+
 def layer_groups(model: keras.Model, settings: ModelSettings, max_layers: int | None = None) -> dict[str, list[str]]:
     """The backbone's convolution layers split as the paper froze them.
 
@@ -162,12 +169,42 @@ class ModelExplanations:
     @functools.cached_property
     def pooled_benchmark(self) -> Benchmark | None:
         """The models' benchmarks pooled (:func:`common.explain.benchmark.pooled`), or None without any."""
-        from common.config import registry
         from common.explain import benchmark
 
         if not self.benchmarks:
             return None
-        return benchmark.pooled(self.benchmarks, alpha=float(registry.section("statistics")["alpha"]))
+        return benchmark.pooled(self.benchmarks, alpha=_alpha())
+
+    def separating_models(self) -> list[str]:
+        """The models whose own benchmark separates the methods on at least one metric."""
+        return [
+            name
+            for name, found in self.benchmarks.items()
+            if found.comparison is not None and any(found.comparison.worse(metric) for metric in found.metrics)
+        ]
+
+    def benchmark_note(self) -> str:
+        """A Markdown sentence on the models' own benchmarks: which separate methods, or why none can.
+
+        An exact paired test on n images (both tests here: the sign-flip permutation test and McNemar's)
+        cannot give a two-sided p-value below 2 / 2^n, so with few images per model no model alone can
+        reach the registry's ``statistics.alpha``.
+        """
+        alpha = _alpha()
+        if not self.benchmarks:
+            return "No model had an image to benchmark."
+        most = max(len(found.positions) for found in self.benchmarks.values())
+        separating = self.separating_models()
+        if separating:
+            return f"On its own images, {tables.join_words(separating)} separates the methods on at least one metric."
+        floor = 2 / 2**most
+        if floor >= alpha:
+            return (
+                f"No model's own benchmark can separate two methods: with at most {most} images per model, an exact "
+                f"paired test cannot give a p-value below 2/2^{most} = {floor:.3f}, above the level of {alpha}. Each "
+                "model's scores are recorded in `metrics.json` (`cam_benchmark.models`); the pooled table ranks them."
+            )
+        return f"No model's own benchmark separates the methods on any metric (at most {most} images per model)."
 
     def benchmark_table(self) -> pd.DataFrame:
         """Per model (rows) and metric: the best method and those tied with it, or "all tie"; n per model."""
