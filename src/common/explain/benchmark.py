@@ -22,7 +22,7 @@ comparisons use), Holm-corrected; a method is "best" together with every
 method the test cannot tell from it. :meth:`Benchmark.disagreements` says in
 a sentence where the metrics crown different methods. :func:`pooled` tests
 several models' benchmarks together, each image with its own model's maps
-(the nine-models comparison: a few images per model, 36 in all).
+(the nine-models comparison: a few images per model, some thirty in all).
 """
 
 from __future__ import annotations
