@@ -4,6 +4,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import warnings
+
+import keras
 import numpy as np
 import pytest
 
@@ -35,3 +38,14 @@ def test_many_images_go_through_predict(monkeypatch):
     monkeypatch.setattr(model, "predict", lambda *a, **k: calls.append(1) or real(*a, **k))
     np.testing.assert_allclose(forward.outputs(model, images, batch_size=2), expected, atol=1e-6)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("n", [3, 9])
+def test_a_view_built_from_a_list_of_inputs_runs_without_a_warning(n):
+    """Keras warns when a model made from ``model.inputs`` (a list) gets a bare array; no page may show it."""
+    model = tiny_model(units=3, pooled=True, seed=2)
+    view = keras.Model(model.inputs, model.get_layer("relu").output)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        forward.outputs(view, random_images(model, n=n), batch_size=2)  # eager, then through predict
+    assert not [str(w.message) for w in caught if "structure" in str(w.message)]

@@ -14,6 +14,8 @@ ResNet101 7.9 and 6.6 s.
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 
@@ -31,7 +33,10 @@ def outputs(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.
     """
     if not len(images):
         return np.zeros((0, *model.output.shape[1:]), np.float32)
-    if len(images) > EAGER_BATCHES * batch_size:
-        return np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
-    chunks = [images[start : start + batch_size] for start in range(0, len(images), batch_size)]
-    return np.concatenate([np.asarray(model(chunk, training=False)) for chunk in chunks])
+    with warnings.catch_warnings():
+        # A model built from a list of one input warns when given the bare array (and names a path).
+        warnings.filterwarnings("ignore", message="The structure of `inputs`")
+        if len(images) > EAGER_BATCHES * batch_size:
+            return np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
+        chunks = [images[start : start + batch_size] for start in range(0, len(images), batch_size)]
+        return np.concatenate([np.asarray(model(chunk, training=False)) for chunk in chunks])

@@ -469,7 +469,7 @@ class ScoreCam(CamMethod):
         """Raw Score-CAMs (n, ...) of some images at one layer's resolution."""
         from scipy import ndimage
 
-        features = np.asarray(self._feature_model(layer)(images, training=False), dtype=np.float32)
+        features = forward.outputs(self._feature_model(layer), images, options.score_batch_size).astype(np.float32)
         spatial = tuple(range(1, features.ndim - 1))
         n_channels = features.shape[-1]
         kept = n_channels if options.max_channels is None else min(int(options.max_channels), n_channels)
