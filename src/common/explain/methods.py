@@ -465,15 +465,13 @@ class ScoreCam(CamMethod):
             self._features[layer] = keras.Model(self.model.inputs, self.model.get_layer(layer).output)
         return self._features[layer]
 
-    def _maps(self, images: np.ndarray, classes: np.ndarray, layer: str, options: CamOptions) -> np.ndarray:
-        """Raw Score-CAMs (n, ...) of some images at one layer's resolution."""
+    def _maps(self, images: np.ndarray, classes: np.ndarray, layer: str, kept: int, options: CamOptions) -> np.ndarray:
+        """Raw Score-CAMs (n, ...) of some images at one layer's resolution, from ``kept`` channels each."""
         from scipy import ndimage
 
         features = forward.outputs(self._feature_model(layer), images, options.score_batch_size).astype(np.float32)
         spatial = tuple(range(1, features.ndim - 1))
-        n_channels = features.shape[-1]
-        kept = n_channels if options.max_channels is None else min(int(options.max_channels), n_channels)
-        if kept < n_channels:
+        if kept < features.shape[-1]:
             spread = features.std(axis=spatial)  # (n, K)
             top = np.argsort(-spread, axis=1, kind="stable")[:, :kept]
             features = np.take_along_axis(features, top.reshape(len(images), *(1,) * len(spatial), kept), axis=-1)
@@ -500,7 +498,7 @@ class ScoreCam(CamMethod):
             chunk = max(1, SCORE_BYTES // (kept * images[0].nbytes))
             for start in range(0, len(images), chunk):
                 rows = slice(start, min(start + chunk, len(images)))
-                yield rows, {layer: self._maps(images[rows], classes[rows], layer, options)}
+                yield rows, {layer: self._maps(images[rows], classes[rows], layer, kept, options)}
 
 
 class RandomMap(CamMethod):
