@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pandas.io.formats.style import Styler
 
-from common.config import registry
+from common.config import provenance, registry
 from common.config.params import RunParams
 from common.report.executed import shown_path
 from common.report.results import RunRecorder
@@ -37,13 +38,33 @@ class Session:
     recorder: RunRecorder
     runtime: Runtime
 
-    def parameters_table(self) -> pd.DataFrame:
-        """Every parameter of the run and its value, one row each (long maps left out, no machine paths)."""
+    def provenance(self) -> provenance.Provenance:
+        """Where each of the experiment's paper-profile settings comes from, beside this run's values."""
+        return provenance.of(self.params)
+
+    def parameters_table(self) -> Styler:
+        """Every parameter of the run, one row each (long maps left out, no machine paths).
+
+        Columns: this run's ``value``; for the registry's parameters also the ``paper`` profile's
+        value, its ``source`` (the paper, the authors' code or chosen here) and ``where / why``
+        (:mod:`common.config.provenance`); the run's own fields (experiment, profile, data) have none.
+        Values are written as in the registry (``null``).
+
+        Returns:
+            The table styled for a page: notes in full and left-aligned (a plain DataFrame's page
+            would cut them at 50 characters); the DataFrame itself is its ``data``.
+        """
         values = {name: value for name, value in self.params.as_dict().items() if name not in TABLE_HIDDEN}
         for name in TABLE_FOLDERS:
             if values.get(name):
                 values[name] = shown_path(values[name], Path(values[name]).name)
-        return pd.Series(values, dtype=object).to_frame("value")
+        table = pd.Series({name: provenance.shown(value) for name, value in values.items()}).to_frame("value")
+        settings = {setting.name: setting for setting in self.provenance().settings}
+        known = [settings.get(name) for name in table.index]
+        table["paper profile"] = [provenance.shown(s.paper_value) if s else "" for s in known]
+        table["source"] = [provenance.SOURCES[s.source] if s else "" for s in known]
+        table["where / why"] = [s.note if s else "" for s in known]
+        return table.style.set_properties(subset=["where / why"], **{"text-align": "left"})
 
 
 def start(
