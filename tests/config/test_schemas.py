@@ -32,6 +32,7 @@ def test_every_schema_is_valid_json_schema(experiment_id):
 
 def test_the_allowed_names_are_the_ones_the_code_defines():
     from common.data import augment, folders
+    from common.experiments import nine_models
     from common.explain import methods
     from common.training import runtime
 
@@ -43,6 +44,9 @@ def test_the_allowed_names_are_the_ones_the_code_defines():
     assert _enum("gpu_speedups") == list(runtime.GPU_SPEEDUP_SWITCH)
     assert set(schemas.constraints("augment")["properties"]) == set(augment.KINDS)
     assert set(augment.FLIP_MODES) <= set(_enum("augment", "properties", "flip"))
+    assert set(augment.ZOOM_AXES) <= set(_enum("augment", "properties", "zoom_axes"))
+    assert set(augment.FILL_MODES) <= set(_enum("augment", "properties", "fill"))
+    assert _enum("input_scaling") == [nine_models.KERAS_SCALING, nine_models.AUTHORS_SCALING]
 
 
 @pytest.mark.parametrize("name", ["auto", "default", "mirrored"])

@@ -85,11 +85,89 @@ def test_batch_seeds_repeat_per_seed_and_change_per_epoch():
 @pytest.mark.parametrize(
     "settings, message",
     [
-        ({"shear": 0.1}, r"Unknown augmentation\(s\) \['shear'\]"),
+        ({"sheer": 0.1}, r"Unknown augmentation\(s\) \['sheer'\]"),
         ({"flip": "diagonal"}, "flip='diagonal'"),
         ({"rotation": 1.5}, "rotation=1.5 must be a fraction"),
+        ({"shear": 1.5}, "shear=1.5 must be a fraction"),
+        ({"fill": "reflect"}, "fill='reflect': use one of constant, nearest"),
+        ({"zoom": 0.1, "zoom_axes": "diagonal"}, "zoom_axes='diagonal': use one of together, independent"),
     ],
 )
 def test_bad_settings_are_refused(settings, message):
     with pytest.raises(ParameterError, match=message):
         augment.augmenter(settings)
+
+
+# Transforms the code drew for this dict before shear, zoom_axes and fill existed (commit c2a5da1, seed [3, 7],
+# 3 images of 24 x 32): the augmentation of resnet50-gradcam's default profile. They must not change.
+BEFORE_SETTINGS = {"rotation": 0.04, "shift": 0.06, "flip": "horizontal", "zoom": 0.08}
+BEFORE_TRANSFORMS = [
+    [-0.9570584297180176, 0.2372989058494568, 26.47954750061035, 0.2372989058494568, 0.9570584297180176,
+     -3.322476863861084, 0.0, 0.0],
+    [-0.9582724571228027, -0.09994842857122421, 32.27722930908203, -0.09994842857122421, 0.9582724571228027,
+     1.1843546628952026, 0.0, 0.0],
+    [1.0309399366378784, -0.13862137496471405, 0.446752667427063, 0.13862137496471405, 1.0309399366378784,
+     -2.736598253250122, 0.0, 0.0],
+]  # fmt: skip
+
+
+def test_a_dict_without_the_later_kinds_draws_what_it_drew_before():
+    transforms = augment.affine_transforms(BEFORE_SETTINGS, SEED, 3, 24, 32).numpy()
+    np.testing.assert_array_equal(transforms, np.array(BEFORE_TRANSFORMS, np.float32))
+    # The constant fill stays the default: a shifted bright image opens black gaps.
+    bright = tf.fill((8, 24, 32, 1), 200.0)
+    assert augment.random_affine(bright, SEED, {"shift": 0.3}).numpy().min() == 0.0
+
+
+def test_shear_moves_columns_in_proportion_to_the_row_within_its_range():
+    n = 256
+    transforms = augment.affine_transforms({"shear": 0.2}, SEED, n, 20, 20).numpy()
+    np.testing.assert_array_equal(transforms[:, [0, 3, 4]], np.tile([1.0, 0.0, 1.0], (n, 1)))
+    shear = transforms[:, 1]
+    assert np.abs(shear).max() <= 0.2 and np.abs(shear).max() > 0.19 and (shear < 0).any() and (shear > 0).any()
+    # About the centre: the centre pixel stays where it is.
+    np.testing.assert_allclose(transforms[:, 2], -shear * 9.5, atol=1e-5)
+    # With a rotation the shear is applied before it: input = R(angle) H(shear) (output - centre).
+    both = augment.affine_transforms({"shear": 0.2, "rotation": 0.05}, SEED, n, 20, 20).numpy()
+    angle = np.arctan2(both[:, 3], both[:, 0])
+    np.testing.assert_allclose(both[:, 1], np.cos(angle) * shear - np.sin(angle), atol=1e-6)
+    np.testing.assert_allclose(both[:, 4], np.sin(angle) * shear + np.cos(angle), atol=1e-6)
+
+
+def test_independent_zoom_draws_a_scale_per_axis():
+    n = 256
+    together = augment.affine_transforms({"zoom": 0.2}, SEED, n, 20, 20).numpy()
+    apart = augment.affine_transforms({"zoom": 0.2, "zoom_axes": "independent"}, SEED, n, 20, 20).numpy()
+    np.testing.assert_array_equal(apart[:, 0], together[:, 0])  # the width's scale is the one drawn before
+    assert not np.allclose(apart[:, 0], apart[:, 4])
+    for scale in (apart[:, 0], apart[:, 4]):
+        assert scale.min() >= 0.8 and scale.max() <= 1.2 and np.ptp(scale) > 0.35
+    assert abs(np.corrcoef(apart[:, 0], apart[:, 4])[0, 1]) < 0.2
+
+
+def test_nearest_fill_repeats_the_edge_instead_of_black():
+    rows = np.linspace(10, 250, 24, dtype=np.float32)  # each row one value, 10 at the top, 250 at the bottom
+    images = tf.constant(np.broadcast_to(rows[None, :, None, None], (8, 24, 24, 1)))
+    settings = {"shift": 0.3, "rotation": 0.1}
+    nearest = augment.random_affine(images, SEED, {**settings, "fill": "nearest"}).numpy()
+    constant = augment.random_affine(images, SEED, settings).numpy()
+    assert constant.min() == 0.0 and nearest.min() >= 10.0 - 1e-3 and nearest.max() <= 250.0 + 1e-3
+    # Where an output pixel samples the input well inside its edges, both fills agree.
+    transforms = augment.affine_transforms(settings, SEED, 8, 24, 24).numpy()
+    row, col = np.mgrid[0:24, 0:24]
+    for out_nearest, out_constant, (a0, a1, a2, b0, b1, b2, _, _) in zip(nearest, constant, transforms):
+        source_x, source_y = a0 * col + a1 * row + a2, b0 * col + b1 * row + b2
+        inside = (source_x > 1) & (source_x < 22) & (source_y > 1) & (source_y < 22)
+        assert inside.sum() > 100
+        np.testing.assert_allclose(out_nearest[inside], out_constant[inside], rtol=1e-5)
+
+
+def test_describe_names_each_kind_in_the_units_image_data_generator_uses():
+    shear = math.tan(math.radians(0.15))
+    settings = {"rotation": 10 / 360, "shift": 0.2, "zoom": 0.2, "zoom_axes": "independent",
+                "shear": shear, "flip": "horizontal_and_vertical", "fill": "nearest"}  # fmt: skip
+    assert augment.describe(settings) == (
+        "rotation ±10°, shift ±0.2, zoom ±0.2 per axis, shear ±0.15°, flips horizontal_and_vertical, fill nearest"
+    )
+    assert augment.describe({"zoom": 0.1, "fill": "constant"}) == "zoom ±0.1"
+    assert augment.describe(None) == augment.describe({"flip": None}) == "none"

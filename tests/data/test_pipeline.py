@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from common.data import pipeline
+from common.data import pipeline, scaling
 from common.data.folders import load_class_folders
 from common.data.pipeline import PREPROCESS_MODULES, load_arrays, make_dataset
 from common.errors import ParameterError
@@ -77,13 +77,40 @@ def test_each_named_preprocess_matches_its_keras_function(samples, name):
     np.testing.assert_allclose(images, expected, rtol=1e-5, atol=1e-3)
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_each_scaling_rule_maps_zero_to_255_as_it_says(samples, channels):
+    grey = load_arrays(samples, 8, channels=channels) * 255.0
+    for rule, expected in ((scaling.UNIT, grey / 255.0), (scaling.SYMMETRIC, grey / 127.5 - 1.0)):
+        images, _ = batches(make_dataset(samples, 8, 5, preprocess=rule, channels=channels))
+        np.testing.assert_allclose(images, expected, atol=1e-5)
+    # Each set is centred on its own mean: these samples, then their first five alone.
+    for subset in (samples, samples.head(5)):
+        images, _ = batches(make_dataset(subset, 8, 5, preprocess=scaling.SET_MEAN_REVERSED, channels=channels))
+        own = load_arrays(subset, 8, channels=channels) * 255.0
+        np.testing.assert_allclose(images, own - own.mean(), atol=1e-3)
+        np.testing.assert_allclose(images.mean(axis=(0, 1, 2)), 0.0, atol=1e-3)
+    shuffled, _ = batches(make_dataset(samples, 8, 5, preprocess=scaling.SET_MEAN_REVERSED, training=True, seed=2))
+    np.testing.assert_allclose(shuffled.mean(), 0.0, atol=1e-3)  # the whole set's mean, not a batch's
+
+
+def test_image_inputs_centre_the_files_given_on_their_own_mean(samples):
+    paths = samples["path"].head(4)
+    inputs = pipeline.image_inputs(paths, 8, 3, scaling.SET_MEAN_REVERSED)
+    own = load_arrays(samples.head(4), 8, channels=3) * 255.0
+    np.testing.assert_allclose(inputs, own - own.mean(), atol=1e-3)
+
+
 def test_callable_preprocess_gets_zero_to_255(samples):
     images, _ = batches(make_dataset(samples.head(2), 8, 2, preprocess=lambda batch: batch - 100.0))
     np.testing.assert_allclose(images + 100.0, load_arrays(samples.head(2), 8, channels=3) * 255.0, atol=1e-3)
 
 
-@pytest.mark.parametrize("cache, decodes_per_file", [(True, 1), (False, 2)])
-def test_each_file_is_decoded_once_across_epochs_with_cache(samples, monkeypatch, cache, decodes_per_file):
+@pytest.mark.parametrize(
+    "cache, preprocess, decodes_per_file",
+    # The set-mean rule reads the split once more to measure its mean; with the cache, that pass fills it.
+    [(True, None, 1), (False, None, 2), (True, scaling.SET_MEAN_REVERSED, 1), (False, scaling.SET_MEAN_REVERSED, 3)],
+)
+def test_each_file_is_decoded_once_across_epochs_with_cache(samples, monkeypatch, cache, preprocess, decodes_per_file):
     calls: list[str] = []
     lock = threading.Lock()
     original = pipeline.read_image
@@ -94,7 +121,7 @@ def test_each_file_is_decoded_once_across_epochs_with_cache(samples, monkeypatch
         return original(path)
 
     monkeypatch.setattr(pipeline, "read_image", counting_read_image)
-    dataset = make_dataset(samples, 8, 4, training=True, cache=cache)
+    dataset = make_dataset(samples, 8, 4, training=True, cache=cache, preprocess=preprocess)
     for _ in range(2):
         batches(dataset)
     assert sorted(calls) == sorted(samples["path"].tolist() * decodes_per_file)
@@ -105,8 +132,8 @@ def test_parameter_errors(samples):
         make_dataset(samples, 8, 2, preprocess="resnet18")
     with pytest.raises(ParameterError, match="needs n_classes"):
         make_dataset(samples, 8, 2, label_mode="onehot")
-    with pytest.raises(ParameterError, match=r"Unknown augmentation\(s\) \['shear'\]"):
-        make_dataset(samples, 8, 2, augment={"shear": 0.1}, training=True)
+    with pytest.raises(ParameterError, match=r"Unknown augmentation\(s\) \['sheer'\]"):
+        make_dataset(samples, 8, 2, augment={"sheer": 0.1}, training=True)
     with pytest.raises(ParameterError, match="expects RGB"):
         make_dataset(samples, 8, 2, preprocess="vgg16", channels=1)
     with pytest.raises(ParameterError, match="channels"):

@@ -69,6 +69,10 @@ def test_nine_model_settings_are_read_from_the_registry(monkeypatch):
     monkeypatch.setattr(registry, "section", lambda name: {"VGG16": {"trainable_last_layers": 7}})
     with pytest.raises(ParameterError, match="nine_models.VGG16"):
         heads.load_nine_model_settings()
+    row = dict(vars(models.NINE_MODEL_SETTINGS["VGG16"]), authors_scaling="zscore")
+    monkeypatch.setattr(registry, "section", lambda name: {"VGG16": row})
+    with pytest.raises(ParameterError, match="nine_models.VGG16: authors_scaling='zscore' is none of unit"):
+        heads.load_nine_model_settings()
 
 
 def test_resolve_head_rejects_a_spec_without_layers():

@@ -53,6 +53,27 @@ def test_fit_writes_history_and_model_and_restores_the_best_weights(tmp_path):
     np.testing.assert_allclose(fit.predict_proba(reloaded, x), fit.predict_proba(model, x), rtol=1e-6)
 
 
+def test_without_early_stopping_every_epoch_runs_and_the_first_best_by_the_monitor_is_kept():
+    runtime.set_seed(0)
+    x, y = tiny_data()
+    # As above: the better the fit of the training labels, the worse the flipped validation labels do.
+    stopped = fit.fit(
+        fit.compile_model(tiny_model(), lr=0.05), batches(x, y), batches(x, 1 - y), 8, patience=1, log=None
+    )
+    assert len(stopped) < 8  # early stopping would have ended the fit
+    runtime.set_seed(0)
+    model = fit.compile_model(tiny_model(), lr=0.05)
+    history = fit.fit(
+        model, batches(x, y), batches(x, 1 - y), 8, patience=1, monitor="val_accuracy", early_stopping=False, log=None
+    )
+    assert len(history) == 8
+    best = history["val_accuracy"].idxmax()  # the first epoch of the highest validation accuracy
+    assert best != len(history) - 1
+    val_loss, val_accuracy = model.evaluate(batches(x, 1 - y), verbose=0)
+    assert val_accuracy == pytest.approx(history["val_accuracy"][best])
+    assert val_loss == pytest.approx(history["val_loss"][best], rel=1e-5)
+
+
 @pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "categorical_crossentropy"])
 def test_the_first_train_step_is_traced_once_and_accuracy_fits_the_labels(loss):
     x, y = tiny_data()

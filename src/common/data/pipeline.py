@@ -11,8 +11,11 @@ until ``cache`` is asked for. Order of the stages, and why:
 3. shuffle (training only; reshuffled every epoch), batch;
 4. augmentation of training batches only, in parallel, one seed per batch
    (:mod:`common.data.augment`);
-5. channel repeat and preprocessing (``[0, 1]`` scaling or a
-   ``keras.applications`` ``preprocess_input``), then prefetch.
+5. channel repeat and preprocessing (``[0, 1]`` scaling, a
+   ``keras.applications`` ``preprocess_input`` or a rule of
+   :mod:`common.data.scaling`), then prefetch. A rule that centres each split
+   on its own mean measures it over the split's decoded images first (with
+   ``cache``, the pass that fills the cache, so no file is read twice).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import pandas as pd
 import tensorflow as tf
 
 from common.data import augment as augment_module
+from common.data import scaling
 from common.data.folders import read_image
 from common.errors import ParameterError
 
@@ -82,46 +86,58 @@ def load_arrays(samples: pd.DataFrame, image_size: int, channels: int = 1) -> np
     return np.repeat(images, channels, axis=-1).astype(np.float32)
 
 
-def preprocess_function(preprocess: str | Callable | None) -> Callable[[tf.Tensor], tf.Tensor]:
+def preprocess_function(
+    preprocess: str | Callable | None, set_mean: np.ndarray | None = None
+) -> Callable[[tf.Tensor], tf.Tensor]:
     """The function applied to 0..255 image batches: ``None`` scales to [0, 1].
 
     Args:
-        preprocess: ``None``, a key of :data:`PREPROCESS_MODULES`, or a callable.
+        preprocess: ``None``, a key of :data:`PREPROCESS_MODULES`, a rule of
+            :data:`common.data.scaling.RULES`, or a callable.
+        set_mean: The set's per-channel mean, for the rule that needs it
+            (:func:`common.data.scaling.set_mean`).
 
     Raises:
-        ParameterError: unknown name.
+        ParameterError: unknown name, or a set-mean rule without its mean.
     """
     if preprocess is None:
         return lambda images: images / 255.0
     if callable(preprocess):
         return preprocess
+    if preprocess in scaling.RULES:
+        return scaling.scaling_function(preprocess, set_mean)
     if preprocess not in PREPROCESS_MODULES:
         raise ParameterError(
-            f"Unknown preprocess {preprocess!r}; choose one of {', '.join(PREPROCESS_MODULES)}, None or a function."
+            f"Unknown preprocess {preprocess!r}; choose one of {', '.join([*PREPROCESS_MODULES, *scaling.RULES])}, "
+            "None or a function."
         )
     return PREPROCESS_MODULES[preprocess].preprocess_input
 
 
-def finish_batch(images, channels: int, preprocess: str | Callable | None) -> tf.Tensor:
+def finish_batch(
+    images, channels: int, preprocess: str | Callable | None, set_mean: np.ndarray | None = None
+) -> tf.Tensor:
     """The last stage of :func:`make_dataset`: channel repeat, then preprocessing.
 
     Args:
         images: Greyscale batch ``(B, S, S, 1)`` on a 0..255 scale.
         channels: 1 keeps greyscale, 3 repeats it.
         preprocess: As in :func:`preprocess_function`.
+        set_mean: As in :func:`preprocess_function`.
 
     Returns:
         float32 tensor ``(B, S, S, channels)``.
     """
     if channels == 3:
         images = tf.repeat(images, 3, axis=-1)
-    return tf.cast(preprocess_function(preprocess)(images), tf.float32)
+    return tf.cast(preprocess_function(preprocess, set_mean)(images), tf.float32)
 
 
 def image_inputs(paths, image_size: int, channels: int = 3, preprocess: str | Callable | None = None) -> np.ndarray:
     """Model inputs of image files, made exactly as :func:`make_dataset` makes them (no augmentation).
 
-    For predicting on files outside a sample table (``camstudy predict``, the app).
+    For predicting on files outside a sample table (``camstudy predict``, the app). A
+    set-mean rule (:mod:`common.data.scaling`) centres them on these files' own mean.
 
     Args:
         paths: Image files (see :func:`common.data.folders.read_image`).
@@ -141,7 +157,8 @@ def image_inputs(paths, image_size: int, channels: int = 3, preprocess: str | Ca
     if not paths:
         return np.zeros((0, image_size, image_size, channels), dtype=np.float32)
     images = np.stack([read_resized(str(path), image_size) for path in paths])[..., np.newaxis]
-    return finish_batch(tf.constant(images), channels, preprocess).numpy()
+    mean = scaling.set_mean([images], channels) if scaling.needs_set_mean(preprocess) else None
+    return finish_batch(tf.constant(images), channels, preprocess, mean).numpy()
 
 
 def _check_channels(channels: int) -> None:
@@ -158,7 +175,7 @@ def _check_dataset_options(
         raise ParameterError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}.")
     if label_mode == "onehot" and n_classes is None:
         raise ParameterError("label_mode='onehot' needs n_classes (the whole data set's, not this subset's).")
-    if isinstance(preprocess, str) and channels != 3:
+    if isinstance(preprocess, str) and preprocess in PREPROCESS_MODULES and channels != 3:
         raise ParameterError(f"preprocess={preprocess!r} expects RGB input; use channels=3.")
 
 
@@ -183,7 +200,9 @@ def make_dataset(
         image_size: Side of the square model input.
         batch_size: Images per batch (the last batch may be smaller).
         preprocess: ``None`` (scale to [0, 1]), a :data:`PREPROCESS_MODULES` name
-            (needs ``channels=3``), or a callable on 0..255 batches.
+            (needs ``channels=3``), a :data:`common.data.scaling.RULES` name (a
+            set-mean rule centres these samples on their own mean), or a callable
+            on 0..255 batches.
         augment: e.g. ``{"rotation": 0.05, "shift": 0.1, "flip": "horizontal",
             "zoom": 0.1}``; applied only when ``training``.
         training: Shuffle (unless ``shuffle`` says otherwise) and augment.
@@ -201,7 +220,6 @@ def make_dataset(
         ParameterError: bad channels, label mode, preprocess name or augmentation.
     """
     _check_dataset_options(channels, label_mode, n_classes, preprocess)
-    preprocess_batch = preprocess_function(preprocess)
     augment_batch = augment_module.augmenter(augment) if training else None
     shuffle = training if shuffle is None else shuffle
 
@@ -219,6 +237,11 @@ def make_dataset(
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache:
         dataset = dataset.cache()
+    # The set's own mean, over its images before augmentation (a rule of common.data.scaling).
+    mean = (
+        scaling.set_mean(dataset.map(lambda image, _: image), channels) if scaling.needs_set_mean(preprocess) else None
+    )
+    preprocess_batch = preprocess_function(preprocess, mean)
     if shuffle:
         dataset = dataset.shuffle(max(len(paths), 1), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)

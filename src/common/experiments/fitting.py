@@ -74,11 +74,12 @@ def compile_and_fit(
     runtime: Runtime | None = None,
     log: Callable[[str], None] | None = print,
 ) -> pd.DataFrame:
-    """Compile with Adam and sparse categorical cross-entropy, then fit with early stopping.
+    """Compile with Adam and sparse categorical cross-entropy, then fit, keeping the best epoch's weights.
 
     With a runtime, compiling happens in its strategy's scope and XLA follows its speed-up switch
-    (without one: :meth:`Runtime.local`). ``params.run_eagerly`` and ``params.recalibrate_bn``
-    (see :func:`common.training.fit.fit`) apply when the experiment has them. Training prints one
+    (without one: :meth:`Runtime.local`). ``params.run_eagerly``, ``params.recalibrate_bn``,
+    ``params.checkpoint_monitor`` and ``params.early_stopping`` (see :func:`common.training.fit.fit`)
+    apply when the experiment has them; without the last two, early stopping on the validation loss. Training prints one
     line when it ends (``log``, see :func:`common.training.fit.fit`), none per epoch.
 
     Returns:
@@ -99,7 +100,14 @@ def compile_and_fit(
         out_dir=out_dir,
         recalibrate_bn=getattr(params, "recalibrate_bn", None),
         log=log,
+        monitor=checkpoint_monitor(params),
+        early_stopping=bool(getattr(params, "early_stopping", True)),
     )
+
+
+def checkpoint_monitor(params: RunParams) -> str:
+    """The validation quantity whose best epoch a run keeps: ``params.checkpoint_monitor``, else ``val_loss``."""
+    return str(getattr(params, "checkpoint_monitor", "val_loss"))
 
 
 def evaluate(params: RunParams, model, dataset, samples: pd.DataFrame) -> tuple[np.ndarray, dict]:

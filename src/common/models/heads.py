@@ -1,8 +1,9 @@
 """Classifier heads as layer specs: the plain GAP head and the nine-models paper's heads.
 
 The nine-models paper's per-model settings (:class:`NineModelSetting`: head,
-dropout, trainable layers, Adam learning rate and epsilon) are facts read from
-the registry's ``nine_models`` section, which cites their sources.
+dropout, trainable layers, Adam learning rate and epsilon, the authors' input
+scaling) are facts read from the registry's ``nine_models`` section, which
+cites their sources.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from common.config import registry
+from common.data import scaling
 from common.errors import ParameterError
 
 
@@ -72,6 +74,8 @@ class NineModelSetting:
         epsilon: Adam epsilon.
         dropout: Head dropout rate, None for none.
         dense_units: Hidden Dense sizes of the head.
+        authors_scaling: How the authors' code scales this model's 0..255 inputs,
+            a rule of :data:`common.data.scaling.RULES`.
         dropout_before_first_dense: See :func:`nine_models_head`.
     """
 
@@ -80,6 +84,7 @@ class NineModelSetting:
     epsilon: float
     dropout: float | None
     dense_units: tuple[int, ...]
+    authors_scaling: str
     dropout_before_first_dense: bool = True
 
     @property
@@ -96,7 +101,7 @@ def load_nine_model_settings() -> dict[str, NineModelSetting]:
 
     Raises:
         ParameterError: An entry has fields :class:`NineModelSetting` does not know
-            or lacks one it needs.
+            or lacks one it needs, or names an input scaling :mod:`common.data.scaling` does not have.
     """
     settings: dict[str, NineModelSetting] = {}
     for name, entry in registry.section("nine_models").items():
@@ -104,6 +109,11 @@ def load_nine_model_settings() -> dict[str, NineModelSetting]:
             settings[name] = NineModelSetting(**{**entry, "dense_units": tuple(entry.get("dense_units", ()))})
         except TypeError as error:
             raise ParameterError(f"Registry nine_models.{name}: {error}") from error
+        if settings[name].authors_scaling not in scaling.RULES:
+            raise ParameterError(
+                f"Registry nine_models.{name}: authors_scaling={settings[name].authors_scaling!r} is none of "
+                f"{', '.join(scaling.RULES)}."
+            )
     return settings
 
 

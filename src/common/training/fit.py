@@ -183,20 +183,21 @@ def fit(
     verbose: int = 0,
     recalibrate_bn: int | None = None,
     log: Callable[[str], None] | None = print,
+    early_stopping: bool = True,
 ) -> pd.DataFrame:
-    """Train a compiled model with early stopping that restores the best weights.
+    """Train a compiled model and keep the weights of its best epoch, by default with early stopping.
 
     Args:
         model: A compiled model.
         train_ds: Training ``tf.data.Dataset`` of ``(input, label)`` batches,
             shuffled by the pipeline.
-        val_ds: Validation dataset of batches, monitored for early stopping.
-        epochs: Maximum number of epochs.
-        patience: Epochs without improvement of ``monitor`` before stopping.
+        val_ds: Validation dataset of batches, monitored for the best epoch.
+        epochs: Maximum number of epochs (all of them without ``early_stopping``).
+        patience: Epochs without improvement of ``monitor`` before stopping early.
         class_weight: Optional ``{class index: weight}`` (see :func:`class_weights`).
         out_dir: If given, ``history.csv`` and ``model.keras`` are written there.
-        monitor: Logged quantity to monitor; minimised when its name contains
-            "loss", maximised otherwise.
+        monitor: Logged quantity whose best epoch's weights are kept (the first
+            such epoch); minimised when its name contains "loss", maximised otherwise.
         verbose: Keras verbosity; 0 (the default) prints no line per epoch: the curves are
             drawn from the returned history, and ``log`` gets one line for the whole fit.
         recalibrate_bn: If set, before each validation the batch norms'
@@ -205,6 +206,9 @@ def fit(
             stopping and the kept weights see the statistics prediction uses.
         log: Called with one line when training ends, ``"<model name>: "`` and
             :func:`summary_line`; None for silence.
+        early_stopping: Stop after ``patience`` epochs without improvement; False
+            trains all ``epochs`` and still keeps the best epoch's weights (as a
+            checkpoint saved only when ``monitor`` improves would).
 
     Returns:
         One row per epoch: ``epoch`` (from 1), every logged quantity (loss,
@@ -215,10 +219,13 @@ def fit(
     if epochs < 1:
         raise ParameterError(f"epochs={epochs} must be at least 1.")
     timer = _EpochTimer()
+    # Keras restores the best epoch's weights when training ends, stopped early or not; without early
+    # stopping the patience is one no fit of `epochs` epochs can use up (at most epochs - 1 epochs follow
+    # the first), so the callback only keeps the best weights.
     stopper = keras.callbacks.EarlyStopping(
         monitor=monitor,
         mode="min" if "loss" in monitor else "max",
-        patience=patience,
+        patience=patience if early_stopping else epochs,
         restore_best_weights=True,
     )
     history = model.fit(

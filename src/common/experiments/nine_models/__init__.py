@@ -40,9 +40,12 @@ from common.experiments.nine_models.runs import (
     train_one,
 )
 from common.experiments.nine_models.settings import (
+    AUTHORS_SCALING,
     KERAS_ADAM_EPSILON,
+    KERAS_SCALING,
     ModelSettings,
     check_model_names,
+    epoch_kept,
     largest_input_size,
     model_parameters,
     model_settings,
@@ -58,10 +61,12 @@ from common.experiments.nine_models.tables import (
 )
 
 __all__ = [
+    "AUTHORS_SCALING",
     "BEST_MARK",
     "COST_COLUMNS",
     "EXPLANATION_SCORES",
     "KERAS_ADAM_EPSILON",
+    "KERAS_SCALING",
     "MIN_TIMED_IMAGES",
     "ModelExplanations",
     "ModelRun",
@@ -73,6 +78,7 @@ __all__ = [
     "check_model_names",
     "comparison_table",
     "correct_by_all",
+    "epoch_kept",
     "explain_models",
     "explanation_table",
     "free_memory",

@@ -300,16 +300,23 @@ def train_one(
     )
 
 
-def run_line(run: ModelRun, epochs: int) -> str:
+def run_line(run: ModelRun, params: NineModelsParams) -> str:
     """The one line a model of the comparison prints: input size, training, CPU time, test accuracy.
 
     Example: ``"DenseNet121, 64 px: 6 of 6 epochs in 137 s; best epoch 6: val_loss 0.087,
     val_accuracy 0.978; 104 s CPU; test accuracy 0.909"``.
+
+    Args:
+        run: The model's run.
+        params: Its parameters (:func:`model_parameters`): the epochs allowed and the
+            quantity whose best epoch was kept.
     """
+    from common.experiments import fitting
     from common.training import fit
 
+    summary = fit.summary_line(run.history, params.epochs, fitting.checkpoint_monitor(params))
     return (
-        f"{run.settings.name}, {run.settings.input_size} px: {fit.summary_line(run.history, epochs)}; "
+        f"{run.settings.name}, {run.settings.input_size} px: {summary}; "
         f"{run.train_cpu_seconds:.0f} s CPU; test accuracy {run.metrics['accuracy']['value']:.3f}"
     )
 
@@ -326,7 +333,8 @@ def train_and_evaluate(
 
     Each model is seeded afresh with ``params.seed``, so its result does
     not depend on which models ran before it; each gets its own input size and
-    ``preprocess_input`` (:func:`common.experiments.nine_models.settings.model_settings`).
+    input scaling (:func:`common.experiments.nine_models.settings.model_settings`), and keeps
+    the weights of its best epoch by ``checkpoint_monitor``, with or without ``early_stopping``.
     Loss: sparse categorical cross-entropy on a 2-unit softmax, which equals the
     paper's binary cross-entropy (with two complementary outputs both losses are
     ``-log p(true class)``).
@@ -353,7 +361,7 @@ def train_and_evaluate(
     for name in names:
         run = runs[name] = train_one(params, samples, test, name, runtime)
         if log is not None:
-            log(run_line(run, model_parameters(params, name).epochs))
+            log(run_line(run, model_parameters(params, name)))
         if weights_dir is not None:
             run.release(weights_dir)
     return runs

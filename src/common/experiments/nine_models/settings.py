@@ -3,11 +3,12 @@
 Everything that differs between the nine architectures is data: the
 architecture's row of :data:`common.models.backbones.BACKBONES` (input size,
 ``preprocess_input``) and of :data:`common.models.heads.NINE_MODEL_SETTINGS`
-(head, trainable last layers, Adam learning rate and epsilon).
-:func:`model_settings` turns one model's rows and the run's parameters into
-the settings of that run; the profile switches (``paper_input_sizes``,
-``paper_trainable_layers``, ``paper_optimiser``) decide whether the paper's
-values or the run's CPU-sized ones apply.
+(head, trainable last layers, Adam learning rate and epsilon, the authors'
+input scaling). :func:`model_settings` turns one model's rows and the run's
+parameters into the settings of that run; the profile switches
+(``paper_input_sizes``, ``paper_trainable_layers``, ``paper_optimiser``,
+``input_scaling``) decide whether the paper's values or the run's CPU-sized
+ones apply.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import pandas as pd
 
 from common import models
 from common.config.params import NineModelsParams
+from common.data import augment
 from common.errors import ParameterError
 
 # Keras' default Adam epsilon, used when the paper's per-model values are switched off.
 KERAS_ADAM_EPSILON = 1e-7
+# input_scaling: each backbone's keras.applications preprocess_input, or the authors' rule per model.
+KERAS_SCALING, AUTHORS_SCALING = "keras", "authors"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +36,10 @@ class ModelSettings:
     Attributes:
         name: A :data:`common.models.backbones.BACKBONES` key.
         input_size: Square input side in pixels.
-        preprocess: ``keras.applications`` module whose ``preprocess_input`` is used.
+        preprocess: How the 0..255 inputs are scaled: a ``keras.applications`` module
+            whose ``preprocess_input`` is used (``input_scaling: keras``) or a rule of
+            :mod:`common.data.scaling` (``input_scaling: authors``); either is a
+            ``preprocess`` name of :mod:`common.data.pipeline`.
         trainable_last_layers: Backbone layers that train, counted from its end;
             None trains the whole backbone.
         paper_trainable_last_layers: The paper's count, which also splits the
@@ -96,7 +103,7 @@ def model_settings(params: NineModelsParams, name: str) -> ModelSettings:
     Args:
         params: Resolved parameters of the run (:func:`common.config.registry.resolve`):
             ``image_size``, ``paper_input_sizes``, ``paper_trainable_layers``,
-            ``paper_optimiser``, ``learning_rate``, ``weights``, ``bn_momentum``.
+            ``paper_optimiser``, ``input_scaling``, ``learning_rate``, ``weights``, ``bn_momentum``.
         name: A :data:`common.models.backbones.BACKBONES` key; its ``model_overrides``
             row applies (:func:`model_parameters`).
 
@@ -119,7 +126,7 @@ def model_settings(params: NineModelsParams, name: str) -> ModelSettings:
     return ModelSettings(
         name=name,
         input_size=input_size,
-        preprocess=backbone.preprocess,
+        preprocess=paper.authors_scaling if params.input_scaling == AUTHORS_SCALING else backbone.preprocess,
         trainable_last_layers=paper.trainable_last_layers if params.paper_trainable_layers else None,
         paper_trainable_last_layers=paper.trainable_last_layers,
         learning_rate=paper.learning_rate if use_paper_optimiser else float(params.learning_rate),
@@ -172,8 +179,8 @@ def settings_table(params: NineModelsParams, names: Sequence[str]) -> pd.DataFra
         names: Model names.
 
     Returns:
-        One row per model (index ``model``): input size, preprocessing, head,
-        trainable layers, optimiser, epochs, batch, augmentation and weights.
+        One row per model (index ``model``): input size, input scaling, head,
+        trainable layers, optimiser, epochs, the epoch kept, batch, augmentation and weights.
     """
     rows = {}
     for name in check_model_names(names):
@@ -181,17 +188,28 @@ def settings_table(params: NineModelsParams, names: Sequence[str]) -> pd.DataFra
         paper = models.NINE_MODEL_SETTINGS[name]
         rows[name] = {
             "input_size": settings.input_size,
-            "preprocess_input": settings.preprocess,
+            "input scaling": settings.preprocess,
             "head dense units": "-".join(str(units) for units in paper.dense_units),
             "head dropout": paper.dropout if paper.dropout else "none",
             "trainable last layers": settings.trainable_last_layers or "all",
             "learning_rate": settings.learning_rate,
             "adam_epsilon": settings.epsilon,
             "epochs": run_params.epochs,
+            "epoch kept": epoch_kept(run_params),
             "batch_size": run_params.batch_size,
-            "augment": run_params.augment or "none",
+            "augment": augment.describe(run_params.augment),
             "weights": settings.weights or "none (random)",
         }
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "model"
     return table
+
+
+def epoch_kept(params: NineModelsParams) -> str:
+    """Which epoch's weights a model keeps, in words: its checkpoint rule and whether it stops early.
+
+    Example: ``"best val_loss, early stopping (patience 4)"`` or ``"best val_accuracy of all epochs"``.
+    """
+    if params.early_stopping:
+        return f"best {params.checkpoint_monitor}, early stopping (patience {params.patience})"
+    return f"best {params.checkpoint_monitor} of all epochs"
