@@ -9,7 +9,6 @@ from PIL import Image
 
 from common.config import registry
 from common.experiments import contour_maps, explaining
-from common.explain import driver
 
 SIZE = 64
 
@@ -66,8 +65,7 @@ def test_the_contour_comes_from_the_image_not_from_the_cam(params):
     test = lesion_scans(params, [blob, blob], ["brain_tumor", "breast_tumor"])
     cams = np.zeros((2, SIZE, SIZE), np.float32)
     cams[:, 40:50, 40:50] = 1.0
-    explained = driver.Explanation(np.array([0, 1]), "conv", np.stack([blob, blob]), {"gradcam": cams})
-    compared = contour_maps.ContourComparison.of(params, test, explained)
+    compared = contour_maps.ContourComparison.of(params, test, np.array([0, 1]), cams, np.stack([blob, blob]))
     # Taken from the image, the contour lies on the tumour and nowhere near the heatmap.
     assert np.all(compared.overlaps["contour_vs_lesion"] > 0.8)
     np.testing.assert_array_equal(compared.overlaps["contour_vs_cam"], [0.0, 0.0])
@@ -87,8 +85,7 @@ def test_overlaps_on_constructed_regions(params):
     cam[15:25, 20:30] = 1.0  # rows 15-24: 50 pixels on the tumour, 50 above it
     cam[30:40, 40:50] = 0.4  # below half the peak: outside the region
     cams = np.stack([cam, cam, np.zeros_like(cam)])  # the third heatmap is empty
-    explained = driver.Explanation(np.arange(3), "conv", np.stack([tumour] * 3), {"gradcam": cams})
-    compared = contour_maps.ContourComparison.of(params, test, explained)
+    compared = contour_maps.ContourComparison.of(params, test, np.arange(3), cams, np.stack([tumour] * 3))
     np.testing.assert_allclose(compared.overlaps["contour_vs_lesion"], [1.0, 1.0, 1.0])
     np.testing.assert_allclose(compared.overlaps["cam_vs_lesion"], [50 / 150, 50 / 150, 0.0])
     np.testing.assert_allclose(compared.overlaps["contour_vs_cam"], [50 / 150, 50 / 150, 0.0])
@@ -107,6 +104,7 @@ def test_overlaps_on_constructed_regions(params):
     assert record["contour_minus_cam_vs_lesion"]["value"] == pytest.approx(1 - 100 / 450)
     assert record["images"][0] == {
         "file": "brain_tumor_0000.png",
+        "label": "brain_tumor",
         "predicted_organ": "brain",
         "contour_found": True,
         "contour_vs_cam": pytest.approx(50 / 150),
@@ -122,8 +120,7 @@ def test_sentence_says_so_when_the_interval_cannot_tell(params):
     blob = disc((20, 20), 6)
     test = lesion_scans(params, [blob, blob], ["brain_tumor", "brain_tumor"])
     cams = np.stack([blob, blob]).astype(np.float32)  # the heatmap is the tumour: both views agree
-    explained = driver.Explanation(np.arange(2), "conv", np.stack([blob, blob]), {"gradcam": cams})
-    compared = contour_maps.ContourComparison.of(params, test, explained)
+    compared = contour_maps.ContourComparison.of(params, test, np.arange(2), cams, np.stack([blob, blob]))
     assert np.all(compared.overlaps["contour_vs_cam"] > 0.8)
     assert "cannot tell" in compared.sentence()
 
@@ -151,3 +148,46 @@ def test_contour_panels_show_four_views_and_outline_the_lesion(params, tmp_path)
     # The CAM outline is yellow, on the fourth panel.
     yellow = (panels[3][..., 0] == 255) & (panels[3][..., 1] == 255) & (panels[3][..., 2] == 0)
     assert yellow.any()
+
+
+def test_compared_images_come_in_turn_from_each_tumour_class(params):
+    classes = ["brain_tumor"] * 5 + ["kidney_tumor"] * 5 + ["lung_tumor"] * 3 + ["brain_no_tumor"] * 2
+    blobs = [disc((20, 20), 6)] * len(classes)
+    test = lesion_scans(params, blobs, classes, ["m.png"] * 13 + [None] * 2)
+    assert contour_maps.compared_positions(dataclasses.replace(params, n_explain=4), test).tolist() == [0, 1, 5, 10]
+    assert contour_maps.compared_positions(dataclasses.replace(params, n_explain=7), test).tolist() == [
+        0,
+        1,
+        2,
+        5,
+        6,
+        10,
+        11,
+    ]
+    # Misclassified images are left out where only correct answers are explained.
+    test.probabilities[1] = test.probabilities[1][::-1]
+    chosen = contour_maps.compared_positions(dataclasses.replace(params, n_explain=4, explain_only_correct=True), test)
+    assert chosen.tolist() == [0, 2, 5, 10]
+
+
+def test_compute_takes_gradcam_of_the_predicted_class_on_the_chosen_images(params, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((SIZE, SIZE, 1))
+    features = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv")(inputs)
+    outputs = keras.layers.Dense(len(params.classes), activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(features)
+    )
+    model = keras.Model(inputs, outputs)
+    blob, empty = disc((20, 20), 6), np.zeros((SIZE, SIZE), bool)
+    paths = []
+    for name, mask in (("a.png", blob), ("b.png", empty), ("c.png", blob)):
+        Image.fromarray((mask * 255).astype(np.uint8)).save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    test = lesion_scans(params, [blob, empty, blob], ["brain_tumor", "breast_tumor", "lung_tumor"], paths)
+    compared = contour_maps.ContourComparison.compute(params, model, test, "conv")
+    # The image with an empty mask has no lesion to overlap: left out.
+    assert compared.files == ("brain_tumor_0000.png", "lung_tumor_0002.png")
+    assert compared.labels == ("brain_tumor", "lung_tumor") and compared.n == 2
+    assert np.all(compared.overlaps["contour_vs_lesion"] > 0.8)

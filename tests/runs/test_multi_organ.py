@@ -91,10 +91,11 @@ def test_explanations_and_paper_rows(smoke_results):
 def test_contour_maps_come_from_the_image_and_are_compared_with_gradcam(smoke_results):
     metrics = smoke_results(EXPERIMENT)["metrics"]
     compared = metrics["contour_comparison"]
-    scored = metrics["explanations"]["CNN"]["gradcam"]["iou"]
-    # The same images the explanation scores: their Grad-CAM region / lesion IoU is that score's.
-    assert compared["n_images"] == scored["n"] == len(compared["images"])
-    assert compared["summary"]["all"]["cam_vs_lesion"]["value"] == pytest.approx(scored["value"])
+    assert 1 <= compared["n_images"] == len(compared["images"]) <= metrics["parameters"]["n_explain"]
+    # Taken in turn from each tumour class: as many classes as images, up to the four.
+    labels = [image["label"] for image in compared["images"]]
+    assert set(labels) <= {f"{organ}_tumor" for organ in ORGANS}
+    assert len(set(labels)) == min(len(labels), len(ORGANS))
     assert compared["rule"] == registry.section("image_contours")
     for group in compared["summary"].values():
         for name in ("contour_vs_cam", "contour_vs_lesion", "cam_vs_lesion"):

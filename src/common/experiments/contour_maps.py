@@ -3,7 +3,8 @@
 The paper sets a contour map drawn from the scan (the largest abnormal region,
 in green) beside the Grad-CAM heatmap, and compares the two by eye. Here the
 contour comes from the image alone (:func:`common.explain.contours.abnormal_region`),
-and on the explained tumour images, whose lesion masks the phantoms know, the
+and on tumour test images taken in turn from each tumour class
+(:func:`compared_positions`), whose lesion masks the phantoms know, the
 comparison is three overlaps per image: the contour region with the thresholded
 heatmap (where the paper's two views agree), and each of them with the lesion
 (which of them finds the tumour). :class:`ContourComparison` holds them with
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from common.evaluation.estimate import Estimate
     from common.experiments.explaining import TestImages
     from common.explain.contours import ContourSettings, ImageContour
-    from common.explain.driver import Explanation
 
 # The three overlaps of every image, in the order the tables show them.
 MEASURES = ("contour_vs_cam", "contour_vs_lesion", "cam_vs_lesion")
@@ -73,12 +73,36 @@ def image_contours(
     ]
 
 
+def compared_positions(params: RunParams, test: TestImages, lesion_classes=None) -> np.ndarray:
+    """Up to ``params.n_explain`` lesion images of the test split, taken in turn from each lesion class.
+
+    The candidates are :func:`common.experiments.explaining.explained_subset`'s (correctly classified
+    unless ``explain_only_correct`` is false, with a mask file); the first of each class, then the
+    second of each, and so on, so that every organ is compared even where ``n_explain`` is smaller
+    than one class's share of the split (the explanation scores take the split's first images).
+
+    Returns:
+        The positions, ascending.
+    """
+    from common.experiments.explaining import explained_subset
+
+    candidates = explained_subset(
+        test.samples, test.probabilities, len(test.samples), lesion_classes, only_correct=params.explain_only_correct
+    )
+    labels = test.samples["label"].to_numpy()[candidates]
+    turn = np.zeros(len(candidates), int)
+    for label in dict.fromkeys(labels):
+        turn[labels == label] = np.arange(int((labels == label).sum()))
+    return np.sort(candidates[np.lexsort((candidates, turn))][: params.n_explain])
+
+
 @dataclass(frozen=True, eq=False)  # arrays inside: compared by identity
 class ContourComparison:
-    """The image contour, the thresholded CAM and the lesion of each explained tumour image, by IoU.
+    """The image contour, the thresholded CAM and the lesion of each compared tumour image, by IoU.
 
     Attributes:
-        files: The images' file names, in the explanation's order.
+        files: The images' file names.
+        labels: Their true classes.
         organs: The organ of each image's predicted class (the one the contour rule was given).
         found: Whether the rule found an abnormal region in each image.
         overlaps: Measure (:data:`MEASURES`) -> IoU per image; an empty contour or CAM region
@@ -91,6 +115,7 @@ class ContourComparison:
     """
 
     files: tuple[str, ...]
+    labels: tuple[str, ...]
     organs: tuple[str, ...]
     found: np.ndarray
     overlaps: dict[str, np.ndarray]
@@ -101,36 +126,77 @@ class ContourComparison:
     n_resamples: int
 
     @classmethod
+    def compute(
+        cls,
+        params: RunParams,
+        model,
+        test: TestImages,
+        layer: str,
+        lesion_classes=None,
+        settings: ContourSettings | None = None,
+    ) -> ContourComparison | None:
+        """Grad-CAM of the predicted class on :func:`compared_positions`' images, compared by :meth:`of`.
+
+        Args:
+            params: Run parameters (``n_explain``, ``explain_only_correct``, ``cam_fraction``...).
+            model: The trained model.
+            test: The test split (with lesion masks).
+            layer: The Grad-CAM layer.
+            lesion_classes: Classes whose masks count as lesions (default: any non-empty mask).
+            settings: The contour rule's constants; None: the registry's.
+
+        Returns:
+            The comparison; None when no test image qualifies.
+        """
+        from common.experiments.loading import read_masks
+        from common.explain import cams
+
+        positions = compared_positions(params, test, lesion_classes)
+        masks = read_masks(test.samples.iloc[positions], test.display.shape[1])
+        keep = masks.any(axis=(1, 2))  # an empty mask file has no lesion to overlap
+        positions, masks = positions[keep], masks[keep]
+        if not len(positions):
+            return None
+        predicted = test.probabilities.argmax(axis=1)[positions]
+        maps = cams.compute_cam(model, test.inputs[positions], predicted, "gradcam", layer=layer)
+        return cls.of(params, test, positions, maps, masks, "gradcam", settings)
+
+    @classmethod
     def of(
         cls,
         params: RunParams,
         test: TestImages,
-        explained: Explanation,
+        positions: np.ndarray,
+        maps: np.ndarray,
+        masks: np.ndarray,
         method: str = "gradcam",
         settings: ContourSettings | None = None,
     ) -> ContourComparison:
-        """Compare the image contours of the explained images with their ``method`` CAMs and lesion masks.
+        """Compare the image contours of the images at ``positions`` with their CAMs and lesion masks.
 
         Args:
             params: Run parameters (``classes``, ``cam_fraction``, ``seed``, ``n_resamples``).
-            test: The test split the explanation's positions point into.
-            explained: The explanation (its positions, masks and CAMs; the CAMs at image size).
-            method: The CAM method of ``explained.cams`` compared.
+            test: The test split ``positions`` point into.
+            positions: The images.
+            maps: Their CAMs (N, H, W) at the image size, by ``method``.
+            masks: Their lesion masks (N, H, W).
+            method: The CAM method the maps are of.
             settings: The contour rule's constants; None: the registry's.
         """
         from common.explain import contours
         from common.explain.scores import cam_regions
 
         settings = settings or contours.ContourSettings.from_registry()
-        positions = np.asarray(explained.positions)
-        cams = np.asarray(explained.cams[method])
-        masks = np.asarray(explained.masks, bool)
-        if cams.shape != masks.shape or cams.shape[1:] != test.display.shape[1:]:
+        positions = np.asarray(positions, dtype=int)
+        maps = np.asarray(maps)
+        masks = np.asarray(masks, bool)
+        if maps.shape != masks.shape or maps.shape != (len(positions), *test.display.shape[1:]):
             raise DataError(
-                f"CAMs {cams.shape}, masks {masks.shape} and images {test.display.shape[1:]} must share their size"
+                f"CAMs {maps.shape} and masks {masks.shape} must be one per image at the image size "
+                f"{test.display.shape[1:]}"
             )
         found = image_contours(params, test, positions, settings)
-        cam_areas = cam_regions(cams, params.cam_fraction) if len(cams) else np.zeros(cams.shape, bool)
+        cam_areas = cam_regions(maps, params.cam_fraction) if len(maps) else np.zeros(maps.shape, bool)
         pairs = {
             "contour_vs_cam": lambda i: (found[i].region, cam_areas[i]),
             "contour_vs_lesion": lambda i: (found[i].region, masks[i]),
@@ -139,6 +205,7 @@ class ContourComparison:
         predicted = test.probabilities.argmax(axis=1)
         return cls(
             files=tuple(Path(str(test.samples["path"].iloc[p])).name for p in positions),
+            labels=tuple(str(test.samples["label"].iloc[p]) for p in positions),
             organs=tuple(str(organ_of(params.classes[predicted[p]])) for p in positions),
             found=np.array([contour.found for contour in found], bool),
             overlaps={
@@ -223,9 +290,11 @@ class ContourComparison:
                 for group, estimates in self.estimates().items()
             },
             "images": [
-                {"file": file, "predicted_organ": organ, "contour_found": bool(found)}
+                {"file": file, "label": label, "predicted_organ": organ, "contour_found": bool(found)}
                 | {name: float(self.overlaps[name][i]) for name in MEASURES}
-                for i, (file, organ, found) in enumerate(zip(self.files, self.organs, self.found, strict=True))
+                for i, (file, label, organ, found) in enumerate(
+                    zip(self.files, self.labels, self.organs, self.found, strict=True)
+                )
             ],
         }
 
