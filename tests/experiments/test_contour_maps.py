@@ -145,9 +145,11 @@ def test_contour_panels_show_four_views_and_outline_the_lesion(params, tmp_path)
     ]
     assert titles[2] in ("image contour (green)", "image contour: none found")
     assert np.array_equal(outlines[0], blob) and outlines[1:4] == [None] * 3 and outlines[4:] == [None] * 4
-    # The CAM outline is yellow, on the fourth panel.
+    # The CAM outline is yellow, on the fourth panel; an empty map has none, and its title says so.
     yellow = (panels[3][..., 0] == 255) & (panels[3][..., 1] == 255) & (panels[3][..., 2] == 0)
     assert yellow.any()
+    _, empty_titles, _ = contour_maps.contour_panels(params, test, np.array([0]), np.zeros((1, SIZE, SIZE)))
+    assert empty_titles[3] == "Grad-CAM: empty map, no outline"
 
 
 def test_compared_images_come_in_turn_from_each_tumour_class(params):

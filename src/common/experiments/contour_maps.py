@@ -355,6 +355,8 @@ def contour_panels(
             f"(p = {test.probabilities[position].max():.2f})",
             "Grad-CAM",
             "image contour (green)" if contour.found else "image contour: none found",
-            f"Grad-CAM outline at {params.cam_fraction:.0%} of max (yellow)",
+            f"Grad-CAM outline at {params.cam_fraction:.0%} of max (yellow)"
+            if np.max(cam, initial=0.0) > 0
+            else "Grad-CAM: empty map, no outline",
         ]
     return panels, titles, outlines
