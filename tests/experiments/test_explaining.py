@@ -141,22 +141,6 @@ def test_ranked_by_energy_gives_the_best_highest_first_then_the_worst_lowest_fir
     assert explaining.ranked_by_energy(_explanation([0.2, 0.6]), 3)[0].tolist() == [11, 10, 10, 11]
 
 
-def test_contour_panels_show_image_overlay_and_contour_of_each_image(tiny_params):
-    test = pd.DataFrame({"label_index": [0, 2], "label": ["normal", "malignant"]})
-    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
-    display = np.random.default_rng(0).random((2, 8, 8))
-    images = explaining.TestImages(test, display[..., None], display, probabilities, has_masks=False)
-    cams = np.zeros((1, 8, 8), np.float32)
-    cams[0, 2:5, 2:5] = 1
-    panels, titles = explaining.contour_panels(tiny_params, images, np.array([1]), cams)
-    assert len(panels) == len(titles) == 3 and np.array_equal(panels[0], display[1])
-    assert titles == [
-        "true malignant\npredicted malignant (p = 0.60)",
-        "Grad-CAM",
-        f"contour at {tiny_params.cam_fraction:.0%} of max",
-    ]
-
-
 def test_score_summary_formats_every_score_with_its_interval():
     scores = {"gradcam": {"iou": {"value": 0.25, "ci95": [0.1, 0.4], "n": 3}, "n_images": 3}}
     assert explaining.score_summary(scores).loc["gradcam", "iou"] == "0.250 (0.10–0.40)"

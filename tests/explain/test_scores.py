@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from common.errors import DataError
+from common.errors import DataError, ParameterError
 from common.explain import scores as em
 
 
@@ -80,6 +80,18 @@ def test_iou_known_values_2d_and_3d():
     volume_mask = np.zeros((1, 8, 8, 4), bool)
     volume_mask[0, 2:5, 2:5, 1:3] = True
     np.testing.assert_allclose(em.iou(volume_mask.astype(float), volume_mask), [1.0])
+
+
+def test_cam_regions_threshold_each_map_at_a_fraction_of_its_own_peak():
+    cams = np.zeros((3, 4, 4), np.float32)
+    cams[0] = np.arange(16).reshape(4, 4)  # peak 15: >= 7.5 keeps the values 8..15
+    cams[1, 0, 0] = 0.2  # a faint map keeps its own peak
+    regions = em.cam_regions(cams, 0.5)
+    assert regions[0].sum() == 8 and regions[0].reshape(-1)[8:].all()
+    assert regions[1].sum() == 1 and regions[1, 0, 0]
+    assert not regions[2].any()  # an all-zero map has no region
+    with pytest.raises(ParameterError):
+        em.cam_regions(cams, 1.5)
 
 
 def test_iou_curve_of_a_blob_against_its_core():

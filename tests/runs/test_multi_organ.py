@@ -85,3 +85,25 @@ def test_explanations_and_paper_rows(smoke_results):
     assert not any(
         output.get("output_type") == "error" for cell in notebook["cells"] for output in cell.get("outputs", [])
     )
+
+
+@pytest.mark.notebook(EXPERIMENT)
+def test_contour_maps_come_from_the_image_and_are_compared_with_gradcam(smoke_results):
+    metrics = smoke_results(EXPERIMENT)["metrics"]
+    compared = metrics["contour_comparison"]
+    assert 1 <= compared["n_images"] == len(compared["images"]) <= metrics["parameters"]["n_explain"]
+    # Taken in turn from each tumour class: as many classes as images, up to the four.
+    labels = [image["label"] for image in compared["images"]]
+    assert set(labels) <= {f"{organ}_tumor" for organ in ORGANS}
+    assert len(set(labels)) == min(len(labels), len(ORGANS))
+    assert compared["rule"] == registry.section("image_contours")
+    for group in compared["summary"].values():
+        for name in ("contour_vs_cam", "contour_vs_lesion", "cam_vs_lesion"):
+            assert_metric_entry(group[name])
+            assert group[name]["n"] >= 1
+    for image in compared["images"]:
+        assert image["predicted_organ"] in ORGANS
+        assert all(0.0 <= image[name] <= 1.0 for name in ("contour_vs_cam", "contour_vs_lesion", "cam_vs_lesion"))
+    # Drawn from the image, the contour is not the heatmap's region again (which would overlap the lesion
+    # exactly as much as the region does, on every image).
+    assert any(abs(image["contour_vs_lesion"] - image["cam_vs_lesion"]) > 1e-6 for image in compared["images"])

@@ -4,8 +4,9 @@ CAMs are made and scored by the one explanation driver
 (:mod:`common.explain.driver`); this module chooses the images it gets (the
 correctly classified lesion images of a split, with their masks), and turns its
 results into the rows and panels the notebooks' figures draw: examples of
-right and wrong predictions, the best and worst explained images, the paper's
-contour maps, and the captions of the score tables.
+right and wrong predictions, the best and worst explained images, and the
+captions of the score tables (the multi-organ paper's contour maps are
+:mod:`common.experiments.contour_maps`).
 """
 
 from __future__ import annotations
@@ -476,36 +477,6 @@ def ranked_by_energy(
     order = energy_share(maps, explained.masks).argsort()
     picks = [*order[-k:][::-1], *order[:k]]
     return explained.positions[picks], maps[picks], explained.masks[picks]
-
-
-def contour_panels(
-    params: RunParams, test: TestImages, positions: np.ndarray, maps: np.ndarray
-) -> tuple[list[np.ndarray], list[str]]:
-    """Image, Grad-CAM overlay and contour map (at ``params.cam_fraction`` of the maximum) of each image.
-
-    Args:
-        params: Run parameters (``classes``, ``cam_fraction``).
-        test: The test split.
-        positions: The images shown.
-        maps: Their CAMs, in ``positions`` order.
-
-    Returns:
-        ``(panels, titles)``, three of each per image, for :func:`common.report.figures.image_grid`.
-    """
-    from common.explain import overlays
-
-    predicted = test.probabilities.argmax(axis=1)
-    panels, titles = [], []
-    for position, cam in zip(positions, maps, strict=True):
-        image = test.display[position]
-        panels += [image, overlays.overlay(image, cam), overlays.draw_contours(image, cam, params.cam_fraction)]
-        titles += [
-            f"true {test.samples.label[position]}\npredicted {params.classes[predicted[position]]} "
-            f"(p = {test.probabilities[position].max():.2f})",
-            "Grad-CAM",
-            f"contour at {params.cam_fraction:.0%} of max",
-        ]
-    return panels, titles
 
 
 def selection_caption(selection: LayerSelection) -> str:

@@ -8,6 +8,8 @@ Modules:
     cams: :class:`~common.explain.cams.CamExplainer` and the helpers around it
         (:func:`~common.explain.cams.compute_cam`, layer CAMs, upsampling, normalising).
     overlays: a CAM over its image, its region and that region's contours.
+    contours: the multi-organ paper's contour map, from the image alone (intensity thresholds and
+        ``cv2.findContours``): the largest abnormal region, to set beside a CAM.
     scores: pointing game, energy share, IoU and the randomisation check.
     driver: the one explanation driver: CAMs at a layer on a subset of images,
         scored against lesion masks, and the layer chosen on validation.

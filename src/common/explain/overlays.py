@@ -14,7 +14,7 @@ import numpy as np
 from common.errors import DataError, ParameterError
 
 
-def _rgb_uint8(image: np.ndarray) -> np.ndarray:
+def rgb_uint8(image: np.ndarray) -> np.ndarray:
     """Greyscale or RGB image -> RGB uint8; floats with maximum <= 1 are taken as [0, 1]."""
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] == 1:
@@ -56,7 +56,7 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.4, colormap: st
     """
     if not 0.0 <= alpha <= 1.0:
         raise ParameterError(f"alpha must lie in [0, 1], got {alpha}")
-    rgb = _rgb_uint8(image).astype(np.float32)
+    rgb = rgb_uint8(image).astype(np.float32)
     cam = np.clip(_cam_at(cam, *rgb.shape[:2]), 0.0, 1.0)
     heat = matplotlib.colormaps[colormap](cam)[..., :3] * 255.0
     blended = (1.0 - alpha) * rgb + alpha * heat
@@ -110,7 +110,7 @@ def draw_contours(
     Returns:
         RGB uint8 array (H, W, 3).
     """
-    rgb = _rgb_uint8(image)
+    rgb = rgb_uint8(image)
     contours, box = cam_region(_cam_at(cam, *rgb.shape[:2]), fraction)
     if box is not None:
         cv2.drawContours(rgb, contours, -1, color, thickness=1)

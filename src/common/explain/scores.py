@@ -112,6 +112,23 @@ def energy_share(cams: npt.ArrayLike, masks: npt.ArrayLike) -> np.ndarray:
     return np.divide(inside, total, out=np.zeros_like(total), where=total > 0)
 
 
+def cam_regions(cams: npt.ArrayLike, fraction: float = 0.5) -> np.ndarray:
+    """The region of each map where it reaches ``fraction`` of its maximum (the region :func:`iou` scores).
+
+    Args:
+        cams: Maps (N, ...).
+        fraction: Threshold as a fraction of each map's maximum.
+
+    Returns:
+        bool array of the maps' shape; an all-zero (or all-negative) map has an empty region.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ParameterError(f"fraction must lie in [0, 1], got {fraction}")
+    cams = np.asarray(cams, dtype=np.float32)  # as the scores compare them
+    peaks = cams.reshape(len(cams), -1).max(axis=1).reshape((-1,) + (1,) * (cams.ndim - 1))
+    return (cams >= fraction * peaks) & (peaks > 0)
+
+
 def iou(cams: npt.ArrayLike, masks: npt.ArrayLike, fraction: float = 0.5) -> np.ndarray:
     """Intersection over union of the region cam >= fraction * max(cam) with the mask.
 
@@ -123,13 +140,9 @@ def iou(cams: npt.ArrayLike, masks: npt.ArrayLike, fraction: float = 0.5) -> np.
     Returns:
         float array (N,); an all-zero map has an empty region and scores 0.
     """
-    if not 0.0 <= fraction <= 1.0:
-        raise ParameterError(f"fraction must lie in [0, 1], got {fraction}")
     cams, masks = _maps_and_masks(cams, masks)
-    flat_cams = cams.reshape(len(cams), -1)
+    regions = cam_regions(cams, fraction).reshape(len(cams), -1)
     flat_masks = masks.reshape(len(masks), -1)
-    peaks = flat_cams.max(axis=1, keepdims=True)
-    regions = (flat_cams >= fraction * peaks) & (peaks > 0)
     intersection = (regions & flat_masks).sum(axis=1)
     union = (regions | flat_masks).sum(axis=1)
     return intersection / union
