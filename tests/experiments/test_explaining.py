@@ -25,6 +25,24 @@ def test_explained_subset_keeps_correct_lesion_images_only():
     assert explaining.explained_subset(samples, probabilities, n=10, only_correct=False).tolist() == [1, 2, 3]
 
 
+def test_in_turn_takes_the_first_of_every_label_then_the_second():
+    assert explaining.in_turn(np.array(["a", "a", "b", "a", "b"])).tolist() == [0, 2, 1, 4, 3]
+    assert explaining.in_turn(np.array(["b", "b", "a"])).tolist() == [0, 2, 1]
+    assert explaining.in_turn(np.array([], str)).tolist() == []
+
+
+def test_scored_images_come_from_every_lesion_class(tiny_params):
+    samples = loading.load_samples(tiny_params).samples  # class by class: normal, benign, malignant
+    probabilities = np.eye(3)[samples["label_index"].to_numpy()]  # every image right
+    params = dataclasses.replace(tiny_params, n_explain=4)
+    positions, masks = explaining.lesion_subset(params, samples, probabilities, 32)
+    assert samples["label"].iloc[positions].tolist() == ["benign", "malignant", "benign", "malignant"]
+    assert masks.shape == (4, 32, 32) and masks.any(axis=(1, 2)).all()
+    # each image's own mask, in the same order as the positions
+    expected = loading.read_masks(samples.iloc[positions], 32)
+    assert np.array_equal(masks, expected)
+
+
 def test_example_positions_pick_a_correct_and_a_wrong_prediction_per_class():
     samples = pd.DataFrame({"label_index": [0, 0, 1, 1]})
     probabilities = np.eye(2)[[0, 1, 1, 1]]

@@ -79,21 +79,18 @@ def compared_positions(params: RunParams, test: TestImages, lesion_classes=None)
     The candidates are :func:`common.experiments.explaining.explained_subset`'s (correctly classified
     unless ``explain_only_correct`` is false, with a mask file); the first of each class, then the
     second of each, and so on, so that every organ is compared even where ``n_explain`` is smaller
-    than one class's share of the split (the explanation scores take the split's first images).
+    than one class's share of the split (:func:`common.experiments.explaining.in_turn`, as the explanation scores).
 
     Returns:
         The positions, ascending.
     """
-    from common.experiments.explaining import explained_subset
+    from common.experiments.explaining import explained_subset, in_turn
 
     candidates = explained_subset(
         test.samples, test.probabilities, len(test.samples), lesion_classes, only_correct=params.explain_only_correct
     )
-    labels = test.samples["label"].to_numpy()[candidates]
-    turn = np.zeros(len(candidates), int)
-    for label in dict.fromkeys(labels):
-        turn[labels == label] = np.arange(int((labels == label).sum()))
-    return np.sort(candidates[np.lexsort((candidates, turn))][: params.n_explain])
+    order = in_turn(test.samples["label"].to_numpy()[candidates])
+    return np.sort(candidates[order][: params.n_explain])
 
 
 @dataclass(frozen=True, eq=False)  # arrays inside: compared by identity
