@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from common.config import registry
 from common.experiments import explaining, fitting, loading
 from common.explain import driver
 from common.explain.scores import energy_share
@@ -41,6 +42,15 @@ def test_scored_images_come_from_every_lesion_class(tiny_params):
     # each image's own mask, in the same order as the positions
     expected = loading.read_masks(samples.iloc[positions], 32)
     assert np.array_equal(masks, expected)
+
+
+def test_merged_classes_take_turns_by_their_folders(tmp_path, monkeypatch):
+    monkeypatch.setattr(loading, "phantom_root", lambda: tmp_path / "phantoms")
+    params = registry.resolve("resnet50-gradcam", "smoke", {"n_per_class": 6, "phantom_size": 32, "n_explain": 4})
+    samples = loading.load_samples(params).samples  # benign and malignant phantoms are both "nodule"
+    probabilities = np.eye(2)[samples["label_index"].to_numpy()]
+    positions, _ = explaining.lesion_subset(params, samples, probabilities, 32)
+    assert samples["class_folder"].iloc[positions].tolist() == ["benign", "malignant", "benign", "malignant"]
 
 
 def test_example_positions_pick_a_correct_and_a_wrong_prediction_per_class():

@@ -59,7 +59,7 @@ def lesion_subset(
 
     Up to ``params.n_explain`` lesion images (correctly classified ones only,
     unless ``explain_only_correct`` is false) whose mask is not empty, taken in
-    turn from each lesion class (:func:`in_turn`): a split lists its images
+    turn from each lesion class folder (:func:`in_turn`): a split lists its images
     class by class, and the first 40 of multi-organ's test split were all brain
     tumours, so its scores described one organ of four.
 
@@ -74,7 +74,10 @@ def lesion_subset(
     # A mask file may be empty (a normal phantom): no lesion, nothing to point at.
     keep = masks.any(axis=tuple(range(1, masks.ndim)))
     candidates, masks = candidates[keep], masks[keep]
-    order = in_turn(samples["label"].to_numpy()[candidates])[: params.n_explain]
+    # Turns by class folder, the finer grouping where classes merge (benign and malignant nodules are one class
+    # in resnet50-gradcam).
+    folders = samples["class_folder"] if "class_folder" in samples else samples["label"]
+    order = in_turn(folders.to_numpy()[candidates])[: params.n_explain]
     return candidates[order], masks[order]
 
 
