@@ -57,6 +57,9 @@ def test_image_rows_train_on_the_runs_split_and_are_scored_on_its_test_images(ta
     table = table_one.training_table(table_params, rows, None)
     assert table.loc["resnet32", "paper's model"] == "ResNet-32"
     assert table.loc["resnet32", "tested on"] == table_one.IMAGE_DATA
+    # Without any Table I model (table_models=[]) the table is empty, with its columns.
+    empty = table_one.training_table(table_params, {}, None)
+    assert empty.empty and list(empty.columns) == list(table.columns)
 
 
 def test_volume_rows_train_on_their_own_split_of_phantom_volumes(table_params):

@@ -390,7 +390,8 @@ def training_table(
                 "seconds": round(volume.seconds, 1),
             }
         )
-    return pd.DataFrame(rows).set_index("model")
+    columns = ["model", "paper's model", "tested on", "input", "weights", "epochs", "seconds"]
+    return pd.DataFrame(rows, columns=columns).set_index("model")
 
 
 def tested_on(models_metrics: Mapping[str, Any], volume_rows: VolumeRows | None) -> dict[str, str]:
