@@ -253,3 +253,20 @@ def test_paper_beside_run_of_a_comparable_run_says_yes_or_no_per_metric():
 )
 def test_inside_ci_text_says_yes_or_no_only_for_a_comparable_run(row, text):
     assert inside_ci_text(row) == text
+
+
+def test_paper_beside_run_names_the_papers_model_and_other_data_only_where_rows_carry_them():
+    names = {"ResNet50": "ResNet-50-Grad", "plain_cnn": "CNN"}
+    rows = [
+        {**row, "paper_model": names[row["model"]], "comparable": False, "reason": "phantoms"} for row in BESIDE_ROWS
+    ]
+    rows = [{**row, "data": "volumes"} if row["model"] == "plain_cnn" else row for row in rows]
+    table = paper_beside_run(rows, sizes={"ResNet50": "4", "plain_cnn": "2"})
+    assert list(table.columns[:3]) == ["paper's model", "tested on", "n"]
+    assert table["paper's model"].tolist() == ["ResNet-50-Grad", "CNN"]
+    assert table["tested on"].tolist() == [MISSING, "volumes"]
+    # Rows whose paper model is the run's own name (or older rows without one) add neither column.
+    same = [{**row, "paper_model": row["model"]} for row in BESIDE_ROWS]
+    assert "paper's model" not in paper_beside_run(same).columns
+    assert list(paper_beside_run(BESIDE_ROWS).columns) == list(paper_beside_run(same).columns)
+    assert "tested on" not in paper_beside_run(same).columns

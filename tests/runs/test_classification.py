@@ -13,7 +13,11 @@ FIGURES = ("samples", "training_curves", "confusion_matrix", "roc_curves", "cam_
 @pytest.mark.parametrize(
     "experiment_id, models",
     [
-        pytest.param("resnet50-gradcam", ["ResNet50", "plain_cnn"], marks=pytest.mark.notebook("resnet50-gradcam")),
+        pytest.param(
+            "resnet50-gradcam",
+            ["ResNet50", "plain_cnn", "resnet18", "resnet32", "ResNet50_no_augment", "cnn3d", "resnet3d_18"],
+            marks=pytest.mark.notebook("resnet50-gradcam"),
+        ),
         pytest.param("iqoth", ["ResNet50"], marks=pytest.mark.notebook("iqoth")),
     ],
 )
@@ -25,13 +29,16 @@ def test_smoke_run_writes_metrics_with_cis_and_figures(smoke_results, experiment
     assert metrics["versions"]["tensorflow"].startswith("2.")
     n_test = sum(metrics["data"]["class_counts"]["test"].values())
     assert sorted(metrics["models"]) == sorted(models)
+    volumes = (metrics.get("table_one") or {}).get("volumes") or {}
     for name in models:
         scores = metrics["models"][name]
         for metric in METRIC_NAMES:
             assert_metric_entry(scores[metric])
         matrix = scores["confusion_matrix"]
         assert len(matrix) == len(registry.experiment(experiment_id)["classes"])
-        assert sum(map(sum, matrix)) == n_test
+        # The 3D rows of Table I are tested on their own volumes, the others on the run's test images.
+        n_volumes = sum(volumes.get("split_counts", {}).get("test", {}).values())
+        assert sum(map(sum, matrix)) == (n_volumes if name in volumes.get("models", {}) else n_test)
     for name in FIGURES:
         assert_png(record["dir"] / "figures" / f"{name}.png")
     assert (record["dir"] / "history.csv").exists() and (record["dir"] / "model.keras").exists()
@@ -92,3 +99,15 @@ def test_paper_table_is_generated_from_the_registry(smoke_results):
     assert rows[("ResNet50", "accuracy")]["paper"] == pytest.approx(0.982)
     assert rows[("ResNet50", "accuracy")]["this_run"] == metrics["models"]["ResNet50"]["accuracy"]["value"]
     assert ("plain_cnn", "accuracy") in rows
+    # Every row of Table I has a model of this run, named beside its row, with an interval.
+    claims = registry.paper_claims("resnet50-gradcam")
+    assert {row["paper_model"] for row in metrics["paper_vs_run"]} == set(claims["models"])
+    for paper_model, run_model in claims["run_model_for"].items():
+        row = rows[(run_model, "accuracy")]
+        assert row["paper_model"] == paper_model and row["ci95"][0] <= row["this_run"] <= row["ci95"][1]
+    assert {row["model"] for row in metrics["paper_vs_run"] if row.get("data")} == set(claims["run_model_for"].values())
+    volume_models = set(metrics["table_one"]["volumes"]["models"])
+    assert volume_models == {"cnn3d", "resnet3d_18"}
+    assert {row["model"] for row in metrics["paper_vs_run"] if "volumes" in row["data"]} == volume_models
+    # The paper's own inconsistencies are noted: three F1 rows and ResNet-50 vs ResNet-50-Grad.
+    assert [entry["kind"] for entry in metrics["table_one"]["paper_consistency"]] == ["f1"] * 3 + ["same_network"]

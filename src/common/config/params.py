@@ -210,7 +210,10 @@ class BackboneRunParams(ImageRunParams):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ResNet50GradCamParams(BackboneRunParams):
-    """``resnet50-gradcam``: ResNet50 + Grad-CAM, nodule vs no nodule; it adds nothing to the backbone runs."""
+    """``resnet50-gradcam``: ResNet50 + Grad-CAM, nodule vs no nodule, and a model for every row of its Table I."""
+
+    table_models: list[str] = parameter()
+    model_overrides: dict[str, dict[str, Any]] = parameter()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

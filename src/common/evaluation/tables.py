@@ -62,6 +62,10 @@ MISSING = "–"
 # that cannot be compared with the paper (a phantom run, or not the paper's settings).
 INSIDE_CI = "inside CI"
 NOT_COMPARABLE = "not comparable"
+# The paper-vs-run tables' columns of the paper's name of a row (where it is not this run's model name) and of
+# the data a model was tested on (where a run tests some models on other data than its own).
+PAPER_MODEL = "paper's model"
+DATA = "tested on"
 # Guards outward rounding against binary fractions: 0.82 is stored as 0.81999..., and stays 0.82.
 _ROUNDING_SLACK = 1e-9
 
@@ -340,7 +344,11 @@ def paper_beside_run(rows: Sequence[Mapping], sizes: Mapping[str, str | None] | 
         sizes: Model -> its :func:`sample_size`; when given, a first column ``n``.
 
     Returns:
-        Models in the rows' order; columns ``"<metric> paper"`` and ``"<metric> run"``
+        Models in the rows' order. When a row names a paper model other than its own
+        (``paper_model``, the paper's name of the row), a first column :data:`PAPER_MODEL`
+        gives it; when a row says what data its model was tested on (``data``, for a run
+        that tests some models on other data), a column :data:`DATA` (a dash for the
+        run's own data). Then columns ``"<metric> paper"`` and ``"<metric> run"``
         per metric in the rows' order, cells as :func:`format_estimate` writes them (a
         dash where the paper or the run gives no number). A comparable run adds
         ``"<metric> inside CI"`` after each metric's pair (``"yes"`` / ``"no"``); a run
@@ -367,5 +375,11 @@ def paper_beside_run(rows: Sequence[Mapping], sizes: Mapping[str, str | None] | 
     table = pd.DataFrame.from_dict(cells, orient="index", columns=columns).fillna(MISSING)
     if sizes is not None:
         table.insert(0, "n", [sizes.get(model) or MISSING for model in table.index])
+    data = {row["model"]: row["data"] for row in rows if row.get("data")}
+    if data:
+        table.insert(0, DATA, [data.get(model, MISSING) for model in table.index])
+    paper_names = {row["model"]: row.get("paper_model") or row["model"] for row in rows}
+    if any(paper_name != model for model, paper_name in paper_names.items()):
+        table.insert(0, PAPER_MODEL, [paper_names[model] for model in table.index])
     table.index.name = "model"
     return table

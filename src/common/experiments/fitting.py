@@ -152,18 +152,20 @@ def build_backbone_classifier(
     runtime: Runtime | None = None,
     backbone: str | None = None,
     image_size: int | None = None,
+    name: str | None = None,
 ):
     """The run's transfer model: backbone, global-average-pooling head with dropout, softmax.
 
-    Built inside the runtime's distribution strategy, so its variables are mirrored.
+    Built inside the runtime's distribution strategy, so its variables are mirrored. The model is
+    named ``name``, else after its backbone.
     """
     from common import models
 
-    name = backbone or params.backbone
+    architecture = backbone or params.backbone
     size = image_size or params.image_size
     with (runtime or Runtime.local()).scope():
         return models.build_backbone_model(
-            name,
+            architecture,
             (size, size, params.channels),
             len(params.classes),
             head=models.gap_head(params.dropout),
@@ -171,7 +173,7 @@ def build_backbone_classifier(
             trainable_fraction=params.trainable_fraction,
             bn_momentum=params.bn_momentum,
             zero_init_residual=params.zero_init_residual,
-            name=name,
+            name=name or architecture,
         )
 
 

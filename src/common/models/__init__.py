@@ -15,6 +15,8 @@ Modules:
         ``backbones`` section), flat transfer models, freezing, weight files
         and zero-initialised residual branches.
     cnns: the papers' custom 2D and 3D CNNs.
+    resnets: residual networks of basic blocks from their published
+        definitions (ResNet-18, ResNet-32, a 3D ResNet-18; seed 000's Table I).
 
 The names other code uses are re-exported here, so ``from common import models``
 followed by ``models.build_backbone_model(...)`` works as before the split; the
