@@ -38,7 +38,7 @@ def test_the_allowed_names_are_the_ones_the_code_defines():
     backbones = list(registry.section("backbones"))
     assert _enum("cam_methods", "items") == list(methods.METHODS)
     assert _enum("backbone") == backbones
-    assert _enum("models", "items") == backbones
+    assert _enum("models", "items") == list(registry.section("nine_models"))
     assert _enum("on_bad_file") == list(folders.BAD_FILE_POLICIES)
     assert _enum("gpu_speedups") == list(runtime.GPU_SPEEDUP_SWITCH)
     assert set(schemas.constraints("augment")["properties"]) == set(augment.KINDS)
