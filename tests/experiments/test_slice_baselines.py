@@ -231,10 +231,27 @@ def test_the_three_cam_views_stand_side_by_side(baseline, cv, samples, inputs, m
     )
     assert len(panels) == len(titles) == len(outlines) == 2 * 3
     assert all(panel.shape == (*inputs.shape[1:3], 3) and panel.dtype == np.uint8 for panel in panels)
-    assert titles[0].startswith(f"tumour, slice {depth}: CNN3D 3D Grad-CAM (p = ")
-    assert titles[1].startswith("EfficientNetB0 2D Grad-CAM (p = ") and titles[2].startswith("ResNet50 2D Grad-CAM")
+    assert titles[0].startswith(f"tumour, slice {depth}: CNN3D\n3D Grad-CAM, p = ")
+    assert titles[1].startswith("EfficientNetB0\n2D Grad-CAM, p = ") and titles[2].startswith("ResNet50\n2D Grad-CAM")
     np.testing.assert_array_equal(outlines[0], masks[tumour, :, :, depth])
     assert outlines[3:] == [None] * 3  # a normal volume has no nodule to outline
     path = tmp_path / "cam_views.png"
     figures.plt.close(figures.image_grid(panels, titles, outlines, ncols=3, path=path))
     assert_png(path)
+
+
+def test_every_fold_starts_from_the_same_untrained_weights(samples, inputs, masks, monkeypatch):
+    from common.training import fit
+
+    starts = []
+    original = fit.fit
+
+    def recording_fit(model, *args, **kwargs):
+        starts.append([weights.copy() for weights in model.get_weights()])
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(fit, "fit", recording_fit)
+    slice_baselines.cross_validate_slices(slice_params(), samples, inputs, BACKBONE, masks, new_model=tiny_slice_model)
+    assert len(starts) == 2
+    for first, second in zip(*starts):
+        np.testing.assert_array_equal(first, second)

@@ -632,13 +632,13 @@ def cam_views(
         outline = None if mask is None or not mask[:, :, depth].any() else mask[:, :, depth]
         panels.append(overlays.overlay(image, volume.cam[:, :, depth]))
         titles.append(
-            f"{name}, slice {depth}: {model_name} 3D Grad-CAM (p = {probabilities[volume.position, volume.target]:.2f})"
+            f"{name}, slice {depth}: {model_name}\n3D Grad-CAM, p = {probabilities[volume.position, volume.target]:.2f}"
         )
         for backbone, baseline in baselines.items():
             cam = slice_cam(baseline, volumes, volume.position, depth, volume.target)
             p = baseline.cv.out_of_fold_probabilities()[volume.position, volume.target]
             panels.append(overlays.overlay(image, cam))
-            titles.append(f"{backbone} 2D Grad-CAM (p = {p:.2f})")
+            titles.append(f"{backbone}\n2D Grad-CAM, p = {p:.2f}")
         outlines += [outline] * (1 + len(baselines))
     return panels, titles, outlines
 
