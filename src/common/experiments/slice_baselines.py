@@ -500,7 +500,7 @@ def cross_validate_slices(
             patience=params.patience,
             class_weight=weights,
             recalibrate_bn=params.slice_recalibrate_bn,
-            log=lambda line, fold=fold: print(f"{backbone} fold {fold} of {params.k_folds}, {line}"),
+            log=lambda line, fold=fold: print(f"fold {fold} of {params.k_folds}, {line}"),
         )
         val_slices = predict_positive(model, inputs[val_rows], params.slice_batch_size, positive)
         choice = choose_pooling(val_slices, labels[val_positions], params.slice_poolings, positive)
