@@ -32,14 +32,17 @@ def test_every_schema_is_valid_json_schema(experiment_id):
 
 def test_the_allowed_names_are_the_ones_the_code_defines():
     from common.data import augment, folders
-    from common.experiments import nine_models
+    from common.experiments import nine_models, slice_baselines
     from common.explain import methods
     from common.training import runtime
 
     backbones = list(registry.section("backbones"))
     assert _enum("cam_methods", "items") == list(methods.METHODS)
     assert _enum("backbone") == backbones
-    assert _enum("models", "items") == backbones
+    assert _enum("slice_models", "items") == backbones
+    assert _enum("models", "items") == list(registry.section("nine_models"))
+    assert _enum("slice_poolings", "items") == list(slice_baselines.POOLINGS)
+    assert _enum("slice_labels") == list(slice_baselines.SLICE_LABELS)
     assert _enum("on_bad_file") == list(folders.BAD_FILE_POLICIES)
     assert _enum("gpu_speedups") == list(runtime.GPU_SPEEDUP_SWITCH)
     assert set(schemas.constraints("augment")["properties"]) == set(augment.KINDS)

@@ -41,9 +41,9 @@ COARSEST_FINER_LAYER = {
 def test_every_backbone_builds_flat_at_its_paper_size_with_the_paper_head_and_trainable_layers():
     # weights=None, no training: building is symbolic, as quick at 320 px as at 32 px.
     started = time.perf_counter()
-    for name, spec in models.BACKBONES.items():
+    for name, setting in models.NINE_MODEL_SETTINGS.items():
         keras.backend.clear_session()
-        setting = models.NINE_MODEL_SETTINGS[name]
+        spec = models.BACKBONES[name]
         model = models.build_backbone_model(
             name,
             (spec.paper_size, spec.paper_size, 3),
@@ -78,6 +78,18 @@ def test_every_backbone_builds_flat_at_its_paper_size_with_the_paper_head_and_tr
         with pytest.raises(ParameterError, match=str(size)):
             models.build_backbone_model(name, (size - 1, size + 10, 3), 2)
     print(f"nine backbones built in {time.perf_counter() - started:.1f} s")
+
+
+def test_a_backbone_outside_the_nine_builds_flat_at_its_smallest_input():
+    # Seed 001's EfficientNetB0 baseline: no nine-models setting and no paper size, the rest as for the nine.
+    spec = models.BACKBONES["EfficientNetB0"]
+    assert spec.paper_size is None and "EfficientNetB0" not in models.NINE_MODEL_SETTINGS
+    size = models.min_input_size("EfficientNetB0")
+    model = models.build_backbone_model("EfficientNetB0", (size, size, 3), 2, head=models.gap_head(0.0))
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers)
+    assert model.output.shape == (None, 2)
+    with pytest.raises(ValueError):
+        spec.constructor(include_top=False, weights=None, input_shape=(size - 1, size - 1, 3))
 
 
 def test_backbone_weights_file_round_trip(tmp_path):
@@ -169,7 +181,7 @@ def test_backbones_table_is_read_from_the_registry(monkeypatch):
             entry.get("residual_bn_suffix"),
         )
     # The paper's input sizes (seed 002, Methods), grouped as the paper groups them.
-    sizes = {name: spec.paper_size for name, spec in models.BACKBONES.items()}
+    sizes = {name: models.BACKBONES[name].paper_size for name in models.NINE_MODEL_SETTINGS}
     assert {size: sorted(n for n in sizes if sizes[n] == size) for size in set(sizes.values())} == {
         224: ["DenseNet121", "ResNet101", "ResNet50"],
         299: ["InceptionResNetV2", "InceptionV3", "Xception"],

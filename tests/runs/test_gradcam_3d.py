@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from common import models
 from common.config import registry
 from common.report.results import METRICS_KEYS
 from tests.runs.checks import assert_metric_entry, assert_png
@@ -18,6 +19,7 @@ FIGURES = (
     "roc_curves",
     "cam_grid",
     "cam_mip",
+    "cam_views",
 )
 
 
@@ -27,7 +29,7 @@ def test_cross_validated_metrics_have_folds_and_cis(smoke_results):
     metrics = record["metrics"]
     params = registry.resolve(EXPERIMENT, "smoke")
     assert set(METRICS_KEYS) <= set(metrics) and metrics["profile"] == "smoke"
-    assert list(metrics["models"]) == ["CNN3D"]
+    assert list(metrics["models"]) == ["CNN3D", *params.slice_models]
     entry = metrics["models"]["CNN3D"]
     folds = metrics["folds"]
     assert len(folds) == params.k_folds
@@ -87,3 +89,34 @@ def test_explanations_are_scored_when_a_tumour_is_found(smoke_results):
     steps = explanations["CNN3D"]["gradcam"]["randomisation_spearman"]
     assert 1 <= len(steps) <= params.randomisation_layers
     assert all(-1 <= value <= 1 for value in steps)
+
+
+@pytest.mark.notebook(EXPERIMENT)
+def test_slice_baselines_have_per_fold_values_cis_and_a_pooling_chosen_per_fold(smoke_results):
+    metrics = smoke_results(EXPERIMENT)["metrics"]
+    params = registry.resolve(EXPERIMENT, "smoke")
+    assert params.slice_models == ["EfficientNetB0", "ResNet50"]  # every new model runs in smoke, tiny
+    cnn_folds = metrics["folds"]
+    for name in params.slice_models:
+        entry, record = metrics["models"][name], metrics["slice_baselines"][name]
+        assert len(record["folds"]) == params.k_folds
+        for mine, cnn in zip(record["folds"], cnn_folds):
+            # The 3D CNN's folds: the same volumes fitted, validated and tested.
+            assert {k: mine[k] for k in ("fold", "n_fit", "n_val", "n_test")} == {
+                k: cnn[k] for k in ("fold", "n_fit", "n_val", "n_test")
+            }
+            assert mine["pooling"]["pooling"] in params.slice_poolings
+            assert set(mine["pooling"]["validation"]) == set(params.slice_poolings)
+            assert mine["pooling"]["n_val"] == mine["n_val"]
+        for metric in CV_METRICS:
+            assert_metric_entry(entry[metric])
+            per_fold = [fold["metrics"][metric]["value"] for fold in record["folds"]]
+            assert entry[metric]["folds"] == pytest.approx(per_fold)
+        assert sum(map(sum, entry["confusion_matrix"])) == metrics["data"]["n_volumes"]
+        assert record["slices_per_volume"] == params.slices_per_volume
+        side = max(params.input_shape[0], models.min_input_size(name))  # the volume's side, or the smallest input
+        assert record["input_shape"] == [side, side, 3]
+    # The 3D CNN and its baselines, tested against each other on the same out-of-fold volumes.
+    tests = metrics["paired_tests"]
+    assert tests["n"] == metrics["data"]["n_volumes"]
+    assert set(tests["metrics"]["accuracy"]["values"]) == {"CNN3D", *params.slice_models}

@@ -265,7 +265,8 @@ class MultiOrganParams(ImageRunParams):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Gradcam3dParams(RunParams):
-    """``gradcam-3d``: a 3D CNN on DICOM volumes, cross-validated, with 3D Grad-CAM."""
+    """``gradcam-3d``: a 3D CNN on DICOM volumes, cross-validated, with 3D Grad-CAM; the ``slice_*`` settings
+    are its 2D baselines' (:mod:`common.experiments.slice_baselines`)."""
 
     volume_shape: list[int] = parameter()
     input_shape: list[int] = parameter()
@@ -281,6 +282,17 @@ class Gradcam3dParams(RunParams):
     compare_cam_layer: str | None = parameter()
     scorecam_max_channels: int | None = parameter()
     randomisation_layers: int = parameter()
+    slice_models: list[str] = parameter()
+    slice_weights: str | None = parameter()
+    slice_image_size: int | None = parameter()
+    slices_per_volume: int | None = parameter()
+    slice_labels: str = parameter()
+    slice_poolings: list[str] = parameter()
+    slice_epochs: int = parameter()
+    slice_learning_rate: float = parameter()
+    slice_batch_size: int = parameter()
+    slice_recalibrate_bn: int | None = parameter()
+    slice_run_eagerly: bool = parameter()
 
 
 PARAMS_CLASSES: dict[str, type[RunParams]] = {

@@ -49,6 +49,7 @@ PREPROCESS_MODULES = {
     "vgg16": keras.applications.vgg16,
     "vgg19": keras.applications.vgg19,
     "xception": keras.applications.xception,
+    "efficientnet": keras.applications.efficientnet,
 }
 
 LABEL_MODES = ("int", "onehot")

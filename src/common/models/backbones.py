@@ -32,7 +32,8 @@ class Backbone:
         constructor: The ``keras.applications`` function that builds it.
         preprocess: Module of ``keras.applications`` whose ``preprocess_input``
             matches the ImageNet weights (e.g. ``"resnet50"``).
-        paper_size: Square input size used by the nine-models paper (seed 002).
+        paper_size: Square input size used by the nine-models paper (seed 002); None for a
+            backbone that is not one of its nine (EfficientNetB0, seed 001's baseline).
         min_size: Smallest square input ``include_top=False`` accepts.
         residual_bn_suffix: Name ending of the batch norm that closes each
             residual branch (before the addition), for :func:`zero_init_residual_branches`;
@@ -41,7 +42,7 @@ class Backbone:
 
     constructor: Callable[..., keras.Model]
     preprocess: str
-    paper_size: int
+    paper_size: int | None
     min_size: int
     residual_bn_suffix: str | None = None
 

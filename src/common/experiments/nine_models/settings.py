@@ -84,10 +84,11 @@ def model_parameters(params: NineModelsParams, name: str) -> NineModelsParams:
         ParameterError: a row names an unknown model or parameter, or a value of the wrong type.
     """
     overrides = params.model_overrides or {}
-    unknown_models = sorted(set(overrides) - set(models.BACKBONES))
+    unknown_models = sorted(set(overrides) - set(models.NINE_MODEL_SETTINGS))
     if unknown_models:
         raise ParameterError(
-            f"model_overrides names unknown model(s) {unknown_models}; choose from {', '.join(models.BACKBONES)}."
+            f"model_overrides names unknown model(s) {unknown_models}; "
+            f"choose from {', '.join(models.NINE_MODEL_SETTINGS)}."
         )
     row = overrides.get(name) or {}
     # Which models run, and the rows themselves, are settings of the whole run.
@@ -151,7 +152,7 @@ def check_model_names(names: Sequence[str]) -> list[str]:
     """Return ``names`` as a list after checking each is a known architecture, once.
 
     Args:
-        names: Model names (:data:`common.models.backbones.BACKBONES` keys).
+        names: Model names (:data:`common.models.heads.NINE_MODEL_SETTINGS` keys: the nine architectures).
 
     Returns:
         The names, in their order.
@@ -161,10 +162,12 @@ def check_model_names(names: Sequence[str]) -> list[str]:
     """
     names = list(names)
     if not names:
-        raise ParameterError("models is empty; list at least one of " + ", ".join(models.BACKBONES) + ".")
-    unknown = [name for name in names if name not in models.BACKBONES]
+        raise ParameterError("models is empty; list at least one of " + ", ".join(models.NINE_MODEL_SETTINGS) + ".")
+    unknown = [name for name in names if name not in models.NINE_MODEL_SETTINGS]
     if unknown:
-        raise ParameterError(f"Unknown model(s) {unknown} in models; choose from {', '.join(models.BACKBONES)}.")
+        raise ParameterError(
+            f"Unknown model(s) {unknown} in models; choose from {', '.join(models.NINE_MODEL_SETTINGS)}."
+        )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ParameterError(f"models lists {repeated} more than once.")
