@@ -24,8 +24,9 @@ from common.errors import DataError
 
 from . import helpers
 
-# Long enough for otter to grade the tiny notebook on a busy laptop (about 10 s), short for the test.
-TIMEOUT_S = 25
+# Long enough for otter to grade the tiny notebook on a busy machine (about 10 s alone; over 25 s once on 2 cores
+# beside the suite's smoke runs), short for the test.
+TIMEOUT_S = 40
 
 
 def _main(argv: list[str]) -> tuple[int, str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from common.config import registry
 from common.errors import StudyError
 from common.report import book, figures, performance
 from tests.report.fakes import (
@@ -50,9 +51,10 @@ def test_performance_page_renders_every_number_from_the_bench_record(tmp_path):
         assert text in page
     wall_times = table_rows(page.split("## Notebook wall times")[1])
     # Each time stands beside the registry's budget for that profile (the paper profile has none).
+    iqoth, gradcam_3d = (registry.experiment(e)["budget_s"] for e in ("iqoth", "gradcam-3d"))
     assert wall_times == [
-        ["iqoth", "41 (budget 60)", "612 (budget 300)", "–"],
-        ["gradcam-3d", "– (budget 60)", "226 (budget 300)", "–"],
+        ["iqoth", f"41 (budget {iqoth['smoke']})", f"612 (budget {iqoth['default']})", "–"],
+        ["gradcam-3d", f"– (budget {gradcam_3d['smoke']})", f"226 (budget {gradcam_3d['default']})", "–"],
     ]
     assert "No measurement yet" not in page
 
