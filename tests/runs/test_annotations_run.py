@@ -89,7 +89,7 @@ def test_a_smoke_run_scores_heatmaps_against_the_boxes(real_layout, tmp_path):
     # The parameters cell shows the folders as typed, not where they sit on this machine.
     cells = json.loads((run / f"{EXPERIMENT}.ipynb").read_text())["cells"]
     shown = next("".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", []))
-    assert "{'annotations': 'voc'}" in shown and str(tmp_path) not in shown, shown
+    assert "{'slice_models': [], 'annotations': 'voc'}" in shown and str(tmp_path) not in shown, shown
 
 
 def test_a_missing_annotations_folder_is_one_line(tmp_path):
