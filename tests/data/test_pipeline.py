@@ -60,6 +60,13 @@ def test_augmentation_changes_training_batches_only(samples):
     np.testing.assert_array_equal(evaluation, plain)
 
 
+def test_augmented_batches_keep_the_static_shape_so_one_train_step_serves_both(samples):
+    augmented = make_dataset(samples, 24, 4, augment={**AUGMENT, "shear": 0.2}, training=True, channels=3)
+    plain = make_dataset(samples, 24, 4, training=True, channels=3)
+    assert augmented.element_spec == plain.element_spec
+    assert tuple(augmented.element_spec[0].shape) == (None, 24, 24, 3)
+
+
 def test_training_shuffles_but_keeps_image_label_pairs(samples):
     reference, _ = batches(make_dataset(samples, 12, 12, channels=1))
     images, labels = batches(make_dataset(samples, 12, 12, channels=1, training=True, seed=3))

@@ -140,7 +140,7 @@ def random_affine(images: tf.Tensor, seed: tf.Tensor, augment: Mapping[str, Any]
         return images
     shape = tf.shape(images)
     transforms = affine_transforms(augment, seed, shape[0], shape[1], shape[2])
-    return tf.raw_ops.ImageProjectiveTransformV3(
+    moved = tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=transforms,
         output_shape=shape[1:3],
@@ -148,6 +148,10 @@ def random_affine(images: tf.Tensor, seed: tf.Tensor, augment: Mapping[str, Any]
         interpolation="BILINEAR",
         fill_mode=FILL_MODES[augment.get("fill", "constant")],
     )
+    # The raw op forgets the static shape, (None, None, None, None): give it back, so a run
+    # with augmentation feeds its model batches of the same spec as one without, and Keras
+    # traces one train step for both (unknown sides also made the benchmark train two graphs).
+    return tf.ensure_shape(moved, images.shape)
 
 
 def with_batch_seeds(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:
