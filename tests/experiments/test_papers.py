@@ -39,6 +39,20 @@ def test_paper_rows_of_the_paper_profile_on_the_real_data_say_whether_each_claim
     assert {(r["paper_inside_ci"], r["reason"]) for r in default} == {(None, labels.OTHER_SETTINGS)}
 
 
+def test_rows_tested_on_phantom_volumes_are_never_judged_even_in_a_paper_run_on_real_data(tmp_path):
+    params = registry.resolve("resnet50-gradcam", "paper", data_dir=tmp_path)
+    run = {**RUN, "cnn3d": RUN["ResNet50"]}
+    _, rows = papers.paper_rows(params, run, on_phantoms={"cnn3d"})
+    by_model = {(r["model"], r["metric"]): r for r in rows}
+    assert by_model["cnn3d", "accuracy"]["paper_model"] == "3D CNN"
+    assert (by_model["cnn3d", "accuracy"]["paper_inside_ci"], by_model["cnn3d", "accuracy"]["reason"]) == (
+        None,
+        labels.PHANTOMS,
+    )
+    assert by_model["cnn3d", "accuracy"]["comparable"] is False
+    assert by_model["ResNet50", "accuracy"]["paper_inside_ci"] is False  # the 2D row is still judged
+
+
 def test_compare_gives_the_rows_with_their_source_and_the_claims_without_a_counterpart():
     params = registry.resolve("resnet50-gradcam", "smoke")
     compared = papers.compare(params, RUN)

@@ -11,7 +11,7 @@ rows of any other run say that it is not comparable, and why.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -19,7 +19,7 @@ import pandas as pd
 from common.config import registry
 from common.config.params import RunParams
 from common.errors import DataError
-from common.report.labels import Comparability, comparability
+from common.report.labels import PHANTOMS, Comparability, comparability
 
 
 def run_comparability(params: RunParams) -> Comparability:
@@ -28,7 +28,10 @@ def run_comparability(params: RunParams) -> Comparability:
 
 
 def paper_rows(
-    params: RunParams, models_metrics: dict, data: Mapping[str, str] | None = None
+    params: RunParams,
+    models_metrics: dict,
+    data: Mapping[str, str] | None = None,
+    on_phantoms: Collection[str] = (),
 ) -> tuple[dict, list[dict]]:
     """The paper's claims (under this run's model names) and the paper-vs-run rows.
 
@@ -37,6 +40,8 @@ def paper_rows(
         models_metrics: This run's model name -> its test metrics.
         data: This run's model name -> the data set it was tested on, for models tested on
             other data than the run's own (e.g. volumes beside slices); their rows say so.
+        on_phantoms: Models tested on phantoms whatever data the run reads (e.g. Table I's 3D
+            rows on phantom volumes): their rows are never comparable (reason :data:`~common.report.labels.PHANTOMS`).
 
     Returns:
         ``(paper, rows)``: ``paper`` maps each paper model name to its claimed
@@ -47,6 +52,7 @@ def paper_rows(
         ``paper_inside_ci`` is True or False in a comparable run and None otherwise.
         A model of ``data`` has its rows' ``data`` set.
     """
+
     from common.evaluation import tables
 
     claims = registry.paper_claims(params.experiment)
@@ -79,8 +85,10 @@ def paper_rows(
                 "this_run": row["this_run"],
                 "ci95": [row["ci95_low"], row["ci95_high"]],
                 "difference": row["difference"],
-                "paper_inside_ci": None if row["paper_inside_ci"] is None else bool(row["paper_inside_ci"]),
-                **against.record(),
+                "paper_inside_ci": None
+                if row["paper_inside_ci"] is None or row["model"] in on_phantoms
+                else bool(row["paper_inside_ci"]),
+                **(Comparability(False, PHANTOMS) if row["model"] in on_phantoms else against).record(),
             }
         )
     return paper, rows
@@ -117,7 +125,9 @@ class PaperComparison:
         return tables.paper_beside_run(self.rows, sizes) if self.rows else pd.DataFrame(self.paper).T
 
 
-def compare(params: RunParams, models_metrics: dict, data: Mapping[str, str] | None = None) -> PaperComparison:
+def compare(
+    params: RunParams, models_metrics: dict, data: Mapping[str, str] | None = None, on_phantoms: Collection[str] = ()
+) -> PaperComparison:
     """:func:`paper_rows` of the run's models, with the claims' source.
 
     Args:
@@ -125,8 +135,9 @@ def compare(params: RunParams, models_metrics: dict, data: Mapping[str, str] | N
         models_metrics: Model name -> its test metrics.
         data: Model name -> the data set it was tested on, for models tested on other data
             than the run's own (see :func:`paper_rows`).
+        on_phantoms: Models tested on phantoms whatever the run's data (see :func:`paper_rows`).
     """
-    paper, rows = paper_rows(params, models_metrics, data)
+    paper, rows = paper_rows(params, models_metrics, data, on_phantoms)
     return PaperComparison(paper, rows, registry.paper_claims(params.experiment)["source"], run_comparability(params))
 
 

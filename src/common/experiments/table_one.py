@@ -275,10 +275,11 @@ class VolumeRows:
 
 
 def volume_samples(settings: Gradcam3dParams) -> tuple[pd.DataFrame, str]:
-    """gradcam-3d's phantom volume table (generated on first use), split like the run's images.
+    """gradcam-3d's phantom volume table (generated on first use), not yet split.
 
     Returns:
-        ``(samples, source)``: the table with a ``split`` column, and where it comes from.
+        ``(samples, source)``: one row per volume, and where the volumes come from; :func:`fit_volume_rows`
+        splits them by class with the run's ``split_fractions`` and seed.
     """
     from common.experiments import volumes
 
@@ -403,3 +404,8 @@ def tested_on(models_metrics: Mapping[str, Any], volume_rows: VolumeRows | None)
     """
     volume_models = set(volume_rows.rows) if volume_rows else set()
     return {name: VOLUME_DATA if name in volume_models else IMAGE_DATA for name in models_metrics}
+
+
+def on_phantoms(volume_rows: VolumeRows | None) -> set[str]:
+    """The models tested on phantom volumes whatever data the run reads: the 3D rows (never comparable)."""
+    return set(volume_rows.rows) if volume_rows else set()
