@@ -255,3 +255,54 @@ def test_every_fold_starts_from_the_same_untrained_weights(samples, inputs, mask
     assert len(starts) == 2
     for first, second in zip(*starts):
         np.testing.assert_array_equal(first, second)
+
+
+def stub_baseline(name: str, validation_right: int, n_val: int, labelled_by: str = "lesion"):
+    """A baseline whose folds' validation accuracy is ``validation_right`` of ``n_val`` (two folds, classes even)."""
+    half = n_val // 2
+    choices = [
+        slice_baselines.PoolingChoice("mean", {"mean": {"accuracy": right / half, "log_loss": 0.5}}, half, 0.5)
+        for right in (validation_right // 2, validation_right - validation_right // 2)
+    ]
+    return slice_baselines.SliceBaseline(
+        name,
+        None,
+        choices,
+        np.arange(4),
+        (48, 48),
+        None,
+        labelled_by,
+        None,
+        24,
+        1.0,  # type: ignore[arg-type]
+    )
+
+
+def test_a_baseline_learned_only_when_its_validation_accuracy_clears_the_class_balance():
+    assert stub_baseline("good", 58, 60).learned()
+    assert not stub_baseline("chance", 31, 60).learned()
+    assert stub_baseline("chance", 31, 60).on_validation() == (31, 60, 0.5)
+    # 40 of 60 (0.667) has a Wilson interval of 0.54-0.77: above the 0.5 of the commonest class.
+    assert stub_baseline("some", 40, 60).learned() and not stub_baseline("little", 34, 60).learned()
+
+
+def test_the_verdict_leaves_out_a_baseline_that_did_not_learn_and_says_why():
+    from common.evaluation.paired import paired_comparison
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 40)
+    truth = np.eye(2)[labels]
+    probabilities = {
+        "CNN3D": 0.9 * truth + 0.05,
+        "ResNet50": np.where(rng.random((80, 1)) < 0.7, 0.8 * truth + 0.1, 0.8 * (1 - truth) + 0.1),
+        "EfficientNetB0": np.full((80, 2), 0.5) + rng.normal(0, 0.01, (80, 1)) * [1, -1],
+    }
+    comparison = paired_comparison(labels, probabilities, ["normal", "tumor"], metrics=("accuracy",), n_resamples=200)
+    baselines = {name: stub_baseline(name, right, 60) for name, right in (("ResNet50", 55), ("EfficientNetB0", 30))}
+    verdict = slice_baselines.claim_verdict(comparison, "CNN3D", baselines).splitlines()
+    assert verdict[0].startswith("- Accuracy: CNN3D is best, significantly better than ResNet50 (")
+    assert "EfficientNetB0" not in verdict[0].split("(")[0]  # not among the beaten, nor the tied
+    assert verdict[1].startswith("- EfficientNetB0 did not learn: on its validation volumes it was right 30 times of")
+    assert verdict[2].startswith("- Supervision: ResNet50 learned from slice labels drawn from the nodule masks")
+    by_volume = {name: dataclasses.replace(b, labelled_by="volume") for name, b in baselines.items()}
+    assert len(slice_baselines.claim_verdict(comparison, "CNN3D", by_volume).splitlines()) == 2

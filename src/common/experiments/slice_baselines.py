@@ -233,17 +233,21 @@ class PoolingChoice:
         pooling: The chosen key of :data:`POOLINGS`.
         validation: Candidate -> ``{"accuracy": ..., "log_loss": ...}`` on the validation volumes.
         n_val: Validation volumes.
+        majority: Share of the validation volumes in their commonest class: the accuracy of a
+            model that learned nothing but the class balance.
     """
 
     pooling: str
     validation: Mapping[str, Mapping[str, float]]
     n_val: int
+    majority: float
 
     def record(self) -> dict[str, Any]:
         """JSON-ready: the choice, the validation volumes and every candidate's scores."""
         return {
             "pooling": self.pooling,
             "n_val": self.n_val,
+            "majority": self.majority,
             "validation": {k: dict(v) for k, v in self.validation.items()},
         }
 
@@ -271,7 +275,8 @@ def choose_pooling(
         log_loss = float(-np.mean(np.where(is_positive, np.log(pooled), np.log(1 - pooled))))
         scores[pooling] = {"accuracy": accuracy, "log_loss": log_loss}
     best = min(candidates, key=lambda name: (-scores[name]["accuracy"], scores[name]["log_loss"]))
-    return PoolingChoice(best, scores, len(labels))
+    majority = float(np.bincount(labels).max() / len(labels)) if len(labels) else float("nan")
+    return PoolingChoice(best, scores, len(labels), majority)
 
 
 # ---------------------------------------------------------------- models
@@ -302,8 +307,11 @@ def build_slice_model(params: Gradcam3dParams, backbone: str) -> keras.Model:
 class FreshStart:
     """A compiled model's weights and optimiser state as built, to start every fold from.
 
-    Restoring them makes the model what a rebuild with the same initial weights would be,
-    while keeping its traced training, validation and prediction steps.
+    Restoring them gives the model the weights and optimiser state a rebuild with the same
+    initial weights would have, while keeping its traced training, validation and prediction
+    steps. The random streams of its dropout layers are not part of that state and run on
+    from fold to fold, so with dropout a fold's draws depend on the folds before it (the
+    run still repeats: the folds always run in the same order).
     """
 
     model: Any
@@ -382,6 +390,26 @@ class SliceBaseline:
             f"{'their lesion' if self.labelled_by == 'lesion' else 'their volume'}; {len(self.cv.folds)} folds in "
             f"{self.seconds:.0f} s; pooling chosen on each fold's validation volumes: {chosen}."
         )
+
+    def on_validation(self) -> tuple[int, int, float]:
+        """Over every fold: validation volumes right at the pooling the fold chose, validation volumes, and the share
+        of the commonest class among them."""
+        n = sum(choice.n_val for choice in self.poolings)
+        right = round(sum(choice.validation[choice.pooling]["accuracy"] * choice.n_val for choice in self.poolings))
+        majority = sum(choice.majority * choice.n_val for choice in self.poolings) / n if n else float("nan")
+        return right, n, majority
+
+    def learned(self) -> bool:
+        """Whether it beat the class balance on its validation volumes (never its test volumes).
+
+        True when the lower end of the Wilson 95% interval of its validation accuracy
+        (:meth:`on_validation`) lies above the commonest class's share. A baseline that did
+        not learn is no evidence for or against the model it is compared with.
+        """
+        from common.evaluation.intervals import wilson_interval
+
+        right, n, majority = self.on_validation()
+        return n > 0 and wilson_interval(right, n)[0] > majority
 
     def fold_table(self) -> pd.DataFrame:
         """One row per fold: sizes, epochs, seconds, the pooling chosen and the test metrics."""
@@ -649,27 +677,33 @@ def cam_views(
 def claim_verdict(
     comparison: PairedComparison,
     proposed: str,
-    baselines: Sequence[str],
+    baselines: Mapping[str, SliceBaseline],
     metrics: Sequence[str] = ("accuracy", "f1", "auc"),
 ) -> str:
     """Whether the paired tests on the out-of-fold predictions say ``proposed`` outperformed ``baselines``, per metric.
 
     A baseline is outperformed on a metric only when ``proposed`` has the best value and the
     baseline is significantly worse (Holm-adjusted, :func:`common.evaluation.paired.paired_comparison`);
-    a baseline the test cannot tell from the best ties.
+    a baseline the test cannot tell from the best ties. A baseline that did not learn
+    (:meth:`SliceBaseline.learned`, judged on validation volumes) counts neither way: its own
+    line says so. A last line says when the baselines learned from slice labels drawn from
+    the lesion masks, which ``proposed`` never sees.
 
     Returns:
-        A Markdown list, one line per metric of ``comparison``: the verdict, every model's value, the test and n.
+        A Markdown list, one line per metric of ``comparison``: the verdict, every model's value, the test and n;
+        then one line per baseline that did not learn, and the supervision line.
     """
+    from common.evaluation.intervals import wilson_interval
     from common.evaluation.paired import METRIC_TITLES
     from common.evaluation.tables import join_words
 
+    judged = [name for name, baseline in baselines.items() if baseline.learned()]
     lines = []
     for metric in [m for m in metrics if m in comparison.metrics]:
         best, worse = comparison.references[metric], comparison.worse(metric)
         if best == proposed:
-            beaten = [name for name in baselines if name in worse]
-            tied = [name for name in baselines if name not in worse]
+            beaten = [name for name in judged if name in worse]
+            tied = [name for name in judged if name not in worse]
             verdict = f"{proposed} is best" + (f", significantly better than {join_words(beaten)}" if beaten else "")
             verdict += f"; the test cannot tell it from {join_words(tied)}" if tied else ""
         elif proposed in worse:
@@ -680,5 +714,21 @@ def claim_verdict(
         lines.append(
             f"- {METRIC_TITLES.get(metric, metric)}: {verdict} ({values}; Holm-adjusted {comparison.tests[metric]}, "
             f"alpha {comparison.alpha:g}, n = {comparison.n} volumes)."
+        )
+    for name, baseline in baselines.items():
+        if name not in judged:
+            right, n, majority = baseline.on_validation()
+            low, high = wilson_interval(right, n) if n else (float("nan"), float("nan"))
+            lines.append(
+                f"- {name} did not learn: on its validation volumes it was right {right} times of {n} "
+                f"({right / max(n, 1):.3f}, 95% CI {low:.3f}-{high:.3f}), not above the {majority:.3f} of naming the "
+                f"commonest class, so a test against it says nothing for or against {proposed}; it is left out of the "
+                "verdicts above."
+            )
+    by_lesion = [name for name in judged if baselines[name].labelled_by == "lesion"]
+    if by_lesion:
+        lines.append(
+            f"- Supervision: {join_words(by_lesion)} learned from slice labels drawn from the nodule masks "
+            f"(`slice_labels: lesion`), which {proposed} never sees; it learned from one label per volume."
         )
     return "\n".join(lines)
