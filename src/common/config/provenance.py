@@ -25,7 +25,7 @@ from common.errors import ParameterError
 if TYPE_CHECKING:
     from common.config.params import RunParams
 
-#: The sources a setting may come from, in the order the table lists them, with their labels.
+#: The sources a setting may come from, with the label the parameter table shows for each.
 SOURCES: dict[str, str] = {
     "paper": "the paper",
     "authors_code": "the authors' code",
