@@ -152,12 +152,14 @@ def test_contour_panels_show_four_views_and_outline_the_lesion(params, tmp_path)
     assert empty_titles[3] == "Grad-CAM: empty map, no outline"
 
 
-def test_compared_images_come_in_turn_from_each_tumour_class(params):
+def test_compared_images_come_in_turn_from_each_tumour_class(params, tmp_path):
     classes = ["brain_tumor"] * 5 + ["kidney_tumor"] * 5 + ["lung_tumor"] * 3 + ["brain_no_tumor"] * 2
     blobs = [disc((20, 20), 6)] * len(classes)
-    test = lesion_scans(params, blobs, classes, ["m.png"] * 13 + [None] * 2)
-    assert contour_maps.compared_positions(dataclasses.replace(params, n_explain=4), test).tolist() == [0, 1, 5, 10]
-    assert contour_maps.compared_positions(dataclasses.replace(params, n_explain=7), test).tolist() == [
+    mask = tmp_path / "m.png"
+    Image.fromarray((blobs[0] * 255).astype(np.uint8)).save(mask)
+    test = lesion_scans(params, blobs, classes, [str(mask)] * 13 + [None] * 2)
+    assert contour_maps.compared_images(dataclasses.replace(params, n_explain=4), test)[0].tolist() == [0, 1, 5, 10]
+    assert contour_maps.compared_images(dataclasses.replace(params, n_explain=7), test)[0].tolist() == [
         0,
         1,
         2,
@@ -168,7 +170,7 @@ def test_compared_images_come_in_turn_from_each_tumour_class(params):
     ]
     # Misclassified images are left out where only correct answers are explained.
     test.probabilities[1] = test.probabilities[1][::-1]
-    chosen = contour_maps.compared_positions(dataclasses.replace(params, n_explain=4, explain_only_correct=True), test)
+    chosen, _ = contour_maps.compared_images(dataclasses.replace(params, n_explain=4, explain_only_correct=True), test)
     assert chosen.tolist() == [0, 2, 5, 10]
 
 
