@@ -143,7 +143,7 @@ def test_contour_panels_show_four_views_and_outline_the_lesion(params, tmp_path)
         titles[2],
         "Grad-CAM outline at 50% of max (yellow)",
     ]
-    assert titles[2] in ("image contour (green)", "image contour: none found")
+    assert titles[2] == "image contour (green)"  # the bright disc among the noise is found
     assert np.array_equal(outlines[0], blob) and outlines[1:4] == [None] * 3 and outlines[4:] == [None] * 4
     # The CAM outline is yellow, on the fourth panel; an empty map has none, and its title says so.
     yellow = (panels[3][..., 0] == 255) & (panels[3][..., 1] == 255) & (panels[3][..., 2] == 0)
