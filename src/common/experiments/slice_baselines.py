@@ -729,6 +729,6 @@ def claim_verdict(
     if by_lesion:
         lines.append(
             f"- Supervision: {join_words(by_lesion)} learned from slice labels drawn from the nodule masks "
-            f"(`slice_labels: lesion`), which {proposed} never sees; it learned from one label per volume."
+            f"(`slice_labels: lesion`); {proposed} never sees the masks and learned from one label per volume."
         )
     return "\n".join(lines)
