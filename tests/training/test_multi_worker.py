@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +26,28 @@ EXPERIMENT = "multi-organ"
 TIMEOUT_S = 600
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for handle in sockets:
-            handle.bind(("127.0.0.1", 0))
-        return [handle.getsockname()[1] for handle in sockets]
-    finally:
-        for handle in sockets:
-            handle.close()
+def _ports_below_the_ephemeral_range(count: int) -> list[int]:
+    """Free loopback ports for ``TF_CONFIG`` that no process binding port 0 can be given meanwhile.
+
+    The ports are released before TensorFlow binds them, 10-20 s later. A port from the ephemeral
+    range (what binding port 0 returns) may in that time go to one of the workers' Jupyter kernels,
+    which pick their sockets so; a kernel that then cannot bind fails its run ("Address already in
+    use"), and the other worker waits for its peer until the timeout. Below the range the kernel never
+    picks them.
+    """
+    range_file = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(range_file.read_text().split()[0]) if range_file.exists() else 32768
+    ports: list[int] = []
+    for port in range(int(np.random.default_rng().integers(low // 2, low - 100)), 1024, -1):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as handle:
+            try:
+                handle.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def _weights(run_dir: Path) -> list[np.ndarray]:
@@ -44,9 +58,13 @@ def _weights(run_dir: Path) -> list[np.ndarray]:
 
 @pytest.mark.late
 def test_two_workers_train_the_same_model_and_the_chief_writes_the_run(tmp_path: Path):
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"localhost:{port}" for port in _ports_below_the_ephemeral_range(2)]}
     workers = []
     for index in range(2):
+        if index:
+            # Jupyter picks a kernel's ports by binding port 0 and releasing them before the kernel binds
+            # them: two workers starting their kernels at the same moment may be handed the same port.
+            time.sleep(5)
         config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         command = [sys.executable, "-m", "common", "run", EXPERIMENT, "--profile", "smoke"]
         command += ["-p", "strategy=multi-worker", "--results-dir", str(tmp_path / f"worker-{index}"), "--no-progress"]
@@ -58,7 +76,13 @@ def test_two_workers_train_the_same_model_and_the_chief_writes_the_run(tmp_path:
             )
         )
     try:
-        statuses = [process.wait(timeout=TIMEOUT_S) for process, _ in workers]
+        deadline = time.monotonic() + TIMEOUT_S
+        # A worker that fails leaves its peer waiting for it until the timeout: stop as soon as one fails.
+        while time.monotonic() < deadline and any(process.poll() is None for process, _ in workers):
+            if any(process.poll() not in (None, 0) for process, _ in workers):
+                break
+            time.sleep(1)
+        statuses = [process.poll() for process, _ in workers]
     finally:
         for process, log in workers:
             if process.poll() is None:
