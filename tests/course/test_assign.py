@@ -178,3 +178,32 @@ def test_questions_are_read_from_the_source_cells(tmp_path):
     (tmp_path / "bad.ipynb").write_text(json.dumps({"cells": cells}), encoding="utf-8")
     with pytest.raises(DataError, match="'points:' must be a number"):
         notebooks.questions(tmp_path / "bad.ipynb")
+
+
+def test_a_submission_whose_kernel_never_started_is_graded_once_more(built, tmp_path, monkeypatch):
+    from common.course import grading, process
+
+    out, _, _ = built
+    submission = tmp_path / "alice.ipynb"
+    submission.write_bytes(course.autograder_notebook(out, helpers.NAME).read_bytes())
+    calls: list[list[str]] = []
+    answers = iter(
+        [
+            process.Finished(1, "Traceback ...\nRuntimeError: Kernel died before replying to kernel_info", 3.0),
+            process.Finished(1, "AssertionError: something in the notebook itself", 9.0),
+        ]
+    )
+
+    def otter(args, cwd, timeout=None):
+        calls.append(args)
+        return next(answers)
+
+    monkeypatch.setattr(grading.process, "otter", otter)
+    row = grading.grade_submission(submission, tmp_path, out)
+    assert len(calls) == 2 and calls[0] == calls[1]
+    assert row.status == "error" and row.message.endswith("AssertionError: something in the notebook itself")
+    # Any other failure, or a timeout, is not run again.
+    calls.clear()
+    answers = iter([process.Finished(1, "AssertionError: a failing test", 2.0)])
+    assert grading.grade_submission(submission, tmp_path, out).message.endswith("a failing test") and len(calls) == 1
+    assert not grading.kernel_never_started(process.Finished(None, "Kernel didn't respond in 60 seconds", 600.0))

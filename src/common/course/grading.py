@@ -136,12 +136,26 @@ def grade_submission(
         zip_path = build.autograder_zip(autograders, name).resolve()
         args = ["run", "-a", str(zip_path), "-o", work, "--no-logo", str(Path(path).resolve())]
         done = process.otter(args, cwd=Path(work), timeout=timeout)
+        if kernel_never_started(done):  # nothing of the submission ran: grade it once more
+            done = process.otter(args, cwd=Path(work), timeout=timeout)
         row = GradedSubmission(relative, name, "error", done.seconds, manual=manual)
         if done.timed_out:
             return replace(row, status="timeout", message=f"grading ran over the timeout of {timeout:g} s")
         if done.returncode != 0:
             return replace(row, message=f"otter run failed (exit status {done.returncode}): {done.last_line()}")
         return _read_results(row, Path(work) / "results.json")
+
+
+# What otter prints when the notebook's kernel died or stayed silent before running a cell. On a busy
+# machine two kernels starting at once may be handed the same TCP port (Jupyter picks free ports and
+# releases them before the kernel binds), and the one that loses dies at start ("Address already in use"):
+# seen once in the test suite's grading, with other notebooks running beside it.
+KERNEL_NEVER_STARTED = ("Kernel died before replying to kernel_info", "Kernel didn't respond in")
+
+
+def kernel_never_started(done: process.Finished) -> bool:
+    """Whether an ``otter run`` failed because its kernel never started, so that nothing of the submission ran."""
+    return done.returncode not in (None, 0) and any(message in done.output for message in KERNEL_NEVER_STARTED)
 
 
 def _read_results(row: GradedSubmission, results: Path) -> GradedSubmission:
