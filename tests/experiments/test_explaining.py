@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from common.config import registry
 from common.experiments import explaining, fitting, loading
@@ -84,6 +85,28 @@ def test_select_cam_layer_scores_every_candidate_on_the_validation_split(tiny_pa
         ),
     )
     assert selection["chosen"] == ranked[-1]
+
+
+def test_validation_images_take_probabilities_predicted_before_without_predicting(
+    tiny_params, two_layer_model, monkeypatch
+):
+    from common.training import fit
+
+    params = dataclasses.replace(tiny_params, explain_only_correct=True)
+    samples = loading.split(params, loading.load_samples(params).samples)
+    val = samples[samples["split"] == "val"].reset_index(drop=True)
+    dataset = fitting.datasets(params, samples, None, channels=3)["val"]
+    model = two_layer_model(params.image_size)
+    predicted = explaining.validation_images(params, model, dataset, val)
+    # Every image right but the first lesion image: the subset follows the probabilities given.
+    given = np.eye(3)[val["label_index"].to_numpy()]
+    first_lesion = int(np.flatnonzero(val["label"].isin(["benign", "malignant"]).to_numpy())[0])
+    given[first_lesion] = np.roll(given[first_lesion], 1)
+    monkeypatch.setattr(fit, "predict_proba", lambda *args, **kwargs: pytest.fail("predicted again"))
+    taken = explaining.validation_images(params, model, dataset, val, probabilities=given)
+    expected, _ = explaining.lesion_subset(params, val, given, params.image_size)
+    assert np.array_equal(taken.positions, expected) and first_lesion not in taken.positions
+    assert taken.images.shape[1:] == predicted.images.shape[1:]
 
 
 def test_explain_test_split_scores_the_cam_layer_and_the_validation_choice(tiny_params, two_layer_model):

@@ -141,8 +141,15 @@ def explain(
     return driver.explain(model, subset, params.cam_methods, driver.ExplainSettings.from_params(params), layer)
 
 
-def validation_images(params: RunParams, model, dataset, samples: pd.DataFrame, lesion_classes=None) -> ImageSubset:
-    """The validation split's lesion images a CAM layer is chosen on (its probabilities predicted here).
+def validation_images(
+    params: RunParams,
+    model,
+    dataset,
+    samples: pd.DataFrame,
+    lesion_classes=None,
+    probabilities: np.ndarray | None = None,
+) -> ImageSubset:
+    """The validation split's lesion images a CAM layer is chosen on.
 
     Args:
         params: Run parameters (``n_explain``, ``explain_only_correct``).
@@ -150,11 +157,16 @@ def validation_images(params: RunParams, model, dataset, samples: pd.DataFrame, 
         dataset: The validation split's unshuffled dataset.
         samples: The validation sample table, in ``dataset`` order.
         lesion_classes: Classes whose masks count as lesions (default: any non-empty mask).
+        probabilities: The model's validation probabilities (N, C), in ``samples`` order, when
+            they were predicted already; None: predicted here (a model rebuilt from its weights
+            traces its predict graph for it, seconds for a deep network on a CPU).
     """
     from common.experiments.fitting import model_inputs
     from common.training import fit
 
-    return lesion_images(params, samples, model_inputs(dataset), fit.predict_proba(model, dataset), lesion_classes)
+    if probabilities is None:
+        probabilities = fit.predict_proba(model, dataset)
+    return lesion_images(params, samples, model_inputs(dataset), probabilities, lesion_classes)
 
 
 def explain_test_split(
@@ -167,6 +179,7 @@ def explain_test_split(
     layer: str,
     lesion_classes=None,
     candidates=None,
+    val_probabilities: np.ndarray | None = None,
 ) -> ExplanationSet | None:
     """Score every CAM method on the test split, and Grad-CAM at the layer chosen on validation.
 
@@ -181,6 +194,8 @@ def explain_test_split(
         lesion_classes: Classes whose masks count as lesions (default: any non-empty mask).
         candidates: Layers to choose from on validation; None: ``params.cam_layer_candidates``
             (no choice when that is empty or absent).
+        val_probabilities: The model's validation probabilities, if already predicted
+            (:func:`validation_images`); None: predicted when a layer is chosen.
 
     Returns:
         The scored explanations (:class:`common.explain.driver.ExplanationSet`), or None when no
@@ -198,7 +213,7 @@ def explain_test_split(
         params.cam_methods,
         driver.ExplainSettings.from_params(params),
         candidates,
-        lambda: validation_images(params, model, data["val"], val, lesion_classes),
+        lambda: validation_images(params, model, data["val"], val, lesion_classes, val_probabilities),
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 from common import models
 from common.config import registry
 from common.errors import DataError
-from common.experiments import loading, nine_models
+from common.experiments import fitting, loading, nine_models
 from tests.experiments.nine_models.mixed_folders import write_mixed_folder
 
 
@@ -84,6 +84,10 @@ def test_a_released_model_is_read_back_with_the_weights_it_trained(tmp_path):
     with run.loaded() as model:
         # Equal up to batch-order float noise.
         np.testing.assert_allclose(model.predict(run.test_inputs, verbose=0), run.probabilities, atol=2e-4)
+        # The validation split was predicted with the test split, for the CAM layer choice on a rebuilt model.
+        val_inputs = fitting.model_inputs(fitting.datasets(params, samples, run.settings.preprocess, 32)["val"])
+        assert run.val_probabilities is not None and len(run.val_probabilities) == (samples["split"] == "val").sum()
+        np.testing.assert_allclose(model.predict(val_inputs, verbose=0), run.val_probabilities, atol=2e-4)
     assert run.model is None  # read back for the block only
     explained = nine_models.explain_models(params, runs, samples, np.array([0, 1]), "cancer", score=False)
     assert explained.last_layer_cams["MobileNetV2"].shape[0] == 2 and explained.scores == {}

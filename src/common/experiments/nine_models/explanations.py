@@ -351,7 +351,16 @@ def _score_model(
         else {}
     )
     scored = explaining.explain_test_split(
-        params, model, data, samples, run.test_inputs, run.probabilities, last, [target_class], candidates
+        params,
+        model,
+        data,
+        samples,
+        run.test_inputs,
+        run.probabilities,
+        last,
+        [target_class],
+        candidates,
+        run.val_probabilities,
     )
     return scored, candidates
 

@@ -160,6 +160,9 @@ class ModelRun:
         inference_mode: ``"graph"`` or ``"eager"``, how the throughput was timed.
         training_precision: ``"float32"`` or ``"bfloat16"``, what it trained in (it is evaluated in float32).
         weights_path: Where :meth:`release` wrote the weights, else None.
+        val_probabilities: Validation-split probabilities (N, C), in validation-table order, predicted
+            with the test split, so the CAM section need not predict them again on a rebuilt model; None:
+            not predicted.
     """
 
     settings: ModelSettings
@@ -176,6 +179,7 @@ class ModelRun:
     inference_mode: str = "graph"
     training_precision: str = "float32"
     weights_path: pathlib.Path | None = None
+    val_probabilities: np.ndarray | None = None
 
     def record(self) -> dict:
         """The model's ``metrics.json`` entry: its metrics plus sizes and costs."""
@@ -278,6 +282,9 @@ def train_one(
     # The test images are read once: the inputs kept for the CAM sections are the ones predicted.
     inputs = fitting.model_inputs(data["test"])
     probabilities = fit.predict_proba(model, inputs, batch_size=PREDICT_BATCH)
+    # With the predict graph traced, the validation split costs its forward passes only; the CAM
+    # section chooses a layer on it after the model has been rebuilt (and would trace it again).
+    val_probabilities = fit.predict_proba(model, fitting.model_inputs(data["val"]), batch_size=PREDICT_BATCH)
     groups = test["group"] if test["group"].notna().any() else None
     scores = fitting.score(run_params, test["label_index"].to_numpy(), probabilities, groups)
     total, trainable = models.count_params(model)
@@ -297,6 +304,7 @@ def train_one(
         ),
         inference_mode="eager" if params.run_eagerly else "graph",
         training_precision=runtime.precision,
+        val_probabilities=val_probabilities,
     )
 
 
