@@ -52,7 +52,6 @@ def paper_rows(
         ``paper_inside_ci`` is True or False in a comparable run and None otherwise.
         A model of ``data`` has its rows' ``data`` set.
     """
-
     from common.evaluation import tables
 
     claims = registry.paper_claims(params.experiment)
@@ -75,6 +74,7 @@ def paper_rows(
     paper_model = {run_name: paper_name for paper_name, run_name in pairs.items()}
     rows = []
     for row in table.to_dict("records"):
+        judged = Comparability(False, PHANTOMS) if row["model"] in on_phantoms else against
         rows.append(
             {
                 "model": row["model"],
@@ -86,9 +86,9 @@ def paper_rows(
                 "ci95": [row["ci95_low"], row["ci95_high"]],
                 "difference": row["difference"],
                 "paper_inside_ci": None
-                if row["paper_inside_ci"] is None or row["model"] in on_phantoms
+                if row["paper_inside_ci"] is None or not judged.comparable
                 else bool(row["paper_inside_ci"]),
-                **(Comparability(False, PHANTOMS) if row["model"] in on_phantoms else against).record(),
+                **judged.record(),
             }
         )
     return paper, rows
